@@ -1,0 +1,200 @@
+"""Value kinds: the formatter contract and the plugin registry.
+
+A formatter knows one kind of value (scalar, ndarray, image, xarray, pandas,
+...): whether it accepts a value, how to describe and summarise it, and how to
+write it to and read it from storage.  Built-in kinds and third-party ones are
+found the same way, through the entry-point group ``labshelf.formatters``::
+
+    [project.entry-points."labshelf.formatters"]
+    mykind = "mypackage.formatters:MyFormatter"
+
+What an implementation must guarantee:
+
+- **No code on read.**  ``read`` and ``from_inline`` only parse data (HDF5,
+  NetCDF, Parquet, JSON); they never unpickle or evaluate anything.
+- **Exact round trip.**  ``read(write(v))`` equals ``v`` with its type,
+  dtype, shape and metadata (coords, attrs, index, column dtypes).
+- **Write a whole new file.**  ``write`` is given a path to a file that does
+  not exist yet; the datastore makes it visible only once ``write`` returned,
+  so a crash inside ``write`` never leaves a half-written dataset visible.
+- **Stateless.**  One instance serves every thread of a process.
+- **Cheap summaries.**  ``summarise`` must be fast relative to ``write``;
+  it runs at put time and its result is all the run table ever shows.
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from ..errors import InvalidOptions, ShelfError, UnsupportedValue
+
+if TYPE_CHECKING:
+    from ..registry.records import DatasetRef
+
+GROUP = "labshelf.formatters"
+
+# Built-ins are registered through the entry points in pyproject.toml, like
+# any plugin; this copy only serves a source tree run without installing.
+_BUILTINS = {
+    "scalar": "labshelf.datastore.scalar:ScalarFormatter",
+    "ndarray": "labshelf.datastore.ndarray:NDArrayFormatter",
+    "image": "labshelf.datastore.image:ImageFormatter",
+    "xarray": "labshelf.datastore.netcdf:XarrayFormatter",
+    "pandas": "labshelf.datastore.parquet:PandasFormatter",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """What the run table shows for a dataset, stored in the registry.
+
+    ``kind`` is one of ``none``, ``bool``, ``int`` (exact digits in
+    ``text``), ``float``, ``complex`` (``text`` holds ``repr``), ``text``,
+    ``array`` (``value`` is the mean, ``text`` the shape and dtype),
+    ``image`` (``thumbnail`` is a PNG, ``value`` the mean) or ``table``
+    (``text`` describes it).
+    """
+
+    kind: str
+    value: float | None = None
+    text: str | None = None
+    thumbnail: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Description:
+    """Shape, dtype and size of a value, as the registry lists them."""
+
+    shape: tuple[int, ...] | None
+    dtype: str | None
+    nbytes: int
+
+
+class Formatter(ABC):
+    """One value kind.  See the module docstring for the guarantees."""
+
+    #: Name of the kind, stored with every dataset (``DatasetRef.kind``).
+    kind: ClassVar[str]
+    #: Higher priorities are asked first (an image before a plain array).
+    priority: ClassVar[int] = 0
+    #: File name ending of the data files this kind writes.
+    suffix: ClassVar[str] = ".h5"
+    #: True if ``run.append`` / ``run.mutate`` work on this kind.
+    appendable: ClassVar[bool] = False
+    #: Python types this kind stores, for error messages.
+    describes: ClassVar[str] = ""
+
+    @abstractmethod
+    def accepts(self, value: Any) -> bool:
+        """True if this kind stores ``value``.  Must not import heavy modules."""
+
+    def prepare(self, value: Any) -> Any:
+        """Normalise an accepted value (or raise UnsupportedValue saying why)."""
+        return value
+
+    def check_options(self, options: Mapping[str, Any] | None) -> dict[str, Any]:
+        """Validate storage options; the default kind takes none."""
+        if options:
+            raise InvalidOptions(
+                f"hdf5_options do not apply to {self.kind} values; "
+                "they are for arrays and images stored in HDF5"
+            )
+        return {}
+
+    @abstractmethod
+    def describe(self, value: Any) -> Description: ...
+
+    @abstractmethod
+    def summarise(self, value: Any) -> Summary: ...
+
+    def to_inline(self, value: Any, options: Mapping[str, Any]) -> str | None:
+        """JSON text to keep ``value`` in the registry, or None for a data file."""
+        return None
+
+    def from_inline(self, text: str) -> Any:
+        raise ShelfError(f"{self.kind} values are never stored inline")
+
+    def write(self, path: Path, name: str, value: Any, options: Mapping[str, Any]) -> None:
+        raise ShelfError(f"{self.kind} values are never stored in data files")
+
+    def read(
+        self,
+        paths: Sequence[Path],
+        name: str,
+        ref: DatasetRef,
+        parameters: Mapping[str, Any],
+    ) -> Any:
+        raise ShelfError(f"{self.kind} values are never stored in data files")
+
+
+class Formatters:
+    """The formatters of this process, found through entry points once."""
+
+    def __init__(self) -> None:
+        self._ordered: list[Formatter] | None = None
+        self._by_kind: dict[str, Formatter] = {}
+
+    def _load(self) -> list[Formatter]:
+        if self._ordered is not None:
+            return self._ordered
+        specs = dict(_BUILTINS)
+        for ep in entry_points(group=GROUP):
+            specs[ep.name] = ep.value
+        found: list[Formatter] = []
+        for name, spec in specs.items():
+            module, _, attr = spec.partition(":")
+            try:
+                cls = getattr(importlib.import_module(module), attr)
+            except Exception as exc:  # a broken plugin must not break the shelf
+                import warnings
+
+                warnings.warn(f"labshelf formatter {name!r} ({spec}) failed to load: {exc}", stacklevel=2)
+                continue
+            instance = cls()
+            if instance.kind != name:
+                raise ShelfError(f"formatter entry point {name!r} gives kind {instance.kind!r}")
+            found.append(instance)
+        found.sort(key=lambda f: -f.priority)
+        self._by_kind = {f.kind: f for f in found}
+        self._ordered = found
+        return found
+
+    def pick(self, value: Any, kind: str | None = None) -> Formatter:
+        """The formatter for ``value`` (or the one named ``kind``)."""
+        ordered = self._load()
+        if kind is not None:
+            formatter = self.by_kind(kind)
+            if not formatter.accepts(value):
+                raise UnsupportedValue(
+                    f"a {type(value).__name__} cannot be stored as kind {kind!r} "
+                    f"({formatter.describes})"
+                )
+            return formatter
+        for formatter in ordered:
+            if formatter.accepts(value):
+                return formatter
+        supported = "; ".join(f"{f.kind}: {f.describes}" for f in ordered)
+        raise UnsupportedValue(
+            f"cannot store a value of type {type(value).__module__}.{type(value).__qualname__}. "
+            f"Supported kinds are {supported}"
+        )
+
+    def by_kind(self, kind: str) -> Formatter:
+        self._load()
+        try:
+            return self._by_kind[kind]
+        except KeyError:
+            raise ShelfError(
+                f"no formatter for value kind {kind!r} in this Python environment "
+                f"(known: {', '.join(sorted(self._by_kind))}); install the package that provides it"
+            ) from None
+
+
+#: The process-wide formatter registry.
+formatters = Formatters()

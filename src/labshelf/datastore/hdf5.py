@@ -1,0 +1,132 @@
+"""HDF5 through h5py: storage options, dtypes h5py lacks, and read errors.
+
+h5py has no native type for numpy unicode strings (``<U``), datetimes and
+timedeltas, so those are stored as UTF-8 bytes or int64 with the original
+dtype in the ``labshelf_dtype`` attribute, and turned back on read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from ..errors import InvalidOptions
+
+DTYPE_ATTR = "labshelf_dtype"
+
+_OPTION_KEYS = ("compression", "compression_opts", "shuffle", "chunks", "fletcher32", "scaleoffset")
+_COMPRESSORS = ("gzip", "lzf")
+
+
+def check_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Validate per-dataset HDF5 options; return them as a plain dict."""
+    if not options:
+        return {}
+    if not isinstance(options, Mapping):
+        raise InvalidOptions(f"hdf5_options must be a dict, not {type(options).__name__}")
+    unknown = sorted(set(options) - set(_OPTION_KEYS))
+    if unknown:
+        raise InvalidOptions(f"unknown hdf5_options {unknown}; allowed are {list(_OPTION_KEYS)}")
+    out = dict(options)
+    compression = out.get("compression")
+    if compression is not None and not isinstance(compression, int):
+        if compression not in _COMPRESSORS and not _hdf5plugin_filter(compression):
+            raise InvalidOptions(
+                f"compression {compression!r} is not available; use 'gzip' (with "
+                "compression_opts 0-9), 'lzf', or a filter of hdf5plugin when it is installed"
+            )
+    if compression == "gzip" and "compression_opts" in out:
+        level = out["compression_opts"]
+        if not isinstance(level, int) or not 0 <= level <= 9:
+            raise InvalidOptions(f"gzip compression_opts is a level 0-9, not {level!r}")
+    chunks = out.get("chunks")
+    if chunks is not None and chunks is not True:
+        if not isinstance(chunks, (tuple, list)) or not all(isinstance(c, int) and c > 0 for c in chunks):
+            raise InvalidOptions(f"chunks must be True or a tuple of positive ints, not {chunks!r}")
+        out["chunks"] = tuple(chunks)
+    return out
+
+
+def _hdf5plugin_filter(name: Any) -> bool:
+    """Resolve a hdf5plugin filter name (e.g. 'zstd', 'blosc'), if installed."""
+    if not isinstance(name, str):
+        return False
+    try:
+        import hdf5plugin
+    except ImportError:
+        return False
+    return any(cls.filter_name == name for cls in getattr(hdf5plugin, "FILTER_CLASSES", ()))
+
+
+def creation_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """Turn validated options into ``create_dataset`` keyword arguments."""
+    out = dict(options)
+    compression = out.get("compression")
+    if isinstance(compression, str) and compression not in _COMPRESSORS:
+        import hdf5plugin
+
+        cls = next(c for c in hdf5plugin.FILTER_CLASSES if c.filter_name == compression)
+        out.pop("compression")
+        out.pop("compression_opts", None)
+        out.update(cls())
+    return out
+
+
+def encode(array: np.ndarray) -> tuple[np.ndarray, str | None]:
+    """An array h5py can store, and the original dtype if it had to change."""
+    kind = array.dtype.kind
+    if kind == "U":
+        encoded = np.char.encode(array, "utf-8") if array.size else array.astype("S1")
+        return encoded, array.dtype.str
+    if kind in "Mm":
+        return array.view("<i8"), array.dtype.str
+    if kind == "O":
+        return array.astype(h5py.string_dtype()), "object-str"
+    return array, None
+
+
+def decode(data: np.ndarray, stored_dtype: str | None) -> np.ndarray:
+    if stored_dtype is None:
+        return data
+    if stored_dtype == "object-str":
+        out = np.empty(data.shape, dtype=object)
+        out[...] = [x.decode("utf-8") if isinstance(x, bytes) else x for x in data.ravel()] if data.size else []
+        return out
+    dtype = np.dtype(stored_dtype)
+    if dtype.kind == "U":
+        return np.char.decode(data, "utf-8").astype(dtype) if data.size else data.astype(dtype)
+    return data.view(dtype)
+
+
+def write_array(
+    path: Path, name: str, array: np.ndarray, options: Mapping[str, Any], attrs: Mapping[str, Any] = {}
+) -> None:
+    """Write ``array`` as dataset ``name`` of a new HDF5 file at ``path``."""
+    stored, original = encode(array)
+    # The file is private until the datastore renames it into place, so
+    # HDF5's file locking would only cost system calls.
+    with h5py.File(path, "w", locking=False) as f:
+        try:
+            ds = f.create_dataset(name, data=stored, **creation_options(options))
+        except (ValueError, TypeError) as exc:
+            raise InvalidOptions(f"HDF5 refused the storage options {dict(options)}: {exc}") from exc
+        if original is not None:
+            ds.attrs[DTYPE_ATTR] = original
+        for key, value in attrs.items():
+            ds.attrs[key] = value
+
+
+def read_array(path: Path, name: str, selection: Any = ()) -> np.ndarray:
+    """Read dataset ``name`` (or a selection of it) from the HDF5 file at ``path``."""
+    # Data files never change once written, so no lock is needed to read.
+    with h5py.File(path, "r", locking=False) as f:
+        ds = f[name]
+        original = ds.attrs.get(DTYPE_ATTR)
+        data = ds[selection]
+    if isinstance(original, bytes):
+        original = original.decode()
+    return decode(np.asarray(data), original)

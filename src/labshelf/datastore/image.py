@@ -1,0 +1,110 @@
+"""Images: 2-D arrays and HxWx3/4 colour arrays, with PNG thumbnails.
+
+An image is stored like any array, plus the attributes of the HDF5 Image
+specification (``CLASS=IMAGE``), so HDFView and friends show it as a
+picture.  Its summary is a PNG thumbnail (longest side 128 px) made at put
+time, which is what the run table and gallery show without opening the file.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import hdf5
+from .formatter import Summary
+from .ndarray import NDArrayFormatter, array_mean, shape_text
+
+#: Longest side of a thumbnail, in pixels.
+THUMBNAIL_SIZE = 128
+#: Smallest side of a 2-D array that counts as an image (smaller ones are plain arrays).
+MIN_IMAGE_SIDE = 16
+
+
+def is_image(value: Any) -> bool:
+    if not isinstance(value, np.ndarray) or value.dtype.kind not in "uif":
+        return False
+    if value.ndim == 2:
+        return min(value.shape) >= MIN_IMAGE_SIDE
+    if value.ndim == 3 and value.shape[2] in (3, 4):
+        return min(value.shape[:2]) >= MIN_IMAGE_SIDE
+    return False
+
+
+class ImageFormatter(NDArrayFormatter):
+    kind = "image"
+    priority = 20
+    describes = (
+        f"2-D numeric arrays of at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} and HxWx3/4 colour arrays"
+    )
+
+    def accepts(self, value: Any) -> bool:
+        return is_image(value)
+
+    def summarise(self, value: np.ndarray) -> Summary:
+        return Summary("image", value=array_mean(value), text=shape_text(value), thumbnail=thumbnail_png(value))
+
+    def to_inline(self, value: np.ndarray, options: Mapping[str, Any]) -> str | None:
+        # Images always get a file, with the HDF5 image attributes.
+        return None
+
+    def write(self, path: Path, name: str, value: np.ndarray, options: Mapping[str, Any]) -> None:
+        colour = value.ndim == 3
+        attrs = {
+            "CLASS": np.bytes_("IMAGE"),
+            "IMAGE_VERSION": np.bytes_("1.2"),
+            "IMAGE_SUBCLASS": np.bytes_("IMAGE_TRUECOLOR" if colour else "IMAGE_GRAYSCALE"),
+        }
+        if colour:
+            attrs["INTERLACE_MODE"] = np.bytes_("INTERLACE_PIXEL")
+        hdf5.write_array(path, name, value, options, attrs)
+
+
+def _reduce(image: np.ndarray, factor: int) -> np.ndarray:
+    """Shrink by ``factor`` with a box filter over a sparse grid of samples.
+
+    A full box filter reads every pixel (about 9 ms for 2048x2048 here);
+    averaging up to 4x4 evenly spread samples per output pixel costs a few
+    percent of that and still smooths shot noise, which is all a 128-pixel
+    preview needs.
+    """
+    if factor == 1:
+        return image.astype(np.float32)
+    step = max(1, factor // 4)
+    offsets = range(0, factor, step)
+    h, w = image.shape[0] // factor, image.shape[1] // factor
+    total = np.zeros((h, w) + image.shape[2:], dtype=np.float32)
+    for dy in offsets:
+        for dx in offsets:
+            total += image[dy : dy + h * factor : factor, dx : dx + w * factor : factor]
+    return total / (len(offsets) ** 2)
+
+
+def thumbnail_png(image: np.ndarray, size: int = THUMBNAIL_SIZE) -> bytes:
+    """PNG bytes of a thumbnail whose longest side is at most ``size``."""
+    from PIL import Image
+
+    factor = max(1, math.ceil(max(image.shape[:2]) / size))
+    factor = min(factor, min(image.shape[:2]))
+    small = _reduce(image, factor)
+    if image.dtype == np.uint8 and image.ndim == 3:
+        pixels = small.round().astype(np.uint8)
+    else:
+        finite = small[np.isfinite(small)]
+        if finite.size == 0:
+            lo, hi = 0.0, 1.0
+        else:
+            lo, hi = (float(x) for x in np.percentile(finite, (0.5, 99.5)))
+            if hi <= lo:
+                hi = lo + 1.0
+        scaled = np.nan_to_num((small - lo) * (255.0 / (hi - lo)), nan=0.0)
+        pixels = np.clip(scaled, 0, 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    # uint8 HxW, HxWx3 and HxWx4 map to Pillow's L, RGB and RGBA.
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()

@@ -1,0 +1,97 @@
+"""pandas DataFrame and Series, stored as Parquet through pyarrow.
+
+Parquet keeps pandas' own metadata (index, column dtypes, categoricals,
+time zones) for an exact round trip, and stores columns separately so one
+column can be read alone.  A Series is stored as a one-column frame with a
+marker in the file's key-value metadata.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import InvalidOptions, UnsupportedValue
+from .formatter import Description, Formatter, Summary
+
+if TYPE_CHECKING:
+    from ..registry.records import DatasetRef
+
+_META_KEY = b"labshelf"
+_SERIES_COLUMN = "__series__"
+_COMPRESSIONS = ("zstd", "snappy", "gzip", "lz4", "brotli", "none")
+
+
+class PandasFormatter(Formatter):
+    kind = "pandas"
+    priority = 10
+    suffix = ".parquet"
+    describes = "pandas.DataFrame and pandas.Series"
+
+    def accepts(self, value: Any) -> bool:
+        # Decided by class name and module, so that asking never imports pandas.
+        return type(value).__name__ in ("DataFrame", "Series") and type(value).__module__.partition(".")[0] == "pandas"
+
+    def prepare(self, value: Any) -> Any:
+        if type(value).__name__ == "DataFrame":
+            bad = [c for c in value.columns if not isinstance(c, str)]
+            if bad:
+                raise UnsupportedValue(
+                    f"DataFrame column names must be str to be stored, not {bad[:3]!r}; "
+                    "rename them (df.columns = df.columns.map(str))"
+                )
+        return value
+
+    def check_options(self, options: Mapping[str, Any] | None) -> dict[str, Any]:
+        if not options:
+            return {}
+        extra = sorted(set(options) - {"compression"})
+        if extra or options.get("compression") not in _COMPRESSIONS:
+            raise InvalidOptions(
+                f"pandas values are stored as Parquet: the only option is compression, one of "
+                f"{_COMPRESSIONS}; got {dict(options)}"
+            )
+        return dict(options)
+
+    def describe(self, value: Any) -> Description:
+        if type(value).__name__ == "Series":
+            return Description(shape=(len(value),), dtype=f"Series[{value.dtype}]", nbytes=int(value.memory_usage(deep=True)))
+        return Description(shape=tuple(value.shape), dtype="DataFrame", nbytes=int(value.memory_usage(deep=True).sum()))
+
+    def summarise(self, value: Any) -> Summary:
+        if type(value).__name__ == "Series":
+            return Summary("table", text=f"Series {len(value)} rows {value.dtype}")
+        rows, cols = value.shape
+        return Summary("table", text=f"DataFrame {rows} rows x {cols} columns")
+
+    def write(self, path: Path, name: str, value: Any, options: Mapping[str, Any]) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        marker: dict[str, Any] = {"class": type(value).__name__}
+        if marker["class"] == "Series":
+            marker["name"] = value.name
+            value = value.to_frame(name=_SERIES_COLUMN)
+        table = pa.Table.from_pandas(value, preserve_index=True)
+        metadata = dict(table.schema.metadata or {})
+        metadata[_META_KEY] = json.dumps(marker).encode()
+        table = table.replace_schema_metadata(metadata)
+        compression = options.get("compression", "zstd")
+        pq.write_table(table, path, compression=None if compression == "none" else compression)
+
+    def read(
+        self, paths: Sequence[Path], name: str, ref: DatasetRef, parameters: Mapping[str, Any]
+    ) -> Any:
+        import pyarrow.parquet as pq
+
+        (path,) = paths
+        table = pq.read_table(path)
+        marker = json.loads((table.schema.metadata or {}).get(_META_KEY, b"{}"))
+        frame = table.to_pandas()
+        if marker.get("class") == "Series":
+            series = frame[_SERIES_COLUMN]
+            series.name = marker.get("name")
+            return series
+        return frame

@@ -1,0 +1,125 @@
+"""Scalars: bool, int, float, complex, str, bytes, None and numpy scalars.
+
+They live inline in the registry as JSON, tagged with their type so each one
+comes back exactly (``1`` stays int, ``1.0`` float, ``np.float32(1)``
+float32).  Floats are written with ``repr`` precision; NaN and the
+infinities as strings, since JSON has no literal for them.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from .formatter import Description, Formatter, Summary
+
+#: How much of a string the run table shows.
+TEXT_SUMMARY_CHARS = 200
+
+_PLAIN = (bool, int, float, complex, str, bytes, type(None))
+
+
+def _float_out(x: float) -> float | str:
+    return x if math.isfinite(x) else repr(x)
+
+
+def _float_in(x: float | str) -> float:
+    return float(x)
+
+
+class ScalarFormatter(Formatter):
+    kind = "scalar"
+    priority = 30
+    describes = "bool, int, float, complex, str, bytes, None and numpy scalars"
+
+    def accepts(self, value: Any) -> bool:
+        if isinstance(value, _PLAIN):
+            return True
+        np = _numpy_if_loaded()
+        return np is not None and isinstance(value, np.generic) and value.dtype.kind != "O"
+
+    def describe(self, value: Any) -> Description:
+        if isinstance(value, (str, bytes)):
+            return Description(shape=None, dtype=type(value).__name__, nbytes=len(value))
+        if hasattr(value, "dtype"):
+            return Description(shape=None, dtype=str(value.dtype), nbytes=value.dtype.itemsize)
+        return Description(shape=None, dtype=type(value).__name__, nbytes=8 if value is not None else 0)
+
+    def summarise(self, value: Any) -> Summary:
+        if hasattr(value, "dtype"):
+            value = value.item() if value.dtype.kind in "biufc" else str(value)
+        if value is None:
+            return Summary("none")
+        if isinstance(value, bool):
+            return Summary("bool", value=float(value))
+        if isinstance(value, int):
+            return Summary("int", value=float(value) if abs(value) < 2**1023 else None, text=str(value))
+        if isinstance(value, float):
+            return Summary("float", value=value if not math.isnan(value) else None)
+        if isinstance(value, complex):
+            return Summary("complex", text=repr(value))
+        if isinstance(value, bytes):
+            return Summary("text", text=_truncate(repr(value)))
+        return Summary("text", text=_truncate(str(value)))
+
+    def to_inline(self, value: Any, options: Mapping[str, Any]) -> str:
+        return json.dumps(_encode(value), separators=(",", ":"), ensure_ascii=False)
+
+    def from_inline(self, text: str) -> Any:
+        return _decode(json.loads(text))
+
+
+def _truncate(text: str) -> str:
+    if len(text) <= TEXT_SUMMARY_CHARS:
+        return text
+    return text[: TEXT_SUMMARY_CHARS - 1] + "\u2026"
+
+
+def _encode(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {"t": "none"}
+    if isinstance(value, bool):
+        return {"t": "bool", "v": value}
+    if isinstance(value, int):
+        return {"t": "int", "v": int(value)}
+    if isinstance(value, float):
+        return {"t": "float", "v": _float_out(float(value))}
+    if isinstance(value, complex):
+        return {"t": "complex", "v": [_float_out(value.real), _float_out(value.imag)]}
+    if isinstance(value, str):
+        return {"t": "str", "v": str(value)}
+    if isinstance(value, bytes):
+        return {"t": "bytes", "v": base64.b64encode(value).decode("ascii")}
+    # numpy scalar: its raw bytes and dtype give back the exact value.
+    return {"t": "numpy", "dtype": value.dtype.str, "v": base64.b64encode(value.tobytes()).decode("ascii")}
+
+
+def _decode(doc: dict[str, Any]) -> Any:
+    tag = doc["t"]
+    if tag == "none":
+        return None
+    if tag in ("bool", "int", "str"):
+        return doc["v"]
+    if tag == "float":
+        return _float_in(doc["v"])
+    if tag == "complex":
+        return complex(_float_in(doc["v"][0]), _float_in(doc["v"][1]))
+    if tag == "bytes":
+        return base64.b64decode(doc["v"])
+    if tag == "numpy":
+        import numpy as np
+
+        dtype = np.dtype(doc["dtype"])
+        if dtype.hasobject:
+            raise ValueError("object dtypes are never stored")
+        return np.frombuffer(base64.b64decode(doc["v"]), dtype=dtype)[0]
+    raise ValueError(f"unknown scalar tag {tag!r}")
+
+
+def _numpy_if_loaded() -> Any:
+    import sys
+
+    return sys.modules.get("numpy")

@@ -1,0 +1,133 @@
+"""Every error labshelf raises on purpose.
+
+::
+
+    ShelfError
+    ├── NotAShelf            (FileNotFoundError)  a path or URL that holds no shelf
+    ├── ShelfExists          (FileExistsError)    create() over an existing shelf
+    ├── SchemaVersionError   (RuntimeError)       registry schema older/newer than this labshelf
+    ├── ReadOnlyShelf        (PermissionError)    a write to a shelf opened with mode="r"
+    ├── RunNotWritable       (RuntimeError)       a write to a run that is no longer running
+    ├── InvalidName          (ValueError)         a dataset name that breaks the naming rules
+    ├── InvalidDataId        (ValueError)         a data ID that is not a flat dict of simple values
+    ├── InvalidOptions       (ValueError)         bad HDF5 storage options or put arguments
+    ├── UnsupportedValue     (TypeError)          a value no formatter (value kind) accepts
+    ├── InvalidValue         (ValueError)         a value that does not fit (append/mutate shape, dtype)
+    ├── InvalidIndex         (IndexError)         a mutate index outside the dataset or of a wrong type
+    ├── RunNotFound          (KeyError)
+    ├── DatasetNotFound      (KeyError)
+    │   └── NotPersisted                          the dataset was put with persist=False
+    ├── CorruptDataset       (OSError)            a data file that cannot be read; names the file
+    └── ShelfBusy            (TimeoutError)       the registry stayed locked past the timeout
+
+Each class also subclasses the builtin whose meaning it has, so ``except
+KeyError`` keeps working for code that knows nothing of labshelf.  Errors from
+SQLAlchemy and h5py are translated at one boundary each (``registry.engine``
+and ``datastore``), never leaked raw.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+__all__ = [
+    "ShelfError",
+    "NotAShelf",
+    "ShelfExists",
+    "SchemaVersionError",
+    "ReadOnlyShelf",
+    "RunNotWritable",
+    "InvalidName",
+    "InvalidDataId",
+    "InvalidOptions",
+    "UnsupportedValue",
+    "InvalidValue",
+    "InvalidIndex",
+    "RunNotFound",
+    "DatasetNotFound",
+    "NotPersisted",
+    "CorruptDataset",
+    "ShelfBusy",
+    "close_matches",
+]
+
+
+class ShelfError(Exception):
+    """Base class of every error labshelf raises on purpose."""
+
+    def __str__(self) -> str:
+        # KeyError.__str__ quotes its argument; our messages are sentences.
+        return str(self.args[0]) if self.args else self.__class__.__name__
+
+
+class NotAShelf(ShelfError, FileNotFoundError):
+    pass
+
+
+class ShelfExists(ShelfError, FileExistsError):
+    pass
+
+
+class SchemaVersionError(ShelfError, RuntimeError):
+    pass
+
+
+class ReadOnlyShelf(ShelfError, PermissionError):
+    pass
+
+
+class RunNotWritable(ShelfError, RuntimeError):
+    pass
+
+
+class InvalidName(ShelfError, ValueError):
+    pass
+
+
+class InvalidDataId(ShelfError, ValueError):
+    pass
+
+
+class InvalidOptions(ShelfError, ValueError):
+    pass
+
+
+class UnsupportedValue(ShelfError, TypeError):
+    pass
+
+
+class InvalidValue(ShelfError, ValueError):
+    pass
+
+
+class InvalidIndex(ShelfError, IndexError):
+    pass
+
+
+class RunNotFound(ShelfError, KeyError):
+    pass
+
+
+class DatasetNotFound(ShelfError, KeyError):
+    pass
+
+
+class NotPersisted(DatasetNotFound):
+    pass
+
+
+class CorruptDataset(ShelfError, OSError):
+    pass
+
+
+class ShelfBusy(ShelfError, TimeoutError):
+    pass
+
+
+def close_matches(word: str, candidates: Iterable[str], n: int = 5) -> str:
+    """A sentence tail like ``"; did you mean 'temp'?"`` or ``""``."""
+    found = difflib.get_close_matches(word, list(candidates), n=n, cutoff=0.6)
+    if not found:
+        return ""
+    return "; did you mean " + ", ".join(repr(f) for f in found) + "?"

@@ -1,0 +1,103 @@
+"""Dataset names and data IDs: the rules, checked in one place.
+
+A dataset name is a path of parts joined by ``/`` (``camera/image``).  Each
+part starts with a letter, digit or underscore and goes on with letters,
+digits and ``_ - + = @ , # % ( )``.  Some characters are reserved because later
+layers give them a meaning: ``.`` separates a component (``calexp.psf``),
+``:`` a processing stage (``calexp:jointcal``) and ``* ? [ ]`` are glob
+patterns for subscriptions.  Since names also become file paths inside the
+datastore, the rules are what keeps a name from escaping the shelf root.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from .errors import InvalidDataId, InvalidName
+
+MAX_NAME_LENGTH = 255
+
+_PART = re.compile(r"\w[\w\-+=@,#%()]*\Z")
+_DIMENSION = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_RESERVED = {".": "components (name.component)", ":": "processing stages (name:stage)"}
+_ALLOWED = "letters, digits and _ - + = @ , # % ( ), parts joined by '/'"
+
+
+@functools.lru_cache(maxsize=4096)
+def check_name(name: str) -> str:
+    """Return ``name`` if it is a valid dataset name, else raise InvalidName."""
+    if not isinstance(name, str):
+        raise InvalidName(f"a dataset name must be a str, not {type(name).__name__}")
+    if not name:
+        raise InvalidName("a dataset name cannot be empty")
+    if len(name) > MAX_NAME_LENGTH:
+        raise InvalidName(
+            f"dataset name is {len(name)} characters long; the limit is {MAX_NAME_LENGTH}"
+        )
+    for ch, meaning in _RESERVED.items():
+        if ch in name:
+            raise InvalidName(
+                f"dataset name {name!r} contains {ch!r}, which is reserved for {meaning}; "
+                f"use {_ALLOWED}"
+            )
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise InvalidName(f"dataset name {name!r} contains a control character; use {_ALLOWED}")
+    for part in name.split("/"):
+        if not part:
+            raise InvalidName(
+                f"dataset name {name!r} has an empty part (leading, trailing or double '/')"
+            )
+        if not _PART.match(part):
+            raise InvalidName(f"dataset name {name!r}: part {part!r} is not allowed; use {_ALLOWED}")
+    return name
+
+
+DataIdValue = int | str | bool
+
+
+def normalize_data_id(data_id: Mapping[str, Any] | None) -> dict[str, DataIdValue]:
+    """A plain, sorted dict of dimension -> int/str/bool, or InvalidDataId."""
+    if data_id is None:
+        return {}
+    if not isinstance(data_id, Mapping):
+        raise InvalidDataId(
+            f"a data ID must be a dict of dimension -> value, not {type(data_id).__name__}"
+        )
+    out: dict[str, DataIdValue] = {}
+    for key in sorted(data_id, key=str):
+        value = data_id[key]
+        if not isinstance(key, str) or not _DIMENSION.match(key):
+            raise InvalidDataId(
+                f"data ID dimension {key!r} is not an identifier (letters, digits, _; "
+                "not starting with a digit)"
+            )
+        if isinstance(value, (bool, np.bool_)):
+            out[key] = bool(value)
+        elif isinstance(value, (int, np.integer)):
+            out[key] = int(value)
+        elif isinstance(value, str):
+            out[key] = value
+        else:
+            raise InvalidDataId(
+                f"data ID value for {key!r} is a {type(value).__name__}; "
+                "allowed are int, str and bool"
+            )
+    return out
+
+
+def data_id_key(data_id: Mapping[str, DataIdValue]) -> str:
+    """Canonical text of a normalized data ID: the registry's lookup key."""
+    if not data_id:
+        return "{}"
+    return json.dumps(data_id, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def format_data_id(data_id: Mapping[str, Any]) -> str:
+    """``channel=2, detector=3`` for messages and column labels."""
+    return ", ".join(f"{k}={v!r}" if isinstance(v, str) else f"{k}={v}" for k, v in data_id.items())

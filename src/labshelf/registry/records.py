@@ -1,0 +1,118 @@
+"""Frozen records: the only objects that leave the registry.
+
+They are immutable (frozen dataclasses whose mappings are read-only views), so
+a caller can keep and share them without copying; a newer state of the same
+run or dataset is a new record.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from ..names import format_data_id
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+def _timestamp(seconds: float | None) -> _dt.datetime | None:
+    if seconds is None:
+        return None
+    return _dt.datetime.fromtimestamp(seconds, tz=_dt.timezone.utc)
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """One run as the registry knows it."""
+
+    number: int
+    experiment: str
+    params: Mapping[str, Any]
+    status: str
+    started: float
+    ended: float | None
+    host: str
+    user: str
+    pid: int
+    error: str | None = None
+
+    @property
+    def start(self) -> _dt.datetime:
+        """When the run started (timezone-aware, UTC)."""
+        stamp = _timestamp(self.started)
+        assert stamp is not None
+        return stamp
+
+    @property
+    def end(self) -> _dt.datetime | None:
+        """When the run ended, or None while it runs."""
+        return _timestamp(self.ended)
+
+    @property
+    def collection(self) -> str:
+        """The name of the RUN collection this run is."""
+        return f"run/{self.number}"
+
+    @classmethod
+    def from_row(cls, row: Any) -> RunRecord:
+        return cls(
+            number=row.number,
+            experiment=row.experiment,
+            params=MappingProxyType(json.loads(row.params)),
+            status=row.status,
+            started=row.started,
+            ended=row.ended,
+            host=row.host,
+            user=row.user,
+            pid=row.pid,
+            error=row.error,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Storage:
+    """Where a dataset's bytes are: inline JSON, or data files under the root."""
+
+    inline: str | None = None
+    files: tuple[str, ...] = ()
+    options: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetRef:
+    """A dataset of a run, as found in the registry (no data file is opened).
+
+    ``summary`` is what the run table shows: the value itself for scalars, a
+    truncated string for text, the mean for numeric arrays, the PNG bytes of
+    a thumbnail for images and a short description for tables.
+    """
+
+    id: int
+    run: int
+    name: str
+    data_id: Mapping[str, Any]
+    kind: str
+    shape: tuple[int, ...] | None
+    dtype: str | None
+    nbytes: int
+    summary: Any
+    version: int
+    created: float
+    updated: float
+    storage: Storage = field(repr=False, compare=False, default_factory=Storage)
+
+    @property
+    def label(self) -> str:
+        """``name`` or ``name[channel=2]``: how tables and messages name it."""
+        if not self.data_id:
+            return self.name
+        return f"{self.name}[{format_data_id(self.data_id)}]"
+
+    def __repr__(self) -> str:
+        shape = "" if self.shape is None else f" shape={self.shape}"
+        dtype = "" if self.dtype is None else f" dtype={self.dtype}"
+        return f"<DatasetRef run={self.run} {self.label!r} kind={self.kind}{shape}{dtype}>"

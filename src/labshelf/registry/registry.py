@@ -1,0 +1,354 @@
+"""The registry: runs, dataset refs, broadcasts and the change feed in SQL.
+
+Everything here is dialect-neutral SQLAlchemy Core.  Writes go through
+:meth:`Database.write`, one transaction per user operation, and record their
+change in the ``changes`` table inside that same transaction: a change is
+visible exactly when the data it describes is.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator, Mapping
+from types import MappingProxyType
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, func, insert, select, update
+
+from ..errors import RunNotFound, RunNotWritable, ShelfError
+from .engine import Database
+from .records import DatasetRef, RunRecord, Storage
+from .schema import broadcasts, changes, datasets, runs, shelf_info
+
+RUN_STATES = ("running", "finished", "failed", "aborted")
+
+# Statements are built once: SQLAlchemy caches their compiled form, and the
+# hot paths (a put, a small get) then cost one cache hit each.
+_DATASET_COLUMNS = tuple(datasets.c)
+_FIND = select(*_DATASET_COLUMNS).where(
+    datasets.c.run == bindparam("run"),
+    datasets.c.name == bindparam("name"),
+    datasets.c.data_id == bindparam("data_id"),
+)
+_LOCK_TARGET = (
+    select(runs.c.status, datasets.c.id, datasets.c.location, datasets.c.version)
+    .select_from(
+        runs.outerjoin(
+            datasets,
+            (datasets.c.run == runs.c.number)
+            & (datasets.c.name == bindparam("name"))
+            & (datasets.c.data_id == bindparam("data_id")),
+        )
+    )
+    .where(runs.c.number == bindparam("run"))
+)
+_RUN = select(runs).where(runs.c.number == bindparam("number"))
+_ADD_CHANGE = insert(changes)
+_ADD_DATASET = insert(datasets)
+_UPDATE_DATASET = update(datasets).where(datasets.c.id == bindparam("_id"))
+
+
+def _dumps(document: Any) -> str:
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def ref_from_row(row: Any) -> DatasetRef:
+    """Build the public, frozen DatasetRef from a ``datasets`` row."""
+    return DatasetRef(
+        id=row.id,
+        run=row.run,
+        name=row.name,
+        data_id=MappingProxyType(json.loads(row.data_id)),
+        kind=row.kind,
+        shape=None if row.shape is None else tuple(json.loads(row.shape)),
+        dtype=row.dtype,
+        nbytes=row.nbytes,
+        summary=public_summary(row.summary_kind, row.summary_value, row.summary_text, row.thumbnail),
+        version=row.version,
+        created=row.created,
+        updated=row.updated,
+        storage=Storage(
+            inline=row.inline,
+            files=tuple(json.loads(row.location)) if row.location else (),
+            options=MappingProxyType(json.loads(row.options) if row.options else {}),
+        ),
+    )
+
+
+def public_summary(kind: str, value: float | None, text: str | None, thumbnail: bytes | None) -> Any:
+    """The one value a summary shows, from its registry columns.
+
+    See :class:`labshelf.datastore.formatter.Summary` for the meaning of
+    each summary kind.
+    """
+    if kind == "image":
+        return thumbnail
+    if kind in ("float", "array"):
+        return value
+    if kind == "int":
+        return int(text) if text is not None else None
+    if kind == "bool":
+        return None if value is None else bool(value)
+    if kind == "complex":
+        return complex(text) if text is not None else None
+    if kind == "none":
+        return None
+    return text
+
+
+class Registry:
+    """Runs, dataset refs and changes of one shelf, in SQL."""
+
+    def __init__(self, db: Database):
+        self.db = db
+
+    # -- shelf info ----------------------------------------------------------
+
+    def info(self) -> dict[str, str]:
+        with self.db.read() as conn:
+            return {row.key: row.value for row in conn.execute(select(shelf_info))}
+
+    def set_info(self, conn: Connection, values: Mapping[str, str]) -> None:
+        for key, value in values.items():
+            conn.execute(shelf_info.delete().where(shelf_info.c.key == key))
+            conn.execute(insert(shelf_info).values(key=key, value=value))
+
+    # -- runs ----------------------------------------------------------------
+
+    def create_run(
+        self,
+        *,
+        number: int | None,
+        experiment: str,
+        params: Mapping[str, Any],
+        host: str,
+        user: str,
+        pid: int,
+    ) -> RunRecord:
+        now = time.time()
+        with self.db.write() as conn:
+            if number is None:
+                # Safe without a race: writers are serialised (see Database.write).
+                number = (conn.execute(select(func.max(runs.c.number))).scalar() or 0) + 1
+            elif conn.execute(_RUN, {"number": number}).first() is not None:
+                raise ShelfError(f"run {number} exists already; leave number=None for the next free one")
+            row = {
+                "number": number,
+                "experiment": experiment,
+                "params": _dumps(dict(params)),
+                "status": "running",
+                "started": now,
+                "ended": None,
+                "host": host,
+                "user": user,
+                "pid": pid,
+                "error": None,
+            }
+            conn.execute(insert(runs).values(**row))
+            self._change(conn, "run_start", run=number, payload={"experiment": experiment})
+        return RunRecord.from_row(_Row(row))
+
+    def finish_run(self, number: int, status: str, error: str | None = None) -> RunRecord:
+        if status not in RUN_STATES[1:]:
+            raise ShelfError(f"a run ends as one of {RUN_STATES[1:]}, not {status!r}")
+        with self.db.write() as conn:
+            row = conn.execute(_RUN, {"number": number}).first()
+            if row is None:
+                raise RunNotFound(f"no run {number} in this shelf")
+            if row.status != "running":
+                raise RunNotWritable(f"run {number} has ended already ({row.status})")
+            conn.execute(
+                update(runs)
+                .where(runs.c.number == number)
+                .values(status=status, ended=time.time(), error=error)
+            )
+            self._change(conn, "run_end", run=number, payload={"status": status})
+            row = conn.execute(_RUN, {"number": number}).one()
+        return RunRecord.from_row(row)
+
+    def run(self, number: int) -> RunRecord | None:
+        with self.db.read() as conn:
+            row = conn.execute(_RUN, {"number": number}).first()
+        return None if row is None else RunRecord.from_row(row)
+
+    def runs(self) -> list[RunRecord]:
+        with self.db.read() as conn:
+            return [RunRecord.from_row(r) for r in conn.execute(select(runs).order_by(runs.c.number))]
+
+    def run_numbers(self) -> list[int]:
+        with self.db.read() as conn:
+            return list(conn.execute(select(runs.c.number).order_by(runs.c.number)).scalars())
+
+    def count_runs(self) -> int:
+        with self.db.read() as conn:
+            return conn.execute(select(func.count()).select_from(runs)).scalar_one()
+
+    # -- datasets ------------------------------------------------------------
+
+    def find(self, run: int, name: str, data_id: str) -> DatasetRef | None:
+        with self.db.read() as conn:
+            row = conn.execute(_FIND, {"run": run, "name": name, "data_id": data_id}).first()
+        return None if row is None else ref_from_row(row)
+
+    def datasets(self, run: int) -> list[DatasetRef]:
+        query = select(*_DATASET_COLUMNS).where(datasets.c.run == run).order_by(datasets.c.id)
+        with self.db.read() as conn:
+            return [ref_from_row(r) for r in conn.execute(query)]
+
+    def names(self, run: int | None = None) -> list[str]:
+        query = select(datasets.c.name).distinct().order_by(datasets.c.name)
+        if run is not None:
+            query = query.where(datasets.c.run == run)
+        with self.db.read() as conn:
+            return list(conn.execute(query).scalars())
+
+    def count_datasets(self) -> int:
+        with self.db.read() as conn:
+            return conn.execute(select(func.count()).select_from(datasets)).scalar_one()
+
+    def all_files(self) -> Iterator[str]:
+        """Every data file the registry refers to, relative to the datastore root."""
+        query = select(datasets.c.location).where(datasets.c.location.is_not(None))
+        with self.db.read() as conn:
+            for (location,) in conn.execute(query):
+                yield from json.loads(location)
+
+    def lock_target(self, conn: Connection, run: int, name: str, data_id: str) -> Any:
+        """In a write transaction: check the run is writable, return the current row.
+
+        Returns the dataset's (id, location, version) row, or None.
+        """
+        row = conn.execute(_LOCK_TARGET, {"run": run, "name": name, "data_id": data_id}).first()
+        if row is None:
+            raise RunNotFound(f"no run {run} in this shelf")
+        if row.status != "running":
+            raise RunNotWritable(
+                f"run {run} has ended ({row.status}); datasets of an ended run cannot change. "
+                "Start a new run with shelf.new_run()"
+            )
+        return row if row.id is not None else None
+
+    def read_for_update(self, conn: Connection, dataset_id: int) -> DatasetRef:
+        row = conn.execute(select(*_DATASET_COLUMNS).where(datasets.c.id == dataset_id)).one()
+        return ref_from_row(row)
+
+    def write_dataset(
+        self,
+        conn: Connection,
+        *,
+        existing_id: int | None,
+        version: int,
+        run: int,
+        name: str,
+        data_id: str,
+        fields: Mapping[str, Any],
+        change: str,
+        payload: Any = None,
+    ) -> int:
+        """Insert or replace a dataset row and record its change; return its id.
+
+        Runs in ``conn``'s (write) transaction.
+
+        ``fields`` are the ``datasets`` columns the formatter decided (kind,
+        shape, dtype, nbytes, summary_*, thumbnail, inline, location,
+        options); JSON-valued ones already as text.
+        """
+        now = time.time()
+        if existing_id is None:
+            result = conn.execute(
+                _ADD_DATASET,
+                {
+                    **fields,
+                    "run": run,
+                    "name": name,
+                    "data_id": data_id,
+                    "version": version,
+                    "created": now,
+                    "updated": now,
+                },
+            )
+            dataset_id = int(result.inserted_primary_key[0])
+        else:
+            conn.execute(_UPDATE_DATASET, {**fields, "_id": existing_id, "version": version, "updated": now})
+            dataset_id = existing_id
+        self._change(conn, change, run=run, name=name, data_id=data_id, version=version, payload=payload)
+        return dataset_id
+
+    # -- broadcasts (persist=False) ------------------------------------------
+
+    def broadcast(self, run: int, name: str, data_id: str, kind: str, inline: str | None) -> None:
+        with self.db.write() as conn:
+            self.lock_target(conn, run, name, data_id)
+            key = (
+                (broadcasts.c.run == run)
+                & (broadcasts.c.name == name)
+                & (broadcasts.c.data_id == data_id)
+            )
+            conn.execute(broadcasts.delete().where(key))
+            conn.execute(
+                insert(broadcasts).values(
+                    run=run, name=name, data_id=data_id, kind=kind, inline=inline, updated=time.time()
+                )
+            )
+            self._change(conn, "broadcast", run=run, name=name, data_id=data_id)
+
+    def was_broadcast(self, run: int, name: str, data_id: str) -> bool:
+        query = select(broadcasts.c.kind).where(
+            (broadcasts.c.run == run) & (broadcasts.c.name == name) & (broadcasts.c.data_id == data_id)
+        )
+        with self.db.read() as conn:
+            return conn.execute(query).first() is not None
+
+    # -- change feed -----------------------------------------------------------
+
+    def _change(
+        self,
+        conn: Connection,
+        kind: str,
+        *,
+        run: int | None = None,
+        name: str | None = None,
+        data_id: str | None = None,
+        version: int | None = None,
+        payload: Any = None,
+    ) -> None:
+        conn.execute(
+            _ADD_CHANGE,
+            {
+                "time": time.time(),
+                "kind": kind,
+                "run": run,
+                "name": name,
+                "data_id": data_id,
+                "version": version,
+                "payload": None if payload is None else _dumps(payload),
+            },
+        )
+
+    def changes_since(self, seq: int = 0, limit: int = 10_000) -> list[dict[str, Any]]:
+        query = select(changes).where(changes.c.seq > seq).order_by(changes.c.seq).limit(limit)
+        with self.db.read() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    # -- run table -------------------------------------------------------------
+
+    def summary_columns(self, conn: Connection) -> Any:
+        """All summaries as (run, name, data_id, summary_kind, summary_value, summary_text)."""
+        return conn.execute(
+            select(
+                datasets.c.run,
+                datasets.c.name,
+                datasets.c.data_id,
+                datasets.c.summary_kind,
+                datasets.c.summary_value,
+                datasets.c.summary_text,
+            ).order_by(datasets.c.id)
+        )
+
+
+class _Row:
+    """Attribute access over a dict, to build a record from values just inserted."""
+
+    def __init__(self, values: Mapping[str, Any]):
+        self.__dict__.update(values)

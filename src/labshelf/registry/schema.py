@@ -1,0 +1,124 @@
+"""The registry's tables (SQLAlchemy Core), the same for SQLite and PostgreSQL.
+
+Changing anything here needs an Alembic migration in ``migrations/versions``
+and a bump of ``SCHEMA_VERSION``; ``tests/test_migrate.py`` checks both agree.
+
+Times are float seconds since the epoch (UTC): dialect-neutral, cheap to
+compare and to turn into a pandas column for 10,000 runs at once.  JSON
+documents (params, data IDs, shapes, locations, options) are stored as TEXT
+written by ``json.dumps(sort_keys=True)``, so equal documents have equal text
+and a data ID can take part in a unique key.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+#: Alembic revision of the newest schema this labshelf knows.
+SCHEMA_VERSION = "0001"
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# SQLite only makes INTEGER PRIMARY KEY an alias of the rowid (fast,
+# autoincrementing); PostgreSQL wants a 64-bit identity for a feed that grows.
+_BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+shelf_info = Table(
+    "shelf_info",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("number", Integer, primary_key=True, autoincrement=False),
+    Column("experiment", String(255), nullable=False),
+    Column("params", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("started", Float, nullable=False),
+    Column("ended", Float),
+    Column("host", String(255), nullable=False),
+    Column("user", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("error", Text),
+    Index("ix_runs_experiment", "experiment"),
+    Index("ix_runs_started", "started"),
+)
+
+datasets = Table(
+    "datasets",
+    metadata,
+    Column("id", _BigId, primary_key=True, autoincrement=True),
+    Column("run", Integer, ForeignKey("runs.number", ondelete="CASCADE"), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("data_id", Text, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("shape", Text),
+    Column("dtype", String(64)),
+    Column("nbytes", BigInteger, nullable=False),
+    # What the run table shows, so it never opens a data file: see
+    # datastore.formatter.Summary for the meaning of each column.
+    Column("summary_kind", String(16), nullable=False),
+    Column("summary_value", Float),
+    Column("summary_text", Text),
+    Column("thumbnail", LargeBinary),
+    # A small value lives here as JSON; a large one in data files under the
+    # datastore root (a JSON list of paths relative to it).
+    Column("inline", Text),
+    Column("location", Text),
+    Column("options", Text),
+    Column("version", Integer, nullable=False),
+    Column("created", Float, nullable=False),
+    Column("updated", Float, nullable=False),
+    # The lookup by (run, name, data ID) is this index: one B-tree probe.
+    UniqueConstraint("run", "name", "data_id"),
+    Index("ix_datasets_name", "name"),
+)
+
+broadcasts = Table(
+    "broadcasts",
+    metadata,
+    # persist=False puts: never stored as datasets; this slot remembers that
+    # the name was broadcast, and its latest small value for late watchers.
+    Column("run", Integer, ForeignKey("runs.number", ondelete="CASCADE"), primary_key=True),
+    Column("name", String(255), primary_key=True),
+    Column("data_id", Text, primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("inline", Text),
+    Column("updated", Float, nullable=False),
+)
+
+changes = Table(
+    "changes",
+    metadata,
+    Column("seq", _BigId, primary_key=True, autoincrement=True),
+    Column("time", Float, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("run", Integer),
+    Column("name", String(255)),
+    Column("data_id", Text),
+    Column("version", Integer),
+    Column("payload", Text),
+)

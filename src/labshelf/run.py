@@ -1,0 +1,183 @@
+"""Run: one execution of an experiment, and the handle to write its datasets."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from .errors import DatasetNotFound, close_matches
+from .registry.records import DatasetRef, RunRecord
+
+if TYPE_CHECKING:
+    from .shelf import Shelf
+
+
+class Run:
+    """A run of a shelf: its metadata, and the place to put its datasets.
+
+    Use a new run as a context manager: leaving the block ends it as
+    ``finished``; an exception ends it as ``failed`` (``aborted`` for
+    KeyboardInterrupt) and is re-raised.  A Run also reads like a mapping of
+    dataset name to value (``run["temperature"]``, ``"scan/x" in run``).
+    """
+
+    def __init__(self, shelf: Shelf, record: RunRecord):
+        self._shelf = shelf
+        self._record = record
+
+    # -- metadata ------------------------------------------------------------
+
+    @property
+    def record(self) -> RunRecord:
+        """The run's current registry record (read fresh each time)."""
+        fresh = self._shelf._registry.run(self._record.number)
+        if fresh is not None:
+            self._record = fresh
+        return self._record
+
+    @property
+    def number(self) -> int:
+        return self._record.number
+
+    @property
+    def experiment(self) -> str:
+        return self._record.experiment
+
+    @property
+    def params(self) -> Mapping[str, Any]:
+        return self._record.params
+
+    @property
+    def collection(self) -> str:
+        """The RUN collection of this run, e.g. ``"run/12"``."""
+        return self._record.collection
+
+    @property
+    def status(self) -> str:
+        return self.record.status
+
+    @property
+    def start(self) -> _dt.datetime:
+        return self._record.start
+
+    @property
+    def end(self) -> _dt.datetime | None:
+        return self.record.end
+
+    @property
+    def datasets(self) -> list[DatasetRef]:
+        return self._shelf.datasets(self.number)
+
+    def __repr__(self) -> str:
+        record = self._record
+        experiment = f" {record.experiment}" if record.experiment else ""
+        return f"<Run {record.number}{experiment} {record.status}>"
+
+    # -- writing -------------------------------------------------------------
+
+    def put(
+        self,
+        name: str,
+        value: Any,
+        *,
+        data_id: Mapping[str, Any] | None = None,
+        hdf5_options: Mapping[str, Any] | None = None,
+        persist: bool = True,
+        kind: str | None = None,
+    ) -> DatasetRef | None:
+        """Store ``value`` as dataset ``name`` of this run (replacing an earlier value).
+
+        Parameters
+        ----------
+        name
+            Hierarchical name, parts joined by ``/`` (``camera/image``).
+        value
+            A scalar, numpy array, image, xarray object or pandas object.
+        data_id
+            Dimension values telling apart datasets of the same name
+            (``{"channel": 2}``).
+        hdf5_options
+            HDF5 storage options for arrays and images: ``compression``
+            (``"gzip"``, ``"lzf"``, or an hdf5plugin filter name),
+            ``compression_opts``, ``shuffle``, ``chunks``, ``fletcher32``,
+            ``scaleoffset``.
+        persist
+            False to broadcast the value to live subscribers only, never store it.
+        kind
+            Force a value kind (e.g. ``"ndarray"`` for a 2-D array that is
+            not an image).
+
+        Returns
+        -------
+        DatasetRef or None
+            The stored dataset, or None when ``persist=False``.
+        """
+        self._shelf._check_writable()
+        return self._shelf._writer.put(
+            self.number, name, value, data_id=data_id, hdf5_options=hdf5_options, persist=persist, kind=kind
+        )
+
+    def append(self, name: str, values: Any, *, data_id: Mapping[str, Any] | None = None) -> DatasetRef:
+        """Grow array dataset ``name`` along its first axis (creating it if missing).
+
+        ``values`` is one row (a scalar for a 1-D dataset) or a block of rows.
+        """
+        self._shelf._check_writable()
+        return self._shelf._writer.append(self.number, name, values, data_id=data_id)
+
+    def mutate(self, name: str, index: Any, value: Any, *, data_id: Mapping[str, Any] | None = None) -> DatasetRef:
+        """Set ``dataset[index] = value`` (an int, slice, ``...`` or a tuple of them)."""
+        self._shelf._check_writable()
+        return self._shelf._writer.mutate(self.number, name, index, value, data_id=data_id)
+
+    def finish(self, status: str = "finished", error: str | None = None) -> None:
+        """End the run as ``finished``, ``failed`` or ``aborted``."""
+        self._shelf._check_writable()
+        self._record = self._shelf._registry.finish_run(self.number, status, error)
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        if self.record.status != "running":
+            return
+        if exc is None:
+            self.finish("finished")
+        elif isinstance(exc, KeyboardInterrupt):
+            self.finish("aborted", "KeyboardInterrupt")
+        else:
+            self.finish("failed", f"{type(exc).__name__}: {exc}")
+
+    # -- reading -------------------------------------------------------------
+
+    def get(self, name: str, *, data_id: Mapping[str, Any] | None = None) -> Any:
+        """Read dataset ``name`` of this run."""
+        return self._shelf.get(name, run=self.number, data_id=data_id)
+
+    def __getitem__(self, name: str) -> Any:
+        refs = [r for r in self.datasets if r.name == name]
+        if not refs:
+            names = sorted({r.name for r in self.datasets})
+            raise DatasetNotFound(f"run {self.number} has no dataset {name!r}{close_matches(name, names)}")
+        if len(refs) > 1:
+            raise DatasetNotFound(
+                f"run {self.number} has {len(refs)} datasets {name!r} with different data IDs; "
+                f"use run.get({name!r}, data_id=...)"
+            )
+        return self._shelf.read(refs[0])
+
+    def __contains__(self, name: object) -> bool:
+        return any(r.name == name for r in self.datasets)
+
+    def __iter__(self) -> Iterator[str]:
+        seen: dict[str, None] = {}
+        for ref in self.datasets:
+            seen.setdefault(ref.name)
+        return iter(seen)
+
+    def __len__(self) -> int:
+        return len(self.datasets)
+
+    def _ipython_key_completions_(self) -> list[str]:
+        return list(self)[:50]

@@ -1,0 +1,527 @@
+"""How a value gets onto the shelf: put, append and mutate.
+
+The order of every write is what makes it crash-safe:
+
+1. validate everything (name, data ID, value kind, options, run state);
+2. write any data file completely under ``tmp/`` and rename it into
+   ``data/`` (see :mod:`labshelf.datastore.store`);
+3. commit the registry row and its change in one transaction;
+4. only then delete the files of the version it replaced.
+
+A kill at any point leaves the previous committed version readable and the
+new one either fully visible or not at all.  Data files are never modified:
+``append`` adds a segment file, ``mutate`` writes a new version.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from ._faults import crashpoint
+from .datastore import Datastore, Description, Formatter, Summary, formatters
+from .errors import DatasetNotFound, InvalidIndex, InvalidValue, RunNotWritable, UnsupportedValue
+from .names import check_name, data_id_key, normalize_data_id
+from .registry.records import DatasetRef, Storage
+from .registry.registry import Registry, public_summary
+
+if TYPE_CHECKING:
+    import numpy as np
+
+#: Values at least this big are summarised on a worker thread while the
+#: HDF5 file is written (numpy releases the GIL), hiding the summary's cost.
+_OVERLAP_BYTES = 1 << 20
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+#: Small tail segments of a growing array are merged once there are this many.
+_MAX_SMALL_SEGMENTS = 8
+_SMALL_SEGMENT_BYTES = 1 << 20
+
+
+def _summary_pool() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="labshelf-summary")
+        return _pool
+
+
+def _write_and_summarise(
+    formatter: Formatter, value: Any, desc: Description, write: Callable[[], None]
+) -> Summary:
+    if desc.nbytes < _OVERLAP_BYTES:
+        write()
+        return formatter.summarise(value)
+    started = threading.Event()
+
+    def summarise() -> Summary:
+        started.set()
+        return formatter.summarise(value)
+
+    future = _summary_pool().submit(summarise)
+    started.wait()  # let the worker enter numpy (and drop the GIL) before h5py takes it
+    try:
+        write()
+    finally:
+        summary = future.result()
+    return summary
+
+
+def _fields(
+    formatter: Formatter,
+    desc: Description,
+    summary: Summary,
+    *,
+    inline: str | None,
+    files: list[str],
+    options: Mapping[str, Any],
+) -> dict[str, Any]:
+    return {
+        "kind": formatter.kind,
+        "shape": None if desc.shape is None else json.dumps(list(desc.shape)),
+        "dtype": desc.dtype,
+        "nbytes": desc.nbytes,
+        "summary_kind": summary.kind,
+        "summary_value": summary.value,
+        "summary_text": summary.text,
+        "thumbnail": summary.thumbnail,
+        "inline": inline,
+        "location": json.dumps(files) if files else None,
+        "options": json.dumps(dict(options), sort_keys=True) if options else None,
+    }
+
+
+def _ref(dataset_id: int, run: int, name: str, data_id: Mapping[str, Any], version: int, fields: Mapping[str, Any], now: float) -> DatasetRef:
+    return DatasetRef(
+        id=dataset_id,
+        run=run,
+        name=name,
+        data_id=MappingProxyType(dict(data_id)),
+        kind=fields["kind"],
+        shape=None if fields["shape"] is None else tuple(json.loads(fields["shape"])),
+        dtype=fields["dtype"],
+        nbytes=fields["nbytes"],
+        summary=public_summary(
+            fields["summary_kind"], fields["summary_value"], fields["summary_text"], fields["thumbnail"]
+        ),
+        version=version,
+        created=now,
+        updated=now,
+        storage=Storage(
+            inline=fields["inline"],
+            files=tuple(json.loads(fields["location"])) if fields["location"] else (),
+            options=MappingProxyType(json.loads(fields["options"]) if fields["options"] else {}),
+        ),
+    )
+
+
+class Writer:
+    """Puts, appends and mutates datasets of runs of one shelf."""
+
+    def __init__(self, registry: Registry, datastore: Datastore):
+        self.registry = registry
+        self.datastore = datastore
+
+    # -- put -------------------------------------------------------------------
+
+    def put(
+        self,
+        run: int,
+        name: str,
+        value: Any,
+        *,
+        data_id: Mapping[str, Any] | None = None,
+        hdf5_options: Mapping[str, Any] | None = None,
+        persist: bool = True,
+        kind: str | None = None,
+    ) -> DatasetRef | None:
+        check_name(name)
+        did = normalize_data_id(data_id)
+        key = data_id_key(did)
+        formatter = formatters.pick(value, kind)
+        value = formatter.prepare(value)
+        options = formatter.check_options(hdf5_options)
+        if not persist:
+            inline = formatter.to_inline(value, options)
+            small = inline if inline is not None and len(inline) <= 65536 else None
+            self.registry.broadcast(run, name, key, formatter.kind, small)
+            return None
+        desc = formatter.describe(value)
+        inline = formatter.to_inline(value, options)
+        if inline is not None:
+            summary = formatter.summarise(value)
+            fields = _fields(formatter, desc, summary, inline=inline, files=[], options=options)
+            return self._commit(run, name, did, key, fields, change="put")
+        # Refuse early, before writing what may be a big file, if the run ended.
+        self._check_running(run)
+        with self.datastore.new_file(run, name, formatter.suffix) as (tmp, relative):
+            summary = _write_and_summarise(
+                formatter, value, desc, lambda: formatter.write(tmp, name, value, options)
+            )
+        fields = _fields(formatter, desc, summary, inline=None, files=[relative], options=options)
+        try:
+            return self._commit(run, name, did, key, fields, change="put")
+        except BaseException:
+            self.datastore.remove([relative])
+            raise
+
+    def _check_running(self, run: int) -> None:
+        record = self.registry.run(run)
+        if record is not None and record.status != "running":
+            raise RunNotWritable(
+                f"run {run} has ended ({record.status}); datasets of an ended run cannot change. "
+                "Start a new run with shelf.new_run()"
+            )
+
+    def _commit(
+        self,
+        run: int,
+        name: str,
+        did: Mapping[str, Any],
+        key: str,
+        fields: Mapping[str, Any],
+        *,
+        change: str,
+        payload: Any = None,
+        expect_version: int | None = None,
+    ) -> DatasetRef:
+        import time
+
+        with self.registry.db.write() as conn:
+            current = self.registry.lock_target(conn, run, name, key)
+            if expect_version is not None and (current is None or current.version != expect_version):
+                raise _Conflict()
+            version = 1 if current is None else current.version + 1
+            dataset_id = self.registry.write_dataset(
+                conn,
+                existing_id=None if current is None else current.id,
+                version=version,
+                run=run,
+                name=name,
+                data_id=key,
+                fields=fields,
+                change=change,
+                payload=payload,
+            )
+            crashpoint("registry.before-commit")
+        crashpoint("registry.committed")
+        if current is not None and current.location:
+            replaced = set(json.loads(current.location)) - set(json.loads(fields["location"] or "[]"))
+            self.datastore.remove(replaced)
+        return _ref(dataset_id, run, name, did, version, fields, time.time())
+
+    # -- append ------------------------------------------------------------------
+
+    def append(self, run: int, name: str, values: Any, *, data_id: Mapping[str, Any] | None = None) -> DatasetRef:
+        from .datastore.ndarray import as_storable
+
+        check_name(name)
+        did = normalize_data_id(data_id)
+        key = data_id_key(did)
+        rows = as_storable(values)
+        for _attempt in range(20):
+            ref = self.registry.find(run, name, key)
+            if ref is None or ref.storage.inline is not None:
+                done = self._append_small(run, name, did, key, rows)
+            else:
+                done = self._append_segment(run, name, did, key, ref, rows)
+            if done is not None:
+                return done
+        raise RuntimeError(f"append to {name!r} kept conflicting with other writers; try again")
+
+    def _append_small(self, run: int, name: str, did: Mapping[str, Any], key: str, rows: np.ndarray) -> DatasetRef | None:
+        """Append to an inline (or new) array inside one transaction."""
+        import numpy as np
+
+        with self.registry.db.write() as conn:
+            current = self.registry.lock_target(conn, run, name, key)
+            if current is None:
+                formatter = formatters.by_kind("ndarray")
+                old = None
+                new = rows if rows.ndim >= 1 else rows.reshape(1)
+                start = 0
+                options: Mapping[str, Any] = {}
+            else:
+                ref = self.registry.read_for_update(conn, current.id)
+                if ref.storage.inline is None:
+                    return None  # became file-backed meanwhile: go the segment way
+                formatter = _appendable(ref)
+                old = formatter.from_inline(ref.storage.inline)
+                fitted, dtype = fit_rows(ref, old.shape, old.dtype, rows)
+                new = np.concatenate([old.astype(dtype, copy=False), fitted], axis=0)
+                start = old.shape[0]
+                options = ref.storage.options
+            fields = self._small_fields(formatter, run, name, new, options)
+            version = 1 if current is None else current.version + 1
+            dataset_id = self.registry.write_dataset(
+                conn,
+                existing_id=None if current is None else current.id,
+                version=version,
+                run=run,
+                name=name,
+                data_id=key,
+                fields=fields,
+                change="put" if current is None else "append",
+                payload={"start": start, "rows": int(new.shape[0]) - start},
+            )
+        return _ref(dataset_id, run, name, did, version, fields, _now())
+
+    def _append_segment(
+        self, run: int, name: str, did: Mapping[str, Any], key: str, ref: DatasetRef, rows: np.ndarray
+    ) -> DatasetRef | None:
+        """Append to a file-backed array by adding one segment file."""
+        import numpy as np
+
+        from .datastore.ndarray import array_mean
+
+        formatter = _appendable(ref)
+        assert ref.shape is not None
+        old_dtype = _stored_dtype(ref)
+        fitted, dtype = fit_rows(ref, ref.shape, old_dtype, rows)
+        self._check_running(run)
+        with self.datastore.new_file(run, name, ".h5") as (tmp, relative):
+            formatter.write(tmp, name, fitted, ref.storage.options)
+        files = [*ref.storage.files, relative]
+        merged: list[str] = []
+        small = [f for f in files[-_MAX_SMALL_SEGMENTS - 1 :] if self.datastore.path(f).stat().st_size < _SMALL_SEGMENT_BYTES]
+        if len(small) > _MAX_SMALL_SEGMENTS and small == files[-len(small) :]:
+            # Many small appends: merge the small tail into one file so reads
+            # do not open thousands of files.  The old ones stay until commit.
+            tail = formatter.read([self.datastore.path(f) for f in small], name, ref, {})
+            with self.datastore.new_file(run, name, ".h5") as (tmp, merged_relative):
+                formatter.write(tmp, name, tail, ref.storage.options)
+            merged = small
+            files = [*files[: -len(small)], merged_relative]
+        old_rows = ref.shape[0]
+        new_shape = (old_rows + fitted.shape[0], *ref.shape[1:])
+        # The mean of the whole array follows from the old mean and the new rows.
+        old_mean = ref.summary if ref.kind == "ndarray" else None
+        added = array_mean(fitted)
+        if old_rows == 0:
+            mean = added
+        elif old_mean is None or added is None:
+            mean = None
+        else:
+            mean = (old_mean * old_rows + added * fitted.shape[0]) / new_shape[0]
+        desc = Description(shape=new_shape, dtype=str(dtype), nbytes=int(np.prod(new_shape)) * dtype.itemsize)
+        if ref.kind == "image":
+            whole = formatter.read([self.datastore.path(f) for f in files], name, ref, {})
+            summary = formatter.summarise(whole)
+        else:
+            summary = Summary("array", value=mean, text=f"{'x'.join(map(str, new_shape))} {dtype}")
+        fields = _fields(formatter, desc, summary, inline=None, files=files, options=ref.storage.options)
+        try:
+            result = self._commit(
+                run, name, did, key, fields, change="append",
+                payload={"start": old_rows, "rows": int(fitted.shape[0])},
+                expect_version=ref.version,
+            )
+        except _Conflict:
+            self.datastore.remove([f for f in files if f not in ref.storage.files])
+            return None
+        except BaseException:
+            self.datastore.remove([f for f in files if f not in ref.storage.files])
+            raise
+        self.datastore.remove(merged)
+        return result
+
+    # -- mutate ----------------------------------------------------------------------
+
+    def mutate(
+        self, run: int, name: str, index: Any, value: Any, *, data_id: Mapping[str, Any] | None = None
+    ) -> DatasetRef:
+        check_name(name)
+        did = normalize_data_id(data_id)
+        key = data_id_key(did)
+        payload = {"index": encode_index(index)}
+        for _attempt in range(20):
+            ref = self.registry.find(run, name, key)
+            if ref is None:
+                raise DatasetNotFound(f"run {run} has no dataset {name!r} to mutate; put it first")
+            formatter = _appendable(ref)
+            if ref.storage.inline is not None:
+                done = self._mutate_small(run, name, did, key, index, value, payload)
+                if done is not None:
+                    return done
+                continue
+            self._check_running(run)
+            array = formatter.read([self.datastore.path(f) for f in ref.storage.files], name, ref, {})
+            array = assign(ref, array, index, value)
+            desc = formatter.describe(array)
+            with self.datastore.new_file(run, name, ".h5") as (tmp, relative):
+                summary = _write_and_summarise(
+                    formatter, array, desc, lambda: formatter.write(tmp, name, array, ref.storage.options)
+                )
+            fields = _fields(formatter, desc, summary, inline=None, files=[relative], options=ref.storage.options)
+            try:
+                return self._commit(
+                    run, name, did, key, fields, change="mutate", payload=payload, expect_version=ref.version
+                )
+            except _Conflict:
+                self.datastore.remove([relative])
+            except BaseException:
+                self.datastore.remove([relative])
+                raise
+        raise RuntimeError(f"mutate of {name!r} kept conflicting with other writers; try again")
+
+    def _mutate_small(
+        self, run: int, name: str, did: Mapping[str, Any], key: str, index: Any, value: Any, payload: Any
+    ) -> DatasetRef | None:
+        with self.registry.db.write() as conn:
+            current = self.registry.lock_target(conn, run, name, key)
+            if current is None:
+                raise DatasetNotFound(f"run {run} has no dataset {name!r} to mutate; put it first")
+            ref = self.registry.read_for_update(conn, current.id)
+            if ref.storage.inline is None:
+                return None
+            formatter = _appendable(ref)
+            array = assign(ref, formatter.from_inline(ref.storage.inline), index, value)
+            fields = self._small_fields(formatter, run, name, array, ref.storage.options)
+            version = current.version + 1
+            self.registry.write_dataset(
+                conn, existing_id=current.id, version=version, run=run, name=name,
+                data_id=key, fields=fields, change="mutate", payload=payload,
+            )
+        return _ref(current.id, run, name, did, version, fields, _now())
+
+
+    def _small_fields(
+        self, formatter: Formatter, run: int, name: str, array: np.ndarray, options: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Row fields for an array changed inside a write transaction.
+
+        Kept inline while it fits; once it outgrows the registry it moves to
+        a data file, written while the transaction holds the lock.
+        """
+        inline = formatter.to_inline(array, options)
+        files: list[str] = []
+        if inline is None:
+            with self.datastore.new_file(run, name, formatter.suffix) as (tmp, relative):
+                formatter.write(tmp, name, array, options)
+            files = [relative]
+        return _fields(
+            formatter, formatter.describe(array), formatter.summarise(array), inline=inline, files=files, options=options
+        )
+
+
+class _Conflict(Exception):
+    """Another writer changed the dataset since we read it: start over."""
+
+
+def _now() -> float:
+    import time
+
+    return time.time()
+
+
+def _appendable(ref: DatasetRef) -> Formatter:
+    formatter = formatters.by_kind(ref.kind)
+    if not formatter.appendable:
+        raise UnsupportedValue(
+            f"dataset {ref.label!r} of run {ref.run} is of kind {ref.kind!r}; append and mutate "
+            "work on arrays (kinds ndarray and image). Put the whole new value instead"
+        )
+    return formatter
+
+
+def _stored_dtype(ref: DatasetRef) -> Any:
+    import numpy as np
+
+    return np.dtype(object) if ref.dtype == "str" else np.dtype(ref.dtype)
+
+
+def fit_rows(ref: DatasetRef, shape: tuple[int, ...], dtype: Any, rows: np.ndarray) -> tuple[np.ndarray, Any]:
+    """Shape and cast ``rows`` to extend an array of ``shape`` and ``dtype``.
+
+    Returns the rows and the dtype of the result (strings widen to fit).
+    """
+    import numpy as np
+
+    trailing = tuple(shape[1:])
+    if rows.shape == trailing:
+        rows = rows.reshape((1, *trailing))
+    elif rows.shape[1:] != trailing:
+        raise InvalidValue(
+            f"cannot append values of shape {rows.shape} to {ref.label!r} of shape {tuple(shape)}: "
+            f"give one row of shape {trailing} or a block of shape (k, {', '.join(map(str, trailing))})"
+            if trailing else
+            f"cannot append values of shape {rows.shape} to the 1-D {ref.label!r}: give a scalar or a 1-D array"
+        )
+    return cast_for(ref, dtype, rows), _widened(dtype, rows.dtype)
+
+
+def _widened(dtype: Any, other: Any) -> Any:
+    import numpy as np
+
+    if dtype.kind in "US" and other.kind == dtype.kind:
+        return np.result_type(dtype, other)
+    return dtype
+
+
+def cast_for(ref: DatasetRef, dtype: Any, values: np.ndarray) -> np.ndarray:
+    """``values`` as ``dtype``, refusing casts that would change them."""
+    import numpy as np
+
+    target = _widened(dtype, values.dtype)
+    if values.dtype == target:
+        return values
+    if target.kind == "O":
+        if values.dtype.kind == "U" or values.dtype == object:
+            return values.astype(object)
+    elif np.can_cast(values.dtype, target, "same_kind") or (values.dtype.kind in "biu" and target.kind in "fc"):
+        converted = values.astype(target)
+        if values.dtype.kind in "iu" and target.kind in "iu" and not np.array_equal(converted, values):
+            raise InvalidValue(f"values {values!r} do not fit the {target} dataset {ref.label!r}")
+        return converted
+    elif values.dtype.kind in "biu" and target.kind in "iu":
+        converted = values.astype(target)
+        if np.array_equal(converted, values):
+            return converted
+        raise InvalidValue(f"values do not fit the {target} dataset {ref.label!r} (out of range)")
+    raise InvalidValue(
+        f"cannot store {values.dtype} values in the {target} dataset {ref.label!r} without "
+        "changing them; convert them first"
+    )
+
+
+def assign(ref: DatasetRef, array: np.ndarray, index: Any, value: Any) -> np.ndarray:
+    """``array`` with ``array[index] = value``, checked like numpy but clearer."""
+    import numpy as np
+
+    from .datastore.ndarray import as_storable
+
+    new = cast_for(ref, array.dtype, as_storable(value))
+    target = _widened(array.dtype, new.dtype)
+    out = array.astype(target, copy=True)
+    try:
+        out[index] = new
+    except IndexError as exc:
+        raise InvalidIndex(f"index {index!r} is outside {ref.label!r} of shape {array.shape}: {exc}") from exc
+    except ValueError as exc:
+        raise InvalidValue(f"cannot set {ref.label!r}[{index!r}] to a value of shape {np.shape(new)}: {exc}") from exc
+    return out
+
+
+def encode_index(index: Any) -> Any:
+    """A mutate index as JSON (int, slice, Ellipsis or a tuple of them)."""
+    if isinstance(index, tuple):
+        return [encode_index(i) for i in index]
+    if isinstance(index, bool):
+        raise InvalidIndex("a mutate index cannot be a bool")
+    if isinstance(index, int) or type(index).__name__ in ("int64", "int32", "intp"):
+        return int(index)
+    if isinstance(index, slice):
+        for part in (index.start, index.stop, index.step):
+            if part is not None and not isinstance(part, int):
+                raise InvalidIndex(f"slice bounds must be ints, not {part!r}")
+        return {"slice": [index.start, index.stop, index.step]}
+    if index is Ellipsis:
+        return "..."
+    raise InvalidIndex(
+        f"mutate takes an int, a slice, ... or a tuple of them as index, not {type(index).__name__}"
+    )

@@ -411,6 +411,9 @@ def open(  # noqa: A001 - labshelf.open is the natural name, as in h5py.File / x
             if not db_file.is_file():
                 raise NotAShelf(f"{folder} has a {MARKER} but its registry {db_file} is missing")
             url = sqlite_url(db_file.resolve(), readonly=mode == "r")
+            # An embedded shelf's data live in its folder, wherever it was
+            # moved or copied to since it was created.
+            root = root or folder
         where = str(folder)
     db = _database(url, where, mode=mode, schema=schema, durable=durable)
     try:

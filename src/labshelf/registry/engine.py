@@ -43,7 +43,7 @@ def make_engine(
 ) -> Engine:
     """An engine for a SQLite file URL or a PostgreSQL URL, set up for labshelf."""
     if url.startswith("sqlite"):
-        return _sqlite_engine(url, durable=durable)
+        return _sqlite_engine(url, readonly=readonly, durable=durable)
     if is_postgres_url(url):
         return _postgres_engine(url, readonly=readonly, schema=schema)
     raise ShelfError(
@@ -52,7 +52,7 @@ def make_engine(
     )
 
 
-def _sqlite_engine(url: str, *, durable: bool) -> Engine:
+def _sqlite_engine(url: str, *, readonly: bool, durable: bool) -> Engine:
     engine = create_engine(
         url,
         # The sqlite3 timeout is SQLite's busy timeout: a writer waits for the
@@ -66,9 +66,12 @@ def _sqlite_engine(url: str, *, durable: bool) -> Engine:
         # otherwise start deferred transactions on its own (see do_begin).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        # WAL: readers never block the writer nor the writer the readers,
-        # which is what lets a notebook browse while an experiment writes.
-        cursor.execute("PRAGMA journal_mode=WAL")
+        if not readonly:
+            # WAL: readers never block the writer nor the writer the readers,
+            # which is what lets a notebook browse while an experiment
+            # writes.  It is a property of the file, so a read-only
+            # connection finds it already set (or reads a DELETE-mode file).
+            cursor.execute("PRAGMA journal_mode=WAL")
         # NORMAL is safe against a crash of the process (the WAL is intact)
         # and only risks the last transactions on power loss; FULL syncs
         # every commit for shelves that ask to be durable.

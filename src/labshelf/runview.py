@@ -51,20 +51,20 @@ class RunView:
         import pandas as pd
 
         db = self._shelf._registry.db
-        with db.read() as conn:
-            run_rows = conn.execute(
+        with db.read(snapshot=True) as txn:
+            run_rows = txn.tuples(
                 select(runs.c.number, runs.c.experiment, runs.c.status, runs.c.started, runs.c.ended).order_by(
                     runs.c.number
                 )
-            ).all()
-            summary_rows = self._shelf._registry.summary_columns(conn).all()
+            )
+            summary_rows = self._shelf._registry.summary_columns(txn)
             image_rows = []
             if thumbnails and any(r[3] == "image" for r in summary_rows):
-                image_rows = conn.execute(
+                image_rows = txn.tuples(
                     select(datasets.c.run, datasets.c.name, datasets.c.data_id, datasets.c.thumbnail).where(
                         datasets.c.summary_kind == "image"
                     )
-                ).all()
+                )
 
         numbers_list, experiment, status, started, ended = (
             list(col) for col in (zip(*run_rows) if run_rows else ([],) * 5)

@@ -12,6 +12,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from .datastore import Datastore, formatters
 from .errors import (
     CorruptDataset,
@@ -334,7 +336,7 @@ def create(
     if schema is not None:
         _create_schema(target, schema)
     db = _database(url, where, mode="rw", schema=schema, durable=durable)
-    with db.read() as conn:
+    with db.engine.connect() as conn:
         if migrate.current_version(conn) is not None:
             raise ShelfExists(f"{where} already holds a labshelf registry; open it instead")
     with db.engine.begin() as conn:
@@ -344,9 +346,9 @@ def create(
 
     from . import __version__
 
-    with db.write() as conn:
+    with db.write() as txn:
         registry.set_info(
-            conn,
+            txn,
             {
                 "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
                 "created_by": f"labshelf {__version__}",
@@ -417,8 +419,11 @@ def open(  # noqa: A001 - labshelf.open is the natural name, as in h5py.File / x
         where = str(folder)
     db = _database(url, where, mode=mode, schema=schema, durable=durable)
     try:
-        with db.read() as conn:
+        with db.engine.connect() as conn:
             migrate.check_version(conn, where)
+    except SQLAlchemyError as exc:
+        db.dispose()
+        raise NotAShelf(f"cannot read the registry of {where}: {exc}") from exc
     except Exception:
         db.dispose()
         raise

@@ -192,13 +192,13 @@ class Writer:
     ) -> DatasetRef:
         import time
 
-        with self.registry.db.write() as conn:
-            current = self.registry.lock_target(conn, run, name, key)
+        with self.registry.db.write() as txn:
+            current = self.registry.lock_target(txn, run, name, key)
             if expect_version is not None and (current is None or current.version != expect_version):
                 raise _Conflict()
             version = 1 if current is None else current.version + 1
             dataset_id = self.registry.write_dataset(
-                conn,
+                txn,
                 existing_id=None if current is None else current.id,
                 version=version,
                 run=run,
@@ -238,8 +238,8 @@ class Writer:
         """Append to an inline (or new) array inside one transaction."""
         import numpy as np
 
-        with self.registry.db.write() as conn:
-            current = self.registry.lock_target(conn, run, name, key)
+        with self.registry.db.write() as txn:
+            current = self.registry.lock_target(txn, run, name, key)
             if current is None:
                 formatter = formatters.by_kind("ndarray")
                 old = None
@@ -247,7 +247,7 @@ class Writer:
                 start = 0
                 options: Mapping[str, Any] = {}
             else:
-                ref = self.registry.read_for_update(conn, current.id)
+                ref = self.registry.read_for_update(txn, current.id)
                 if ref.storage.inline is None:
                     return None  # became file-backed meanwhile: go the segment way
                 formatter = _appendable(ref)
@@ -259,7 +259,7 @@ class Writer:
             fields = self._small_fields(formatter, run, name, new, options)
             version = 1 if current is None else current.version + 1
             dataset_id = self.registry.write_dataset(
-                conn,
+                txn,
                 existing_id=None if current is None else current.id,
                 version=version,
                 run=run,
@@ -372,11 +372,11 @@ class Writer:
     def _mutate_small(
         self, run: int, name: str, did: Mapping[str, Any], key: str, index: Any, value: Any, payload: Any
     ) -> DatasetRef | None:
-        with self.registry.db.write() as conn:
-            current = self.registry.lock_target(conn, run, name, key)
+        with self.registry.db.write() as txn:
+            current = self.registry.lock_target(txn, run, name, key)
             if current is None:
                 raise DatasetNotFound(f"run {run} has no dataset {name!r} to mutate; put it first")
-            ref = self.registry.read_for_update(conn, current.id)
+            ref = self.registry.read_for_update(txn, current.id)
             if ref.storage.inline is None:
                 return None
             formatter = _appendable(ref)
@@ -384,7 +384,7 @@ class Writer:
             fields = self._small_fields(formatter, run, name, array, ref.storage.options)
             version = current.version + 1
             self.registry.write_dataset(
-                conn, existing_id=current.id, version=version, run=run, name=name,
+                txn, existing_id=current.id, version=version, run=run, name=name,
                 data_id=key, fields=fields, change="mutate", payload=payload,
             )
         return _ref(current.id, run, name, did, version, fields, _now())

@@ -14,24 +14,28 @@ from collections.abc import Iterator, Mapping
 from types import MappingProxyType
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 
 from ..errors import RunNotFound, RunNotWritable, ShelfError
-from .engine import Database
+from .engine import Database, Statement, Txn
 from .records import DatasetRef, RunRecord, Storage
 from .schema import broadcasts, changes, datasets, runs, shelf_info
 
 RUN_STATES = ("running", "finished", "failed", "aborted")
 
-# Statements are built once: SQLAlchemy caches their compiled form, and the
-# hot paths (a put, a small get) then cost one cache hit each.
+# Statements are built and compiled once per dialect (engine.Statement): the
+# hot paths (a put, a small get) then cost the database's own work only.
 _DATASET_COLUMNS = tuple(datasets.c)
-_FIND = select(*_DATASET_COLUMNS).where(
-    datasets.c.run == bindparam("run"),
-    datasets.c.name == bindparam("name"),
-    datasets.c.data_id == bindparam("data_id"),
+_WRITABLE_COLUMNS = tuple(c.name for c in datasets.c if c.name != "id")
+_FIND = Statement(
+    select(*_DATASET_COLUMNS).where(
+        datasets.c.run == bindparam("run"),
+        datasets.c.name == bindparam("name"),
+        datasets.c.data_id == bindparam("data_id"),
+    )
 )
-_LOCK_TARGET = (
+_LOCK_TARGET = Statement(
+
     select(runs.c.status, datasets.c.id, datasets.c.location, datasets.c.version)
     .select_from(
         runs.outerjoin(
@@ -43,10 +47,17 @@ _LOCK_TARGET = (
     )
     .where(runs.c.number == bindparam("run"))
 )
-_RUN = select(runs).where(runs.c.number == bindparam("number"))
-_ADD_CHANGE = insert(changes)
-_ADD_DATASET = insert(datasets)
-_UPDATE_DATASET = update(datasets).where(datasets.c.id == bindparam("_id"))
+_RUN = Statement(select(runs).where(runs.c.number == bindparam("number")))
+_CHANGE_COLUMNS = ("time", "kind", "run", "name", "data_id", "version", "payload")
+_ADD_CHANGE = Statement(insert(changes).values({k: bindparam(k) for k in _CHANGE_COLUMNS}))
+_ADD_DATASET = Statement(
+    insert(datasets).values({k: bindparam(k) for k in _WRITABLE_COLUMNS}).returning(datasets.c.id)
+)
+_UPDATE_DATASET = Statement(
+    update(datasets)
+    .where(datasets.c.id == bindparam("_id"))
+    .values({k: bindparam(k) for k in _WRITABLE_COLUMNS if k not in ("run", "name", "data_id", "created")})
+)
 
 
 def _dumps(document: Any) -> str:
@@ -106,13 +117,13 @@ class Registry:
     # -- shelf info ----------------------------------------------------------
 
     def info(self) -> dict[str, str]:
-        with self.db.read() as conn:
-            return {row.key: row.value for row in conn.execute(select(shelf_info))}
+        with self.db.read() as txn:
+            return {row.key: row.value for row in txn.all(select(shelf_info))}
 
-    def set_info(self, conn: Connection, values: Mapping[str, str]) -> None:
+    def set_info(self, txn: Txn, values: Mapping[str, str]) -> None:
         for key, value in values.items():
-            conn.execute(shelf_info.delete().where(shelf_info.c.key == key))
-            conn.execute(insert(shelf_info).values(key=key, value=value))
+            txn.execute(shelf_info.delete().where(shelf_info.c.key == key))
+            txn.execute(insert(shelf_info).values(key=key, value=value))
 
     # -- runs ----------------------------------------------------------------
 
@@ -127,11 +138,11 @@ class Registry:
         pid: int,
     ) -> RunRecord:
         now = time.time()
-        with self.db.write() as conn:
+        with self.db.write() as txn:
             if number is None:
                 # Safe without a race: writers are serialised (see Database.write).
-                number = (conn.execute(select(func.max(runs.c.number))).scalar() or 0) + 1
-            elif conn.execute(_RUN, {"number": number}).first() is not None:
+                number = (txn.scalar(select(func.max(runs.c.number))) or 0) + 1
+            elif txn.first(_RUN, {"number": number}) is not None:
                 raise ShelfError(f"run {number} exists already; leave number=None for the next free one")
             row = {
                 "number": number,
@@ -145,81 +156,82 @@ class Registry:
                 "pid": pid,
                 "error": None,
             }
-            conn.execute(insert(runs).values(**row))
-            self._change(conn, "run_start", run=number, payload={"experiment": experiment})
+            txn.execute(insert(runs).values(**row))
+            self._change(txn, "run_start", run=number, payload={"experiment": experiment})
         return RunRecord.from_row(_Row(row))
 
     def finish_run(self, number: int, status: str, error: str | None = None) -> RunRecord:
         if status not in RUN_STATES[1:]:
             raise ShelfError(f"a run ends as one of {RUN_STATES[1:]}, not {status!r}")
-        with self.db.write() as conn:
-            row = conn.execute(_RUN, {"number": number}).first()
+        with self.db.write() as txn:
+            row = txn.first(_RUN, {"number": number})
             if row is None:
                 raise RunNotFound(f"no run {number} in this shelf")
             if row.status != "running":
                 raise RunNotWritable(f"run {number} has ended already ({row.status})")
-            conn.execute(
+            txn.execute(
                 update(runs)
                 .where(runs.c.number == number)
                 .values(status=status, ended=time.time(), error=error)
             )
-            self._change(conn, "run_end", run=number, payload={"status": status})
-            row = conn.execute(_RUN, {"number": number}).one()
+            self._change(txn, "run_end", run=number, payload={"status": status})
+            row = txn.first(_RUN, {"number": number})
         return RunRecord.from_row(row)
 
     def run(self, number: int) -> RunRecord | None:
-        with self.db.read() as conn:
-            row = conn.execute(_RUN, {"number": number}).first()
+        with self.db.read() as txn:
+            row = txn.first(_RUN, {"number": number})
         return None if row is None else RunRecord.from_row(row)
 
     def runs(self) -> list[RunRecord]:
-        with self.db.read() as conn:
-            return [RunRecord.from_row(r) for r in conn.execute(select(runs).order_by(runs.c.number))]
+        with self.db.read() as txn:
+            return [RunRecord.from_row(r) for r in txn.all(select(runs).order_by(runs.c.number))]
 
     def run_numbers(self) -> list[int]:
-        with self.db.read() as conn:
-            return list(conn.execute(select(runs.c.number).order_by(runs.c.number)).scalars())
+        with self.db.read() as txn:
+            return txn.scalars(select(runs.c.number).order_by(runs.c.number))
 
     def count_runs(self) -> int:
-        with self.db.read() as conn:
-            return conn.execute(select(func.count()).select_from(runs)).scalar_one()
+        with self.db.read() as txn:
+            return int(txn.scalar(select(func.count()).select_from(runs)))
 
     # -- datasets ------------------------------------------------------------
 
     def find(self, run: int, name: str, data_id: str) -> DatasetRef | None:
-        with self.db.read() as conn:
-            row = conn.execute(_FIND, {"run": run, "name": name, "data_id": data_id}).first()
+        with self.db.read() as txn:
+            row = txn.first(_FIND, {"run": run, "name": name, "data_id": data_id})
         return None if row is None else ref_from_row(row)
 
     def datasets(self, run: int) -> list[DatasetRef]:
         query = select(*_DATASET_COLUMNS).where(datasets.c.run == run).order_by(datasets.c.id)
-        with self.db.read() as conn:
-            return [ref_from_row(r) for r in conn.execute(query)]
+        with self.db.read() as txn:
+            return [ref_from_row(r) for r in txn.all(query)]
 
     def names(self, run: int | None = None) -> list[str]:
         query = select(datasets.c.name).distinct().order_by(datasets.c.name)
         if run is not None:
             query = query.where(datasets.c.run == run)
-        with self.db.read() as conn:
-            return list(conn.execute(query).scalars())
+        with self.db.read() as txn:
+            return txn.scalars(query)
 
     def count_datasets(self) -> int:
-        with self.db.read() as conn:
-            return conn.execute(select(func.count()).select_from(datasets)).scalar_one()
+        with self.db.read() as txn:
+            return int(txn.scalar(select(func.count()).select_from(datasets)))
 
     def all_files(self) -> Iterator[str]:
         """Every data file the registry refers to, relative to the datastore root."""
         query = select(datasets.c.location).where(datasets.c.location.is_not(None))
-        with self.db.read() as conn:
-            for (location,) in conn.execute(query):
-                yield from json.loads(location)
+        with self.db.read() as txn:
+            locations = txn.scalars(query)
+        for location in locations:
+            yield from json.loads(location)
 
-    def lock_target(self, conn: Connection, run: int, name: str, data_id: str) -> Any:
+    def lock_target(self, txn: Txn, run: int, name: str, data_id: str) -> Any:
         """In a write transaction: check the run is writable, return the current row.
 
         Returns the dataset's (id, location, version) row, or None.
         """
-        row = conn.execute(_LOCK_TARGET, {"run": run, "name": name, "data_id": data_id}).first()
+        row = txn.first(_LOCK_TARGET, {"run": run, "name": name, "data_id": data_id})
         if row is None:
             raise RunNotFound(f"no run {run} in this shelf")
         if row.status != "running":
@@ -229,13 +241,12 @@ class Registry:
             )
         return row if row.id is not None else None
 
-    def read_for_update(self, conn: Connection, dataset_id: int) -> DatasetRef:
-        row = conn.execute(select(*_DATASET_COLUMNS).where(datasets.c.id == dataset_id)).one()
-        return ref_from_row(row)
+    def read_for_update(self, txn: Txn, dataset_id: int) -> DatasetRef:
+        return ref_from_row(txn.first(select(*_DATASET_COLUMNS).where(datasets.c.id == dataset_id)))
 
     def write_dataset(
         self,
-        conn: Connection,
+        txn: Txn,
         *,
         existing_id: int | None,
         version: int,
@@ -248,7 +259,7 @@ class Registry:
     ) -> int:
         """Insert or replace a dataset row and record its change; return its id.
 
-        Runs in ``conn``'s (write) transaction.
+        Runs in ``txn``, a write transaction.
 
         ``fields`` are the ``datasets`` columns the formatter decided (kind,
         shape, dtype, nbytes, summary_*, thumbnail, inline, location,
@@ -256,7 +267,7 @@ class Registry:
         """
         now = time.time()
         if existing_id is None:
-            result = conn.execute(
+            dataset_id = txn.scalar(
                 _ADD_DATASET,
                 {
                     **fields,
@@ -268,43 +279,42 @@ class Registry:
                     "updated": now,
                 },
             )
-            dataset_id = int(result.inserted_primary_key[0])
         else:
-            conn.execute(_UPDATE_DATASET, {**fields, "_id": existing_id, "version": version, "updated": now})
+            txn.execute(_UPDATE_DATASET, {**fields, "_id": existing_id, "version": version, "updated": now})
             dataset_id = existing_id
-        self._change(conn, change, run=run, name=name, data_id=data_id, version=version, payload=payload)
-        return dataset_id
+        self._change(txn, change, run=run, name=name, data_id=data_id, version=version, payload=payload)
+        return int(dataset_id)
 
     # -- broadcasts (persist=False) ------------------------------------------
 
     def broadcast(self, run: int, name: str, data_id: str, kind: str, inline: str | None) -> None:
-        with self.db.write() as conn:
-            self.lock_target(conn, run, name, data_id)
+        with self.db.write() as txn:
+            self.lock_target(txn, run, name, data_id)
             key = (
                 (broadcasts.c.run == run)
                 & (broadcasts.c.name == name)
                 & (broadcasts.c.data_id == data_id)
             )
-            conn.execute(broadcasts.delete().where(key))
-            conn.execute(
+            txn.execute(broadcasts.delete().where(key))
+            txn.execute(
                 insert(broadcasts).values(
                     run=run, name=name, data_id=data_id, kind=kind, inline=inline, updated=time.time()
                 )
             )
-            self._change(conn, "broadcast", run=run, name=name, data_id=data_id)
+            self._change(txn, "broadcast", run=run, name=name, data_id=data_id)
 
     def was_broadcast(self, run: int, name: str, data_id: str) -> bool:
         query = select(broadcasts.c.kind).where(
             (broadcasts.c.run == run) & (broadcasts.c.name == name) & (broadcasts.c.data_id == data_id)
         )
-        with self.db.read() as conn:
-            return conn.execute(query).first() is not None
+        with self.db.read() as txn:
+            return txn.first(query) is not None
 
     # -- change feed -----------------------------------------------------------
 
     def _change(
         self,
-        conn: Connection,
+        txn: Txn,
         kind: str,
         *,
         run: int | None = None,
@@ -313,7 +323,7 @@ class Registry:
         version: int | None = None,
         payload: Any = None,
     ) -> None:
-        conn.execute(
+        txn.execute(
             _ADD_CHANGE,
             {
                 "time": time.time(),
@@ -328,14 +338,14 @@ class Registry:
 
     def changes_since(self, seq: int = 0, limit: int = 10_000) -> list[dict[str, Any]]:
         query = select(changes).where(changes.c.seq > seq).order_by(changes.c.seq).limit(limit)
-        with self.db.read() as conn:
-            return [dict(r._mapping) for r in conn.execute(query)]
+        with self.db.read() as txn:
+            return [r._asdict() for r in txn.all(query)]
 
     # -- run table -------------------------------------------------------------
 
-    def summary_columns(self, conn: Connection) -> Any:
+    def summary_columns(self, txn: Txn) -> list[tuple[Any, ...]]:
         """All summaries as (run, name, data_id, summary_kind, summary_value, summary_text)."""
-        return conn.execute(
+        return txn.tuples(
             select(
                 datasets.c.run,
                 datasets.c.name,

@@ -80,17 +80,17 @@ def _create(args: argparse.Namespace) -> None:
 
 
 def _info(args: argparse.Namespace) -> None:
-    from .shelf import open
+    from .shelf import open as open_shelf
 
-    with open(args.path, mode="r") as shelf:
+    with open_shelf(args.path, mode="r") as shelf:
         for key, value in shelf.info().items():
             print(f"{key:>12}: {value}")
 
 
 def _ls(args: argparse.Namespace) -> None:
-    from .shelf import open
+    from .shelf import open as open_shelf
 
-    with open(args.path, mode="r") as shelf:
+    with open_shelf(args.path, mode="r") as shelf:
         if args.run is not None:
             print(_datasets_text(shelf, args.run))
             return

@@ -67,7 +67,7 @@ class RunView:
                 )
 
         numbers_list, experiment, status, started, ended = (
-            list(col) for col in (zip(*run_rows) if run_rows else ([],) * 5)
+            list(col) for col in (zip(*run_rows, strict=True) if run_rows else ([],) * 5)
         )
         numbers = np.asarray(numbers_list, dtype=np.int64)
         index = pd.Index(numbers, name="run")
@@ -103,7 +103,7 @@ def _pivot(numbers: Any, rows: list[Any], image_rows: list[Any]) -> dict[str, An
     import numpy as np
     import pandas as pd
 
-    run_col, names, data_ids, kinds, values, texts = (list(c) for c in zip(*rows))
+    run_col, names, data_ids, kinds, values, texts = (list(c) for c in zip(*rows, strict=True))
     labels = _labels(names, data_ids)
     codes, columns = pd.factorize(np.asarray(labels, dtype=object))
     row_of = np.searchsorted(numbers, np.asarray(run_col, dtype=np.int64))
@@ -135,12 +135,11 @@ def _pivot(numbers: Any, rows: list[Any], image_rows: list[Any]) -> dict[str, An
             column = thumbs["grid"][:, j]
         elif held <= _NUMERIC:
             numeric = number_grid[:, j]
+            missing = np.isnan(numeric)
             if held <= {"bool", "none"} and "bool" in held:
-                column = pd.array(np.where(np.isnan(numeric), None, numeric.astype(bool)), dtype="boolean")
-                column[np.isnan(numeric)] = pd.NA
+                column = pd.arrays.BooleanArray(np.where(missing, False, numeric != 0), missing)
             elif held <= {"int", "none"} and "int" in held:
-                column = pd.array(np.where(np.isnan(numeric), 0, numeric).astype(np.int64), dtype="Int64")
-                column[np.isnan(numeric)] = pd.NA
+                column = pd.arrays.IntegerArray(np.where(missing, 0, numeric).astype(np.int64), missing)
             else:
                 column = numeric
         elif held == {"complex"}:

@@ -186,7 +186,7 @@ class Shelf:
         run = self._run_number(run)
         ref = self._registry.find(run, name, key)
         if ref is None:
-            self._not_found(run, name, key, data_id)
+            raise self._not_found(run, name, key, data_id)
         return ref
 
     def get(self, name: str, *, run: int, data_id: Mapping[str, Any] | None = None) -> Any:
@@ -237,11 +237,12 @@ class Shelf:
             raise RunNotFound(f"run= takes a run number (an int) or a Run, not {run!r}")
         return run
 
-    def _not_found(self, run: int, name: str, key: str, data_id: Any) -> None:
+    def _not_found(self, run: int, name: str, key: str, data_id: Any) -> DatasetNotFound:
+        """The error to raise for a dataset that is not there, saying why."""
         if self._registry.run(run) is None:
             self.run(run)  # raises RunNotFound with a hint
         if self._registry.was_broadcast(run, name, key):
-            raise NotPersisted(
+            return NotPersisted(
                 f"dataset {name!r} of run {run} was put with persist=False: it was broadcast to "
                 "live subscribers only and never stored"
             )
@@ -249,12 +250,12 @@ class Shelf:
         same_name = [r for r in refs if r.name == name]
         if same_name:
             ids = "; ".join(format_data_id(r.data_id) or "(no data ID)" for r in same_name[:10])
-            raise DatasetNotFound(
+            return DatasetNotFound(
                 f"run {run} has {name!r} only with other data IDs than "
                 f"{format_data_id(normalize_data_id(data_id)) or '(none)'}: {ids}"
             )
         names = sorted({r.name for r in refs})
-        raise DatasetNotFound(f"run {run} has no dataset {name!r}{close_matches(name, names)}")
+        return DatasetNotFound(f"run {run} has no dataset {name!r}{close_matches(name, names)}")
 
 
 # -- creating and opening ---------------------------------------------------------------
@@ -350,7 +351,7 @@ def create(
         registry.set_info(
             txn,
             {
-                "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+                "created": datetime.datetime.now(datetime.UTC).isoformat(),
                 "created_by": f"labshelf {__version__}",
                 "root": str(folder.resolve()),
             },

@@ -15,6 +15,7 @@ new one either fully visible or not at all.  Data files are never modified:
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from collections.abc import Callable, Mapping
@@ -354,9 +355,8 @@ class Writer:
             array = assign(ref, array, index, value)
             desc = formatter.describe(array)
             with self.datastore.new_file(run, name, ".h5") as (tmp, relative):
-                summary = _write_and_summarise(
-                    formatter, array, desc, lambda: formatter.write(tmp, name, array, ref.storage.options)
-                )
+                write = functools.partial(formatter.write, tmp, name, array, ref.storage.options)
+                summary = _write_and_summarise(formatter, array, desc, write)
             fields = _fields(formatter, desc, summary, inline=None, files=[relative], options=ref.storage.options)
             try:
                 return self._commit(
@@ -440,8 +440,6 @@ def fit_rows(ref: DatasetRef, shape: tuple[int, ...], dtype: Any, rows: np.ndarr
 
     Returns the rows and the dtype of the result (strings widen to fit).
     """
-    import numpy as np
-
     trailing = tuple(shape[1:])
     if rows.shape == trailing:
         rows = rows.reshape((1, *trailing))

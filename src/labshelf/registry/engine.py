@@ -231,7 +231,7 @@ class _Form:
     __slots__ = ("sql", "order", "compiled", "direct")
 
     def __init__(self, stmt: Executable, dialect: Dialect):
-        compiled = stmt.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+        compiled = stmt.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})  # type: ignore[attr-defined]
         self.sql = str(compiled)
         self.compiled = compiled
         #: Parameter names in placeholder order (qmark drivers), or None (named).
@@ -284,9 +284,9 @@ class Txn:
         if description is None:
             return []
         names = tuple(d[0] for d in description)
-        row_type = _ROW_TYPES.get(names)
+        row_type: Any = _ROW_TYPES.get(names)
         if row_type is None:
-            row_type = _ROW_TYPES[names] = namedtuple("Row", names, rename=True)  # type: ignore[misc]
+            row_type = _ROW_TYPES[names] = namedtuple("Row", names, rename=True)  # noqa: PYI024 - fields known only at run time
         return [row_type._make(r) for r in cursor.fetchall()]
 
     def all(self, stmt: Executable | Statement, params: Mapping[str, Any] | None = None) -> list[Any]:

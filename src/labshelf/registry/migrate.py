@@ -7,6 +7,7 @@ Alembic is imported only to create or upgrade; opening a shelf just reads the
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Connection, inspect, text
 
@@ -19,7 +20,7 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 KNOWN_VERSIONS = ("0001",)
 
 
-def _alembic_config(conn: Connection):  # type: ignore[no-untyped-def]
+def _alembic_config(conn: Connection) -> Any:
     from alembic.config import Config
 
     config = Config()

@@ -22,7 +22,7 @@ _EMPTY: Mapping[str, Any] = MappingProxyType({})
 def _timestamp(seconds: float | None) -> _dt.datetime | None:
     if seconds is None:
         return None
-    return _dt.datetime.fromtimestamp(seconds, tz=_dt.timezone.utc)
+    return _dt.datetime.fromtimestamp(seconds, tz=_dt.UTC)
 
 
 @dataclass(frozen=True, slots=True)

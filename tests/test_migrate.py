@@ -47,7 +47,8 @@ def test_a_newer_schema_is_refused_with_advice(tmp_path: Path) -> None:
         labshelf.upgrade(path)
 
 
-@pytest.mark.parametrize("version", migrate.KNOWN_VERSIONS)
+# The current schema needs no saved shelf: every other test makes one.
+@pytest.mark.parametrize("version", migrate.KNOWN_VERSIONS[:-1])
 def test_shelf_of_each_released_schema_opens_after_upgrade(tmp_path: Path, version: str) -> None:
     source = DATA / f"schema-{version}.shelf"
     path = tmp_path / source.name

@@ -54,22 +54,3 @@ def test_reopen_sees_everything(tmp_path) -> None:
             s.new_run()
         with pytest.raises(labshelf.ReadOnlyShelf):
             s.run(1).put("y", 1)
-
-
-def test_run_table_from_registry(shelf: labshelf.Shelf) -> None:
-    for i in range(3):
-        with shelf.new_run("exp", {"i": i}) as run:
-            run.put("temperature", 300.0 + i)
-            run.put("count", i)
-            run.put("ok", i % 2 == 0)
-            run.put("note", f"run {i}")
-            run.put("image", np.full((32, 32), i, dtype="u1"))
-    table = shelf.runs.to_pandas()
-    assert list(table.index) == [1, 2, 3]
-    assert list(table.columns) == ["experiment", "status", "start", "end", "temperature", "count", "ok", "note", "image"]
-    assert table["temperature"].tolist() == [300.0, 301.0, 302.0]
-    assert str(table["count"].dtype) == "Int64" and table["count"].tolist() == [0, 1, 2]
-    assert table["ok"].tolist() == [True, False, True]
-    assert table["note"].tolist() == ["run 0", "run 1", "run 2"]
-    assert all(png.startswith(b"\x89PNG") for png in table["image"])
-    assert shelf.runs.to_pandas(thumbnails=False)["image"].tolist() == ["32x32 uint8"] * 3

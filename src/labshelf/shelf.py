@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +28,7 @@ from .errors import (
 )
 from .names import check_name, data_id_key, format_data_id, normalize_data_id
 from .registry import migrate
+from .registry.annotations import Annotations
 from .registry.engine import Database, is_postgres_url, make_engine, sqlite_url
 from .registry.records import DatasetRef
 from .registry.registry import Registry
@@ -54,6 +55,7 @@ class Shelf:
         self._registry = registry
         self._datastore = datastore
         self._writer = Writer(registry, datastore)
+        self._annotations = Annotations(registry)
         self.where = where
         self.mode = mode
 
@@ -116,7 +118,6 @@ class Shelf:
         number
             Run number to use; by default the next free one.
         """
-        import getpass
         import socket
 
         from .run import Run
@@ -131,12 +132,8 @@ class Shelf:
             raise ShelfError(f"run params must be JSON-compatible (numbers, strings, lists, dicts): {exc}") from exc
         if number is not None and (not isinstance(number, int) or number < 1):
             raise ShelfError(f"a run number is a positive int, not {number!r}")
-        try:
-            user = getpass.getuser()
-        except Exception:  # no user name in some containers
-            user = str(os.getuid())
         record = self._registry.create_run(
-            number=number, experiment=experiment, params=params, host=socket.gethostname(), user=user, pid=os.getpid()
+            number=number, experiment=experiment, params=params, host=socket.gethostname(), user=_user(), pid=os.getpid()
         )
         return Run(self, record)
 
@@ -159,6 +156,46 @@ class Shelf:
         from .runview import RunView
 
         return RunView(self)
+
+    # -- annotations -------------------------------------------------------------------
+
+    def annotate(
+        self,
+        runs: int | Iterable[int],
+        *,
+        comment: Any = ...,
+        tags: Iterable[str] | None = None,
+        **columns: Any,
+    ) -> int:
+        """Add what people know about runs: a comment, tags, user columns.
+
+        Parameters
+        ----------
+        runs
+            A run number or several.
+        comment
+            The run's comment (None clears it; leave it out to keep it).
+        tags
+            The run's tags (replaces the list).
+        **columns
+            User columns and their values (numbers, text or bools; None
+            clears one).  A new name creates the column, typed by its value.
+
+        Returns
+        -------
+        int
+            How many values changed.  Each change is kept in the history
+            (:meth:`history`) and the change feed.  Finished runs can be
+            annotated: their data are not touched.
+        """
+        self._check_writable()
+        numbers = [runs] if isinstance(runs, int) else [self._run_number(r) for r in runs]
+        return self._annotations.annotate(numbers, comment=comment, tags=tags, columns=columns, user=_user())
+
+    def history(self, run: int) -> list[dict[str, Any]]:
+        """Every annotation change of a run: field, old, new, user, time (oldest first)."""
+        self.run(run)  # RunNotFound with a hint
+        return self._annotations.history(run)
 
     def __getitem__(self, number: int) -> Run:
         return self.run(number)
@@ -256,6 +293,16 @@ class Shelf:
             )
         names = sorted({r.name for r in refs})
         return DatasetNotFound(f"run {run} has no dataset {name!r}{close_matches(name, names)}")
+
+
+def _user() -> str:
+    """The OS user name, recorded with runs and annotations."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:  # no user name in some containers
+        return str(os.getuid())
 
 
 # -- creating and opening ---------------------------------------------------------------

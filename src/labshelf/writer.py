@@ -25,13 +25,16 @@ from typing import TYPE_CHECKING, Any
 
 from ._faults import crashpoint
 from .datastore import Datastore, Description, Formatter, Summary, formatters
-from .errors import DatasetNotFound, InvalidIndex, InvalidValue, RunNotWritable, UnsupportedValue
+from .errors import DatasetNotFound, InvalidIndex, InvalidName, InvalidValue, RunNotWritable, UnsupportedValue
 from .names import check_name, data_id_key, normalize_data_id
 from .registry.records import DatasetRef, Storage
 from .registry.registry import Registry, public_summary
 
 if TYPE_CHECKING:
     import numpy as np
+
+#: Where derived variables (computed after a run from its data) are stored.
+DERIVED_PREFIX = "derived/"
 
 #: Values at least this big are summarised on a worker thread while the
 #: HDF5 file is written (numpy releases the GIL), hiding the summary's cost.
@@ -140,8 +143,12 @@ class Writer:
         hdf5_options: Mapping[str, Any] | None = None,
         persist: bool = True,
         kind: str | None = None,
+        derived: bool = False,
     ) -> DatasetRef | None:
+        """Store a value; ``derived=True`` (reprocessing only) also writes into ended runs."""
         check_name(name)
+        if derived and not name.startswith(DERIVED_PREFIX):
+            raise InvalidName(f"derived results are stored under {DERIVED_PREFIX!r}, not as {name!r}")
         did = normalize_data_id(data_id)
         key = data_id_key(did)
         formatter = formatters.pick(value, kind)
@@ -157,16 +164,17 @@ class Writer:
         if inline is not None:
             summary = formatter.summarise(value)
             fields = _fields(formatter, desc, summary, inline=inline, files=[], options=options)
-            return self._commit(run, name, did, key, fields, change="put")
+            return self._commit(run, name, did, key, fields, change="put", derived=derived)
         # Refuse early, before writing what may be a big file, if the run ended.
-        self._check_running(run)
+        if not derived:
+            self._check_running(run)
         with self.datastore.new_file(run, name, formatter.suffix) as (tmp, relative):
             summary = _write_and_summarise(
                 formatter, value, desc, lambda: formatter.write(tmp, name, value, options)
             )
         fields = _fields(formatter, desc, summary, inline=None, files=[relative], options=options)
         try:
-            return self._commit(run, name, did, key, fields, change="put")
+            return self._commit(run, name, did, key, fields, change="put", derived=derived)
         except BaseException:
             self.datastore.remove([relative])
             raise
@@ -190,11 +198,12 @@ class Writer:
         change: str,
         payload: Any = None,
         expect_version: int | None = None,
+        derived: bool = False,
     ) -> DatasetRef:
         import time
 
         with self.registry.db.write() as txn:
-            current = self.registry.lock_target(txn, run, name, key)
+            current = self.registry.lock_target(txn, run, name, key, derived=derived)
             if expect_version is not None and (current is None or current.version != expect_version):
                 raise _Conflict()
             version = 1 if current is None else current.version + 1

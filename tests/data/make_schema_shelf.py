@@ -1,7 +1,7 @@
 """Make tests/data/schema-<version>.shelf with the labshelf of this checkout.
 
-Run once per released schema version (before the schema changes again), and
-commit the folder: tests/test_migrate.py upgrades and reads it.  Only inline
+Run it before adding a schema revision, with the labshelf that still writes
+the old schema, and commit the folder: tests/test_migrate.py upgrades and reads it.  Only inline
 values, so the shelf is a few KB and holds no data files.
 """
 

@@ -226,15 +226,17 @@ class Registry:
         for location in locations:
             yield from json.loads(location)
 
-    def lock_target(self, txn: Txn, run: int, name: str, data_id: str) -> Any:
+    def lock_target(self, txn: Txn, run: int, name: str, data_id: str, *, derived: bool = False) -> Any:
         """In a write transaction: check the run is writable, return the current row.
 
-        Returns the dataset's (id, location, version) row, or None.
+        Returns the dataset's (id, location, version) row, or None.  Only
+        ``derived`` results (computed from a run's data after the fact) may
+        be written into a run that has ended.
         """
         row = txn.first(_LOCK_TARGET, {"run": run, "name": name, "data_id": data_id})
         if row is None:
             raise RunNotFound(f"no run {run} in this shelf")
-        if row.status != "running":
+        if row.status != "running" and not derived:
             raise RunNotWritable(
                 f"run {run} has ended ({row.status}); datasets of an ended run cannot change. "
                 "Start a new run with shelf.new_run()"

@@ -28,7 +28,7 @@ from sqlalchemy import (
 )
 
 #: Alembic revision of the newest schema this labshelf knows.
-SCHEMA_VERSION = "0001"
+SCHEMA_VERSION = "0002"
 
 metadata = MetaData(
     naming_convention={
@@ -63,6 +63,8 @@ runs = Table(
     Column("user", String(255), nullable=False),
     Column("pid", Integer, nullable=False),
     Column("error", Text),
+    # What people add by hand (annotations) never touches the run's data.
+    Column("comment", Text),
     Index("ix_runs_experiment", "experiment"),
     Index("ix_runs_started", "started"),
 )
@@ -121,4 +123,58 @@ changes = Table(
     Column("data_id", Text),
     Column("version", Integer),
     Column("payload", Text),
+)
+
+run_tags = Table(
+    "run_tags",
+    metadata,
+    Column("run", Integer, ForeignKey("runs.number", ondelete="CASCADE"), primary_key=True),
+    Column("tag", String(255), primary_key=True),
+    Index("ix_run_tags_tag", "tag"),
+)
+
+user_columns = Table(
+    "user_columns",
+    metadata,
+    # Columns users add to the run table; ``type`` is number, text or bool.
+    Column("name", String(255), primary_key=True),
+    Column("type", String(8), nullable=False),
+    Column("created", Float, nullable=False),
+)
+
+user_values = Table(
+    "user_values",
+    metadata,
+    Column("run", Integer, ForeignKey("runs.number", ondelete="CASCADE"), primary_key=True),
+    Column("column", String(255), ForeignKey("user_columns.name", ondelete="CASCADE"), primary_key=True),
+    Column("value_num", Float),
+    Column("value_text", Text),
+)
+
+history = Table(
+    "history",
+    metadata,
+    # Every annotation change: who (OS user), when, and the old and new values as JSON.
+    Column("id", _BigId, primary_key=True, autoincrement=True),
+    Column("run", Integer, ForeignKey("runs.number", ondelete="CASCADE"), nullable=False),
+    Column("field", String(255), nullable=False),
+    Column("old", Text),
+    Column("new", Text),
+    Column("user", String(255), nullable=False),
+    Column("time", Float, nullable=False),
+    Index("ix_history_run", "run"),
+)
+
+derived = Table(
+    "derived",
+    metadata,
+    # Bookkeeping of derived variables per run: what a result was computed
+    # from (source hash, input dataset versions), or the error it raised.
+    Column("run", Integer, ForeignKey("runs.number", ondelete="CASCADE"), primary_key=True),
+    Column("variable", String(255), primary_key=True),
+    Column("source_hash", String(64), nullable=False),
+    Column("inputs", Text, nullable=False),
+    Column("status", String(8), nullable=False),
+    Column("error", Text),
+    Column("updated", Float, nullable=False),
 )

@@ -29,11 +29,17 @@ _RESERVED = {".": "components (name.component)", ":": "processing stages (name:s
 _ALLOWED = "letters, digits and _ - + = @ , # % ( ), parts joined by '/'"
 
 
-@functools.lru_cache(maxsize=4096)
 def check_name(name: str) -> str:
     """Return ``name`` if it is a valid dataset name, else raise InvalidName."""
+    # The type is checked before the cache, which would raise a bare
+    # "unhashable type" TypeError for a list.
     if not isinstance(name, str):
         raise InvalidName(f"a dataset name must be a str, not {type(name).__name__}")
+    return _check_str(name)
+
+
+@functools.lru_cache(maxsize=4096)
+def _check_str(name: str) -> str:
     if not name:
         raise InvalidName("a dataset name cannot be empty")
     if len(name) > MAX_NAME_LENGTH:

@@ -147,7 +147,8 @@ class Run:
         elif isinstance(exc, KeyboardInterrupt):
             self.finish("aborted", "KeyboardInterrupt")
         else:
-            self.finish("failed", f"{type(exc).__name__}: {exc}")
+            # NUL cannot be stored in PostgreSQL text; the message is only a hint.
+            self.finish("failed", f"{type(exc).__name__}: {exc}".replace("\x00", "\u2400"))
 
     # -- reading -------------------------------------------------------------
 

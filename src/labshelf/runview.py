@@ -394,7 +394,7 @@ def _cell_html(value: Any) -> str:
         return f"<img src='data:image/png;base64,{base64.b64encode(value).decode()}' alt='thumbnail'/>"
     if isinstance(value, float):
         return "" if value != value else f"{value:.6g}"
-    if value is None or value is getattr(__import__("pandas"), "NaT", None):
+    if value is None or type(value).__name__ in ("NaTType", "NAType"):
         return ""
     if isinstance(value, list):
         return ", ".join(html.escape(str(v)) for v in value)

@@ -35,6 +35,7 @@ from .registry.registry import Registry
 from .writer import Writer
 
 if TYPE_CHECKING:
+    from .derived import ReprocessReport
     from .run import Run
     from .runview import RunView
 
@@ -123,8 +124,8 @@ class Shelf:
         from .run import Run
 
         self._check_writable()
-        if not isinstance(experiment, str):
-            raise ShelfError(f"experiment must be a str, not {type(experiment).__name__}")
+        if not isinstance(experiment, str) or "\x00" in experiment or len(experiment) > 255:
+            raise ShelfError(f"experiment must be a str of at most 255 characters without NUL, not {experiment!r}")
         params = dict(params or {})
         try:
             json.dumps(params)
@@ -197,6 +198,90 @@ class Shelf:
         self.run(run)  # RunNotFound with a hint
         return self._annotations.history(run)
 
+    # -- derived variables ---------------------------------------------------------------
+
+    @property
+    def context_path(self) -> Path | None:
+        """The context file of derived variables: the one recorded with :meth:`set_context`,
+        else ``context.py`` in the root if it exists, else None."""
+        from .derived import context_path
+
+        return context_path(self)
+
+    def set_context(self, path: str | os.PathLike[str] | None) -> Path | None:
+        """Record ``path`` as this shelf's context file, once it loads without error (None forgets it).
+
+        A file inside the shelf's root is recorded relative to it, so it
+        moves with the shelf.  Returns the context file now in use.
+        """
+        from .derived import set_context
+
+        return set_context(self, path)
+
+    def reprocess(
+        self,
+        runs: Any = None,
+        variables: str | Iterable[str] | None = None,
+        *,
+        jobs: int = 1,
+        dask_scheduler: str | None = None,
+        force: bool = False,
+        progress: bool = True,
+    ) -> ReprocessReport:
+        """Compute the derived variables of the context file where they are stale.
+
+        Parameters
+        ----------
+        runs
+            Which runs: None (all), a run number, a list of them, a
+            ``range``, or a text like ``"10-20,25"`` (ranges take the runs
+            that exist).
+        variables
+            Names of variables to compute (with the variables they depend
+            on); None for all.
+        jobs
+            How many processes compute at once, this one included.
+        dask_scheduler
+            Address of a Dask distributed scheduler (``"tcp://host:8786"``)
+            whose workers compute instead; they must reach this shelf by its
+            path and its registry.
+        force
+            Recompute the chosen variables even where their results are current.
+        progress
+            Show a progress bar over runs (tqdm; a widget in Jupyter).
+
+        Returns
+        -------
+        ReprocessReport
+            How many (run, variable) results were computed, up to date,
+            failed or had missing inputs, and the errors.  A variable that
+            raises is recorded as failed for that run and never stops the
+            others; variables that depend on it are "missing" there.
+
+        Raises
+        ------
+        ContextError
+            The shelf has no context file, or it cannot be loaded (the
+            message names the file and line).
+        """
+        from .derived import reprocess
+
+        return reprocess(
+            self, runs, variables, jobs=jobs, dask_scheduler=dask_scheduler, force=force, progress=progress
+        )
+
+    def derived_status(self, run: int | None = None) -> list[dict[str, Any]]:
+        """Bookkeeping of derived variables, per (run, variable), of one run or all.
+
+        Each dict has ``run``, ``variable``, ``status`` (``"ok"``,
+        ``"error"``, ``"missing"``), ``error`` (the message, or None),
+        ``inputs`` (dataset label -> version it was computed from),
+        ``source_hash`` and ``updated`` (seconds since the epoch).
+        """
+        from .derived import derived_status
+
+        return derived_status(self, run)
+
     def __getitem__(self, number: int) -> Run:
         return self.run(number)
 
@@ -235,7 +320,7 @@ class Shelf:
         """Read the value a DatasetRef points to."""
         formatter = formatters.by_kind(ref.kind)
         if ref.storage.inline is not None:
-            return formatter.from_inline(ref.storage.inline)
+            return self._read_inline(formatter, ref)
         for _attempt in range(3):
             paths = [self._datastore.path(f) for f in ref.storage.files]
             try:
@@ -250,13 +335,23 @@ class Shelf:
                     ) from exc
                 ref = fresh
                 if ref.storage.inline is not None:
-                    return formatter.from_inline(ref.storage.inline)
-            except (OSError, KeyError, ValueError, RuntimeError) as exc:
+                    return self._read_inline(formatter, ref)
+            except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:
                 raise CorruptDataset(
                     f"dataset {ref.label!r} of run {ref.run} cannot be read: data file "
                     f"{', '.join(str(p) for p in paths)} is damaged ({exc}). Other datasets are not affected"
                 ) from exc
         raise CorruptDataset(f"dataset {ref.label!r} of run {ref.run} kept changing while being read")
+
+    @staticmethod
+    def _read_inline(formatter: Any, ref: DatasetRef) -> Any:
+        try:
+            return formatter.from_inline(ref.storage.inline)
+        except (KeyError, ValueError, TypeError) as exc:
+            raise CorruptDataset(
+                f"dataset {ref.label!r} of run {ref.run}: its value in the registry is damaged ({exc}). "
+                "Other datasets are not affected"
+            ) from exc
 
     def datasets(self, run: int) -> list[DatasetRef]:
         """Every dataset of a run, in the order they were first put."""

@@ -179,6 +179,11 @@ class Writer:
             self.datastore.remove([relative])
             raise
 
+    def _changed(self, run: int, name: str, key: str, ref: DatasetRef) -> bool:
+        """Whether dataset ``ref`` has a newer version (or is gone) by now."""
+        current = self.registry.find(run, name, key)
+        return current is None or current.version != ref.version
+
     def _check_running(self, run: int) -> None:
         record = self.registry.run(run)
         if record is not None and record.status != "running":
@@ -198,6 +203,7 @@ class Writer:
         change: str,
         payload: Any = None,
         expect_version: int | None = None,
+        rebase: Callable[[DatasetRef], tuple[dict[str, Any], Any]] | None = None,
         derived: bool = False,
     ) -> DatasetRef:
         import time
@@ -205,7 +211,11 @@ class Writer:
         with self.registry.db.write() as txn:
             current = self.registry.lock_target(txn, run, name, key, derived=derived)
             if expect_version is not None and (current is None or current.version != expect_version):
-                raise _Conflict()
+                if rebase is None or current is None:
+                    raise _Conflict()
+                # Redo the row on top of what committed meanwhile; under the
+                # lock nothing else can commit in between (rebase may refuse).
+                fields, payload = rebase(self.registry.read_for_update(txn, current.id))
             version = 1 if current is None else current.version + 1
             dataset_id = self.registry.write_dataset(
                 txn,
@@ -298,44 +308,72 @@ class Writer:
             formatter.write(tmp, name, fitted, ref.storage.options)
         files = [*ref.storage.files, relative]
         merged: list[str] = []
-        small = [f for f in files[-_MAX_SMALL_SEGMENTS - 1 :] if self.datastore.path(f).stat().st_size < _SMALL_SEGMENT_BYTES]
-        if len(small) > _MAX_SMALL_SEGMENTS and small == files[-len(small) :]:
-            # Many small appends: merge the small tail into one file so reads
-            # do not open thousands of files.  The old ones stay until commit.
-            tail = formatter.read([self.datastore.path(f) for f in small], name, ref, {})
-            with self.datastore.new_file(run, name, ".h5") as (tmp, merged_relative):
-                formatter.write(tmp, name, tail, ref.storage.options)
-            merged = small
-            files = [*files[: -len(small)], merged_relative]
-        old_rows = ref.shape[0]
-        new_shape = (old_rows + fitted.shape[0], *ref.shape[1:])
-        # The mean of the whole array follows from the old mean and the new rows.
-        old_mean = ref.summary if ref.kind == "ndarray" else None
-        added = array_mean(fitted)
-        if old_rows == 0:
-            mean = added
-        elif old_mean is None or added is None:
-            mean = None
-        else:
-            mean = (old_mean * old_rows + added * fitted.shape[0]) / new_shape[0]
-        desc = Description(shape=new_shape, dtype=str(dtype), nbytes=int(np.prod(new_shape)) * dtype.itemsize)
-        if ref.kind == "image":
-            whole = formatter.read([self.datastore.path(f) for f in files], name, ref, {})
-            summary = formatter.summarise(whole)
-        else:
-            summary = Summary("array", value=mean, text=f"{'x'.join(map(str, new_shape))} {dtype}")
-        fields = _fields(formatter, desc, summary, inline=None, files=files, options=ref.storage.options)
+        try:
+            small = [f for f in files[-_MAX_SMALL_SEGMENTS - 1 :] if self.datastore.path(f).stat().st_size < _SMALL_SEGMENT_BYTES]
+            if len(small) > _MAX_SMALL_SEGMENTS and small == files[-len(small) :]:
+                # Many small appends: merge the small tail into one file so reads
+                # do not open thousands of files.  The old ones stay until commit.
+                tail = formatter.read([self.datastore.path(f) for f in small], name, ref, {})
+                with self.datastore.new_file(run, name, ".h5") as (tmp, merged_relative):
+                    formatter.write(tmp, name, tail, ref.storage.options)
+                merged = small
+                files = [*files[: -len(small)], merged_relative]
+        except OSError:
+            # Another writer may have merged the small tail since we read
+            # ``ref`` and removed its segments (h5py reports a vanished file
+            # as a plain OSError): then it is a conflict like any other.
+            self.datastore.remove([relative])
+            if self._changed(run, name, key, ref):
+                return None
+            raise
+
+        def fields_for(base: DatasetRef, files: list[str]) -> tuple[dict[str, Any], Any]:
+            """Row fields and change payload for our rows on top of ``base``."""
+            assert base.shape is not None
+            old_rows = base.shape[0]
+            new_shape = (old_rows + fitted.shape[0], *base.shape[1:])
+            # The mean of the whole array follows from the old mean and the new rows.
+            old_mean = base.summary if base.kind == "ndarray" else None
+            added = array_mean(fitted)
+            if old_rows == 0:
+                mean = added
+            elif old_mean is None or added is None:
+                mean = None
+            else:
+                mean = (old_mean * old_rows + added * fitted.shape[0]) / new_shape[0]
+            desc = Description(shape=new_shape, dtype=str(dtype), nbytes=int(np.prod(new_shape)) * dtype.itemsize)
+            if base.kind == "image":
+                whole = formatter.read([self.datastore.path(f) for f in files], name, base, {})
+                summary = formatter.summarise(whole)
+            else:
+                summary = Summary("array", value=mean, text=f"{'x'.join(map(str, new_shape))} {dtype}")
+            fields = _fields(formatter, desc, summary, inline=None, files=files, options=base.storage.options)
+            return fields, {"start": old_rows, "rows": int(fitted.shape[0])}
+
+        def rebase(current: DatasetRef) -> tuple[dict[str, Any], Any]:
+            # Other writers appended since we read ``ref``.  Our segment holds
+            # only our rows, so it goes on top of theirs as long as the array
+            # kept its layout: no retry, so no writer starves however many
+            # others append at once.  A merged tail of ``ref`` cannot, nor can
+            # rows for an array a put or mutate changed: start over then.
+            if merged or not _same_layout(current, ref):
+                raise _Conflict()
+            return fields_for(current, [*current.storage.files, relative])
+
+        fields, payload = fields_for(ref, files)
+        # The files this append made: its segment (no longer in ``files``
+        # once merged) and the merged tail.
+        ours = sorted({relative, *files} - set(ref.storage.files))
         try:
             result = self._commit(
-                run, name, did, key, fields, change="append",
-                payload={"start": old_rows, "rows": int(fitted.shape[0])},
-                expect_version=ref.version,
+                run, name, did, key, fields, change="append", payload=payload,
+                expect_version=ref.version, rebase=rebase,
             )
         except _Conflict:
-            self.datastore.remove([f for f in files if f not in ref.storage.files])
+            self.datastore.remove(ours)
             return None
         except BaseException:
-            self.datastore.remove([f for f in files if f not in ref.storage.files])
+            self.datastore.remove(ours)
             raise
         self.datastore.remove(merged)
         return result
@@ -438,6 +476,19 @@ def _appendable(ref: DatasetRef) -> Formatter:
     return formatter
 
 
+def _same_layout(a: DatasetRef, b: DatasetRef) -> bool:
+    """Whether rows fitted to the file-backed array ``b`` also fit ``a``."""
+    return (
+        a.storage.inline is None
+        and a.kind == b.kind
+        and a.dtype == b.dtype
+        and a.shape is not None
+        and b.shape is not None
+        and a.shape[1:] == b.shape[1:]
+        and dict(a.storage.options) == dict(b.storage.options)
+    )
+
+
 def _stored_dtype(ref: DatasetRef) -> Any:
     import numpy as np
 
@@ -470,30 +521,51 @@ def _widened(dtype: Any, other: Any) -> Any:
     return dtype
 
 
+#: Numeric kinds by how much they hold: a value may move up, never down.
+_KIND_RANK = {"b": 0, "u": 1, "i": 1, "f": 2, "c": 3}
+
+
 def cast_for(ref: DatasetRef, dtype: Any, values: np.ndarray) -> np.ndarray:
-    """``values`` as ``dtype``, refusing casts that would change them."""
+    """``values`` as ``dtype``, refusing any cast that would change them.
+
+    numpy's own "same_kind" rule lets an int become a one-character string
+    and 1e300 become a float32 inf; a dataset must never silently hold
+    something other than what was given.
+    """
     import numpy as np
 
     target = _widened(dtype, values.dtype)
-    if values.dtype == target:
+    source = values.dtype
+    if source == target:
         return values
-    if target.kind == "O":
-        if values.dtype.kind == "U" or values.dtype == object:
-            return values.astype(object)
-    elif np.can_cast(values.dtype, target, "same_kind") or (values.dtype.kind in "biu" and target.kind in "fc"):
-        converted = values.astype(target)
-        if values.dtype.kind in "iu" and target.kind in "iu" and not np.array_equal(converted, values):
-            raise InvalidValue(f"values {values!r} do not fit the {target} dataset {ref.label!r}")
-        return converted
-    elif values.dtype.kind in "biu" and target.kind in "iu":
-        converted = values.astype(target)
-        if np.array_equal(converted, values):
-            return converted
-        raise InvalidValue(f"values do not fit the {target} dataset {ref.label!r} (out of range)")
-    raise InvalidValue(
-        f"cannot store {values.dtype} values in the {target} dataset {ref.label!r} without "
+    refuse = InvalidValue(
+        f"cannot store {source} values in the {target} dataset {ref.label!r} without "
         "changing them; convert them first"
     )
+    if target.kind == "O" or source.kind in "OUS" or target.kind in "US":
+        if target.kind == "O" and source.kind in "UO":
+            return values.astype(object)
+        if source.kind == target.kind and target.kind in "US":
+            return values.astype(target)
+        raise refuse
+    if source.kind in "Mm" or target.kind in "Mm":
+        if source.kind != target.kind:
+            raise refuse
+        converted = values.astype(target)
+        if not np.array_equal(converted.astype(source), values, equal_nan=True):
+            raise refuse
+        return converted
+    if _KIND_RANK[target.kind] < _KIND_RANK[source.kind]:
+        raise refuse
+    with np.errstate(all="ignore"):
+        converted = values.astype(target)
+    if target.kind in "iu" and not np.array_equal(converted, values):
+        raise InvalidValue(f"values do not fit the {target} dataset {ref.label!r} (out of range)")
+    if target.kind in "fc" and source.kind in "fc" and not np.array_equal(
+        np.isfinite(converted), np.isfinite(values)
+    ):
+        raise InvalidValue(f"values overflow the {target} dataset {ref.label!r}")
+    return converted
 
 
 def assign(ref: DatasetRef, array: np.ndarray, index: Any, value: Any) -> np.ndarray:

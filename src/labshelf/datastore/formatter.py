@@ -24,6 +24,7 @@ What an implementation must guarantee:
 
 from __future__ import annotations
 
+import errno
 import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -133,6 +134,15 @@ class Formatter(ABC):
         raise ShelfError(f"{self.kind} values are never stored in data files")
 
 
+def missing_file(path: Path) -> FileNotFoundError:
+    """The error ``read`` raises for a missing data file.
+
+    h5py and pyarrow leave ``filename`` unset on theirs; the shelf names the
+    missing file in its error from that attribute.
+    """
+    return FileNotFoundError(errno.ENOENT, "data file is missing", str(path))
+
+
 class Formatters:
     """The formatters of this process, found through entry points once."""
 
@@ -169,6 +179,11 @@ class Formatters:
         """The formatter for ``value`` (or the one named ``kind``)."""
         ordered = self._load()
         if kind is not None:
+            if kind not in self._by_kind:
+                # A kind the caller names is a put argument (InvalidOptions); by_kind's
+                # ShelfError is for kinds found in the registry but not installed.
+                known = ", ".join(sorted(self._by_kind))
+                raise InvalidOptions(f"kind={kind!r} is not a value kind; known: {known}")
             formatter = self.by_kind(kind)
             if not formatter.accepts(value):
                 raise UnsupportedValue(

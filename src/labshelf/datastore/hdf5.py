@@ -15,6 +15,7 @@ import h5py
 import numpy as np
 
 from ..errors import InvalidOptions
+from .formatter import missing_file
 
 DTYPE_ATTR = "labshelf_dtype"
 
@@ -93,10 +94,18 @@ def decode(data: np.ndarray, stored_dtype: str | None) -> np.ndarray:
     if stored_dtype is None:
         return data
     if stored_dtype == "object-str":
-        out = np.empty(data.shape, dtype=object)
-        out[...] = [x.decode("utf-8") if isinstance(x, bytes) else x for x in data.ravel()] if data.size else []
-        return out
-    dtype = np.dtype(stored_dtype)
+        # Filled flat, then reshaped: a list cannot be broadcast into an N-D object array.
+        out = np.empty(data.size, dtype=object)
+        out[:] = [x.decode("utf-8") if isinstance(x, bytes) else x for x in data.ravel()]
+        return out.reshape(data.shape)
+    try:
+        dtype = np.dtype(stored_dtype)
+    except TypeError as exc:
+        raise ValueError(f"a data file claims the unknown dtype {stored_dtype!r}") from exc
+    if dtype.hasobject:
+        # Only "object-str" above makes object arrays; a file claiming another
+        # object dtype was not written by labshelf.
+        raise ValueError(f"a data file claims the dtype {stored_dtype!r}; object dtypes are never stored")
     if dtype.kind == "U":
         return np.char.decode(data, "utf-8").astype(dtype) if data.size else data.astype(dtype)
     return data.view(dtype)
@@ -120,10 +129,18 @@ def write_array(
             ds.attrs[key] = value
 
 
+def open_file(path: Path) -> h5py.File:
+    """Open a data file to read; a missing one raises FileNotFoundError naming it."""
+    try:
+        # Data files never change once written, so no lock is needed to read.
+        return h5py.File(path, "r", locking=False)
+    except FileNotFoundError as exc:
+        raise missing_file(path) from exc
+
+
 def read_array(path: Path, name: str, selection: Any = ()) -> np.ndarray:
     """Read dataset ``name`` (or a selection of it) from the HDF5 file at ``path``."""
-    # Data files never change once written, so no lock is needed to read.
-    with h5py.File(path, "r", locking=False) as f:
+    with open_file(path) as f:
         ds = f[name]
         original = ds.attrs.get(DTYPE_ATTR)
         data = ds[selection]

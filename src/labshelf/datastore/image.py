@@ -9,7 +9,6 @@ time, which is what the run table and gallery show without opening the file.
 from __future__ import annotations
 
 import io
-import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -86,10 +85,14 @@ def _reduce(image: np.ndarray, factor: int) -> np.ndarray:
 
 
 def thumbnail_png(image: np.ndarray, size: int = THUMBNAIL_SIZE) -> bytes:
-    """PNG bytes of a thumbnail whose longest side is at most ``size``."""
+    """PNG bytes of a thumbnail whose longest side is ``size`` (or the image's, if smaller)."""
     from PIL import Image
 
-    factor = max(1, math.ceil(max(image.shape[:2]) / size))
+    longest = max(image.shape[:2])
+    # Shrink by a whole factor that keeps the longest side at least ``size``;
+    # Pillow then resizes the small result to exactly ``size`` (a whole factor
+    # alone gives 100 px for 300 px, 125 for 1000).
+    factor = max(1, longest // size)
     factor = min(factor, min(image.shape[:2]))
     small = _reduce(image, factor)
     if image.dtype == np.uint8 and image.ndim == 3:
@@ -104,7 +107,12 @@ def thumbnail_png(image: np.ndarray, size: int = THUMBNAIL_SIZE) -> bytes:
                 hi = lo + 1.0
         scaled = np.nan_to_num((small - lo) * (255.0 / (hi - lo)), nan=0.0)
         pixels = np.clip(scaled, 0, 255).astype(np.uint8)
-    buffer = io.BytesIO()
     # uint8 HxW, HxWx3 and HxWx4 map to Pillow's L, RGB and RGBA.
-    Image.fromarray(pixels).save(buffer, format="PNG")
+    picture = Image.fromarray(pixels)
+    if longest > size:
+        scale = size / max(picture.size)
+        width, height = (max(1, round(side * scale)) for side in picture.size)
+        picture = picture.resize((width, height), Image.Resampling.BILINEAR)
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
     return buffer.getvalue()

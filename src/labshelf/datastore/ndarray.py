@@ -81,7 +81,10 @@ def as_storable(value: Any) -> np.ndarray:
             array = np.asarray(value)
         except ValueError as exc:
             raise UnsupportedValue(f"this {type(value).__name__} is not a regular array: {exc}") from exc
-        if array.dtype.kind in "US" and not all(isinstance(x, (str, bytes)) for x in array.flat):
+        # numpy turns every element into str (or bytes) as soon as one is: check
+        # the original elements, since those of ``array`` are strings already.
+        wanted = {"U": str, "S": bytes}.get(array.dtype.kind)
+        if wanted is not None and not all(isinstance(x, wanted) for x in np.asarray(value, dtype=object).flat):
             raise UnsupportedValue(
                 f"this {type(value).__name__} mixes strings with other values; numpy would turn "
                 "them all into strings. Store an array of one dtype"
@@ -116,8 +119,10 @@ def array_mean(value: np.ndarray) -> float | None:
     """Mean of a numeric array as a float (None for empty or non-numeric)."""
     if value.size == 0 or value.dtype.kind not in "biuf":
         return None
-    if value.dtype.kind == "u":
-        mean = float(value.sum(dtype=np.uint64)) / value.size  # exact and fastest for counts
+    if value.dtype.kind == "u" and value.dtype.itemsize <= 4 and value.size < 2**32:
+        # Exact and fastest for counts; the size limit keeps the uint64 sum from
+        # wrapping around (uint64 values themselves could, so they take np.mean).
+        mean = float(value.sum(dtype=np.uint64)) / value.size
     else:
         mean = float(np.mean(value, dtype=np.float64))
     return mean if mean == mean else None  # NaN is "no summary": SQLite stores it as NULL anyway
@@ -133,14 +138,22 @@ def encode_inline(value: np.ndarray) -> str:
 
 
 def decode_inline(text: str) -> np.ndarray:
-    doc = json.loads(text)
-    shape = tuple(doc["shape"])
-    if doc["dtype"] == "str":
-        out = np.empty(len(doc["items"]), dtype=object)
-        out[:] = doc["items"]
-        return out.reshape(shape)
-    dtype = np.dtype(doc["dtype"])
-    if dtype.hasobject:
-        raise ValueError("object dtypes are never stored")
-    raw = base64.b64decode(doc["b64"])
-    return np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
+    # The registry row may have been edited by hand: anything but what
+    # encode_inline writes is a ValueError, and object arrays hold only str.
+    try:
+        doc = json.loads(text)
+        shape = tuple(int(n) for n in doc["shape"])
+        if doc["dtype"] == "str":
+            items = doc["items"]
+            if not all(isinstance(x, str) for x in items):
+                raise ValueError("a str array holds something else than str")
+            out = np.empty(len(items), dtype=object)
+            out[:] = items
+            return out.reshape(shape)
+        dtype = np.dtype(doc["dtype"])
+        if dtype.hasobject:
+            raise ValueError("object dtypes are never stored")
+        raw = base64.b64decode(doc["b64"])
+        return np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
+    except (KeyError, TypeError, IndexError) as exc:
+        raise ValueError(f"inline array is damaged: {exc!r}") from exc

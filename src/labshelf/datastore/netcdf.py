@@ -8,6 +8,7 @@ cannot (bool and complex values and attributes) for an exact round trip.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,13 +16,19 @@ from typing import TYPE_CHECKING, Any
 import h5py
 
 from .formatter import Description, Formatter, Summary
+from .hdf5 import open_file
 from .ndarray import array_mean
 
 if TYPE_CHECKING:
     from ..registry.records import DatasetRef
 
 _CLASS_ATTR = "labshelf_class"
+#: JSON {variable: dtype} of the datetime64/timedelta64 variables: CF
+#: decoding gives datetimes back in nanoseconds, whatever unit they had.
+_TIME_DTYPES_ATTR = "labshelf_time_dtypes"
 _UNNAMED = "__xarray_dataarray_variable__"
+#: Key of a DataArray's own values in the time dtypes (its name may be None).
+_DATA = "__data__"
 
 
 class XarrayFormatter(Formatter):
@@ -48,8 +55,12 @@ class XarrayFormatter(Formatter):
     def write(self, path: Path, name: str, value: Any, options: Mapping[str, Any]) -> None:
         is_array = type(value).__name__ == "DataArray"
         value.to_netcdf(path, mode="w", engine="h5netcdf", group=name, invalid_netcdf=True)
+        variables = {**value.coords, _DATA: value} if is_array else dict(value.variables)
+        times = {str(k): v.dtype.str for k, v in variables.items() if v.dtype.kind in "Mm"}
         with h5py.File(path, "r+", locking=False) as f:
             f[name].attrs[_CLASS_ATTR] = "DataArray" if is_array else "Dataset"
+            if times:
+                f[name].attrs[_TIME_DTYPES_ATTR] = json.dumps(times)
 
     def read(
         self, paths: Sequence[Path], name: str, ref: DatasetRef, parameters: Mapping[str, Any]
@@ -57,13 +68,35 @@ class XarrayFormatter(Formatter):
         import xarray as xr
 
         (path,) = paths
-        with h5py.File(path, "r", locking=False) as f:
-            cls = f[name].attrs.get(_CLASS_ATTR)
-        if isinstance(cls, bytes):
-            cls = cls.decode()
+        with open_file(path) as f:
+            cls = _text(f[name].attrs.get(_CLASS_ATTR))
+            times = json.loads(_text(f[name].attrs.get(_TIME_DTYPES_ATTR)) or "{}")
+        decode_times = _time_decoder(xr)
         if cls == "DataArray":
-            array = xr.load_dataarray(path, engine="h5netcdf", group=name)
+            array = xr.load_dataarray(path, engine="h5netcdf", group=name, decode_times=decode_times)
             if array.name == _UNNAMED:
                 array.name = None
-            return array
-        return xr.load_dataset(path, engine="h5netcdf", group=name)
+            if _DATA in times:
+                array = array.astype(times.pop(_DATA))
+            return array.assign_coords({k: array[k].astype(dtype) for k, dtype in times.items()})
+        dataset = xr.load_dataset(path, engine="h5netcdf", group=name, decode_times=decode_times)
+        # Our markers are attributes of the group, which xarray gives back as
+        # the Dataset's own attrs: they are not the user's.
+        dataset.attrs.pop(_CLASS_ATTR, None)
+        dataset.attrs.pop(_TIME_DTYPES_ATTR, None)
+        for k, dtype in times.items():
+            dataset[k] = dataset[k].astype(dtype)
+        return dataset
+
+
+def _time_decoder(xr: Any) -> Any:
+    """Decode datetimes in the coarsest unit that holds them (``read`` then casts
+    them to their recorded dtype), so dates outside the nanosecond range
+    (before 1678, after 2262) read back too.  Older xarray always decodes to ns.
+    """
+    coders = getattr(xr, "coders", None)
+    return True if coders is None else coders.CFDatetimeCoder(time_unit="s")
+
+
+def _text(value: Any) -> str | None:
+    return value.decode() if isinstance(value, bytes) else value

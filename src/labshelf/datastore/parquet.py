@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidOptions, UnsupportedValue
-from .formatter import Description, Formatter, Summary
+from .formatter import Description, Formatter, Summary, missing_file
 
 if TYPE_CHECKING:
     from ..registry.records import DatasetRef
@@ -87,7 +87,10 @@ class PandasFormatter(Formatter):
         import pyarrow.parquet as pq
 
         (path,) = paths
-        table = pq.read_table(path)
+        try:
+            table = pq.read_table(path)
+        except FileNotFoundError as exc:
+            raise missing_file(path) from exc
         marker = json.loads((table.schema.metadata or {}).get(_META_KEY, b"{}"))
         frame = table.to_pandas()
         if marker.get("class") == "Series":

@@ -20,6 +20,8 @@ from .formatter import Description, Formatter, Summary
 TEXT_SUMMARY_CHARS = 200
 
 _PLAIN = (bool, int, float, complex, str, bytes, type(None))
+#: Tags whose value JSON holds as is, and the one type each must have.
+_JSON_TYPES: dict[str, type] = {"bool": bool, "int": int, "str": str}
 
 
 def _float_out(x: float) -> float | str:
@@ -39,7 +41,9 @@ class ScalarFormatter(Formatter):
         if isinstance(value, _PLAIN):
             return True
         np = _numpy_if_loaded()
-        return np is not None and isinstance(value, np.generic) and value.dtype.kind != "O"
+        # Void and structured scalars are refused like their arrays: their raw
+        # bytes would come back without the field names and types.
+        return np is not None and isinstance(value, np.generic) and value.dtype.kind not in "OV"
 
     def describe(self, value: Any) -> Description:
         if isinstance(value, (str, bytes)):
@@ -63,13 +67,20 @@ class ScalarFormatter(Formatter):
             return Summary("complex", text=repr(value))
         if isinstance(value, bytes):
             return Summary("text", text=_truncate(repr(value)))
-        return Summary("text", text=_truncate(str(value)))
+        # PostgreSQL text cannot hold NUL: the summary shows U+2400 (the
+        # "symbol for null") in its place; the value itself is kept exactly.
+        return Summary("text", text=_truncate(str(value).replace("\x00", "\u2400")))
 
     def to_inline(self, value: Any, options: Mapping[str, Any]) -> str:
         return json.dumps(_encode(value), separators=(",", ":"), ensure_ascii=False)
 
     def from_inline(self, text: str) -> Any:
-        return _decode(json.loads(text))
+        # The registry row may have been edited by hand: malformed documents
+        # are a ValueError, never a value of some other type.
+        try:
+            return _decode(json.loads(text))
+        except (KeyError, TypeError, IndexError) as exc:
+            raise ValueError(f"inline scalar is damaged: {exc!r}") from exc
 
 
 def _truncate(text: str) -> str:
@@ -79,6 +90,11 @@ def _truncate(text: str) -> str:
 
 
 def _encode(value: Any) -> dict[str, Any]:
+    # numpy scalars first: np.float64, np.complex128, np.str_ and np.bytes_
+    # subclass the Python types below and would come back as those.
+    np = _numpy_if_loaded()
+    if np is not None and isinstance(value, np.generic):
+        return {"t": "numpy", "dtype": value.dtype.str, "v": base64.b64encode(value.tobytes()).decode("ascii")}
     if value is None:
         return {"t": "none"}
     if isinstance(value, bool):
@@ -91,18 +107,18 @@ def _encode(value: Any) -> dict[str, Any]:
         return {"t": "complex", "v": [_float_out(value.real), _float_out(value.imag)]}
     if isinstance(value, str):
         return {"t": "str", "v": str(value)}
-    if isinstance(value, bytes):
-        return {"t": "bytes", "v": base64.b64encode(value).decode("ascii")}
-    # numpy scalar: its raw bytes and dtype give back the exact value.
-    return {"t": "numpy", "dtype": value.dtype.str, "v": base64.b64encode(value.tobytes()).decode("ascii")}
+    return {"t": "bytes", "v": base64.b64encode(value).decode("ascii")}
 
 
 def _decode(doc: dict[str, Any]) -> Any:
     tag = doc["t"]
     if tag == "none":
         return None
-    if tag in ("bool", "int", "str"):
-        return doc["v"]
+    if tag in _JSON_TYPES:
+        value = doc["v"]
+        if type(value) is not _JSON_TYPES[tag]:
+            raise ValueError(f"inline scalar tagged {tag!r} holds a {type(value).__name__}")
+        return value
     if tag == "float":
         return _float_in(doc["v"])
     if tag == "complex":
@@ -115,7 +131,15 @@ def _decode(doc: dict[str, Any]) -> Any:
         dtype = np.dtype(doc["dtype"])
         if dtype.hasobject:
             raise ValueError("object dtypes are never stored")
-        return np.frombuffer(base64.b64decode(doc["v"]), dtype=dtype)[0]
+        # tobytes() of np.str_("") / np.bytes_(b"") gives one NUL item: cut to size.
+        raw = base64.b64decode(doc["v"])[: dtype.itemsize]
+        # Strings are rebuilt from their bytes: frombuffer would drop trailing
+        # NULs (which a np.bytes_ / np.str_ scalar keeps) and refuses "" outright.
+        if dtype.kind == "S":
+            return np.bytes_(raw)
+        if dtype.kind == "U":
+            return np.str_(raw.decode("utf-32-be" if dtype.str[0] == ">" else "utf-32-le"))
+        return np.frombuffer(raw, dtype=dtype)[0]
     raise ValueError(f"unknown scalar tag {tag!r}")
 
 

@@ -58,7 +58,7 @@ class Datastore:
         if self.readonly:
             raise ReadOnlyShelf(f"the datastore {self.root} is read-only")
         token = uuid.uuid4().hex[:12]
-        relative = f"data/{run:06d}/{name}.{token}{suffix}"
+        relative = f"data/{run:06d}/{_file_stem(name)}.{token}{suffix}"
         final = self.path(relative)
         tmp_dir = self.root / "tmp"
         self._mkdir(tmp_dir)
@@ -107,6 +107,22 @@ class Datastore:
                 p.relative_to(self.root).as_posix() for p in tmp.iterdir() if p.stat().st_mtime < limit
             ]
         return sorted(found)
+
+
+#: Longest part of a data file's path taken from a dataset name, in UTF-8
+#: bytes: with ``.{token}{suffix}`` it stays under the 255 bytes most file
+#: systems allow, while names may have parts of 255 multi-byte characters.
+_MAX_PART_BYTES = 200
+
+
+def _file_stem(name: str) -> str:
+    """The dataset name as a relative path, each part cut to fit a file name.
+
+    Cutting is safe: the registry records the exact file of each dataset, and
+    the random token keeps the files of two long names apart.
+    """
+    parts = (part.encode()[:_MAX_PART_BYTES].decode(errors="ignore") for part in name.split("/"))
+    return "/".join(parts)
 
 
 def _fsync_file(path: Path) -> None:

@@ -45,7 +45,7 @@ def _check_tags(tags: Iterable[str]) -> list[str]:
         raise InvalidValue(f"tags= takes a list of tags, not a single str; use tags=[{tags!r}]")
     out: list[str] = []
     for tag in tags:
-        if not isinstance(tag, str) or not tag.strip() or len(tag) > _MAX_TAG:
+        if not isinstance(tag, str) or not tag.strip() or len(tag) > _MAX_TAG or "\x00" in tag:
             raise InvalidValue(f"a tag is a non-empty str of at most {_MAX_TAG} characters, not {tag!r}")
         if tag not in out:
             out.append(tag)
@@ -101,6 +101,9 @@ class Annotations:
         """
         if comment is not ... and comment is not None and not isinstance(comment, str):
             raise InvalidValue(f"comment= takes a str (or None to clear it), not {type(comment).__name__}")
+        texts = [comment if isinstance(comment, str) else "", *(v for v in (columns or {}).values() if isinstance(v, str))]
+        if any("\x00" in t for t in texts):
+            raise InvalidValue("annotations cannot contain the NUL character")
         new_tags = None if tags is None else _check_tags(tags)
         columns = dict(columns or {})
         for value in columns.values():

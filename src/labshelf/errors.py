@@ -14,6 +14,8 @@
     ├── UnsupportedValue     (TypeError)          a value no formatter (value kind) accepts
     ├── InvalidValue         (ValueError)         a value that does not fit (append/mutate shape, dtype)
     ├── InvalidIndex         (IndexError)         a mutate index outside the dataset or of a wrong type
+    ├── QuerySyntaxError     (ValueError)         a query expression that does not parse or fit the columns
+    ├── ContextError         (ValueError)         a context file of derived variables that cannot be used
     ├── RunNotFound          (KeyError)
     ├── DatasetNotFound      (KeyError)
     │   └── NotPersisted                          the dataset was put with persist=False
@@ -44,6 +46,8 @@ __all__ = [
     "UnsupportedValue",
     "InvalidValue",
     "InvalidIndex",
+    "QuerySyntaxError",
+    "ContextError",
     "RunNotFound",
     "DatasetNotFound",
     "NotPersisted",
@@ -103,6 +107,35 @@ class InvalidValue(ShelfError, ValueError):
 
 class InvalidIndex(ShelfError, IndexError):
     pass
+
+
+class QuerySyntaxError(ShelfError, ValueError):
+    """A query expression that cannot be parsed or applied.
+
+    ``expression`` and ``position`` (0-based, or None) say where, for callers
+    that want to highlight the error themselves.
+    """
+
+    def __init__(self, message: str, *, expression: str | None = None, position: int | None = None):
+        super().__init__(message)
+        self.expression = expression
+        self.position = position
+
+
+class ContextError(ShelfError, ValueError):
+    """A context file (derived variables) that cannot be used, or a bad reference to it.
+
+    The message names the file and line; ``path`` and ``line`` (1-based) say
+    it again for callers that want to open the file there.  Either may be
+    None when the error is not about one place in a file.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None, line: int | None = None):
+        super().__init__(message)
+        # Instance attributes travel with the exception between processes
+        # (BaseException.__reduce__ keeps __dict__), args stay (message,).
+        self.path = path
+        self.line = line
 
 
 class RunNotFound(ShelfError, KeyError):

@@ -58,8 +58,10 @@ def traced(filled: labshelf.Shelf) -> Iterator[list[str]]:
         return raw
 
     db.engine.raw_connection = tracing_connection  # type: ignore[method-assign]
+    db.release_connections()  # the thread's kept connection predates the tracer
     yield statements
     db.engine.raw_connection = original  # type: ignore[method-assign]
+    db.release_connections()
 
 
 def test_to_pandas_columns_types_and_thumbnails(filled: labshelf.Shelf) -> None:
@@ -93,6 +95,8 @@ def test_views_filter_sort_and_limit(filled: labshelf.Shelf) -> None:
     assert view.latest(2).numbers() == [12, 11]
     assert view.tail(3).numbers() == [10, 11, 12]
     assert view.tail(5).head(2).numbers() == [8, 9]
+    assert list(view.tail(5).head(2).to_pandas().index) == [8, 9]
+    assert list(view.head(4).sort_values("temperature", ascending=False).to_pandas().index) == [4, 3, 2, 1]
     # pandas semantics: a filter after a limit filters the rows already chosen.
     assert view.head(4).query("experiment == 'rabi_scan'").numbers() == [2, 4]
     assert view.head(4).sort_values("temperature", ascending=False).numbers() == [4, 3, 2, 1]

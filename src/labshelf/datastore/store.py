@@ -32,16 +32,21 @@ class Datastore:
 
     def __init__(self, root: Path, *, readonly: bool = False, durable: bool = False):
         self.root = Path(root).resolve()
+        self._root_text = str(self.root)
+        self._root_prefix = os.path.join(self._root_text, "")
         self.readonly = readonly
         self.durable = durable
         self._made_dirs: set[Path] = set()
 
     def path(self, relative: str) -> Path:
         """Absolute path of a data file, refusing anything outside the root."""
-        path = (self.root / relative).resolve()
-        if not path.is_relative_to(self.root):
+        # A textual check (no resolve(), which stats every path component on
+        # every read): relative paths come from the registry and from
+        # validated names, which never hold links of their own.
+        path = os.path.normpath(os.path.join(self._root_text, relative))
+        if not path.startswith(self._root_prefix):
             raise InvalidName(f"data file {relative!r} would lie outside the shelf root {self.root}")
-        return path
+        return Path(path)
 
     def _mkdir(self, directory: Path) -> None:
         if directory not in self._made_dirs:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
@@ -19,7 +19,7 @@ from sqlalchemy import bindparam, func, insert, select, update
 from ..errors import RunNotFound, RunNotWritable, ShelfError
 from .engine import Database, Statement, Txn
 from .records import DatasetRef, RunRecord, Storage
-from .schema import broadcasts, changes, datasets, runs, shelf_info
+from .schema import broadcasts, changes, datasets, derived, runs, shelf_info
 
 RUN_STATES = ("running", "finished", "failed", "aborted")
 
@@ -48,6 +48,14 @@ _LOCK_TARGET = Statement(
     .where(runs.c.number == bindparam("run"))
 )
 _RUN = Statement(select(runs).where(runs.c.number == bindparam("number")))
+_LAST_RUN = Statement(select(func.max(runs.c.number)))
+_RUN_START_COLUMNS = ("number", "experiment", "params", "status", "started", "ended", "host", "user", "pid", "error")
+_ADD_RUN = Statement(insert(runs).values({k: bindparam(k) for k in _RUN_START_COLUMNS}))
+_END_RUN = Statement(
+    update(runs)
+    .where(runs.c.number == bindparam("_number"))
+    .values(status=bindparam("status"), ended=bindparam("ended"), error=bindparam("error"))
+)
 _CHANGE_COLUMNS = ("time", "kind", "run", "name", "data_id", "version", "payload")
 _ADD_CHANGE = Statement(insert(changes).values({k: bindparam(k) for k in _CHANGE_COLUMNS}))
 _ADD_DATASET = Statement(
@@ -58,6 +66,27 @@ _UPDATE_DATASET = Statement(
     .where(datasets.c.id == bindparam("_id"))
     .values({k: bindparam(k) for k in _WRITABLE_COLUMNS if k not in ("run", "name", "data_id", "created")})
 )
+_DERIVED_COLUMNS = ("run", "variable", "source_hash", "inputs", "status", "error", "updated")
+_DERIVED_OF_RUN = Statement(select(derived).where(derived.c.run == bindparam("run")).order_by(derived.c.variable))
+_DROP_DERIVED = Statement(
+    derived.delete().where((derived.c.run == bindparam("run")) & (derived.c.variable == bindparam("variable")))
+)
+_ADD_DERIVED = Statement(insert(derived).values({k: bindparam(k) for k in _DERIVED_COLUMNS}))
+# Only the version that was computed gets the summary: a newer put of the
+# same name by another writer keeps its own.
+_SET_SUMMARY = Statement(
+    update(datasets)
+    .where(
+        (datasets.c.run == bindparam("run"))
+        & (datasets.c.name == bindparam("name"))
+        & (datasets.c.data_id == "{}")
+        & (datasets.c.version == bindparam("version"))
+    )
+    .values(summary_value=bindparam("summary_value"))
+)
+
+#: The ``shelf_info`` key of the context file (derived variables) recorded for a shelf.
+CONTEXT_PATH_KEY = "context_path"
 
 
 def _dumps(document: Any) -> str:
@@ -141,7 +170,7 @@ class Registry:
         with self.db.write() as txn:
             if number is None:
                 # Safe without a race: writers are serialised (see Database.write).
-                number = (txn.scalar(select(func.max(runs.c.number))) or 0) + 1
+                number = (txn.scalar(_LAST_RUN) or 0) + 1
             elif txn.first(_RUN, {"number": number}) is not None:
                 raise ShelfError(f"run {number} exists already; leave number=None for the next free one")
             row = {
@@ -156,7 +185,7 @@ class Registry:
                 "pid": pid,
                 "error": None,
             }
-            txn.execute(insert(runs).values(**row))
+            txn.execute(_ADD_RUN, row)
             self._change(txn, "run_start", run=number, payload={"experiment": experiment})
         return RunRecord.from_row(_Row(row))
 
@@ -169,11 +198,7 @@ class Registry:
                 raise RunNotFound(f"no run {number} in this shelf")
             if row.status != "running":
                 raise RunNotWritable(f"run {number} has ended already ({row.status})")
-            txn.execute(
-                update(runs)
-                .where(runs.c.number == number)
-                .values(status=status, ended=time.time(), error=error)
-            )
+            txn.execute(_END_RUN, {"_number": number, "status": status, "ended": time.time(), "error": error})
             self._change(txn, "run_end", run=number, payload={"status": status})
             row = txn.first(_RUN, {"number": number})
         return RunRecord.from_row(row)
@@ -342,6 +367,73 @@ class Registry:
         query = select(changes).where(changes.c.seq > seq).order_by(changes.c.seq).limit(limit)
         with self.db.read() as txn:
             return [r._asdict() for r in txn.all(query)]
+
+    # -- derived variables -----------------------------------------------------
+
+    def context_path(self) -> str | None:
+        """The context file recorded for this shelf (as given to :meth:`set_context_path`), or None."""
+        with self.db.read() as txn:
+            return txn.scalar(select(shelf_info.c.value).where(shelf_info.c.key == CONTEXT_PATH_KEY))
+
+    def set_context_path(self, path: str | None) -> None:
+        """Record the context file of this shelf (None forgets it)."""
+        with self.db.write() as txn:
+            if path is None:
+                txn.execute(shelf_info.delete().where(shelf_info.c.key == CONTEXT_PATH_KEY))
+            else:
+                self.set_info(txn, {CONTEXT_PATH_KEY: path})
+
+    def derived_rows(self, run: int | None = None) -> list[dict[str, Any]]:
+        """Bookkeeping rows of derived variables (of one run, or all), by run and variable.
+
+        Each row is a dict of the ``derived`` columns, ``inputs`` parsed from JSON.
+        """
+        with self.db.read() as txn:
+            if run is not None:
+                rows = txn.all(_DERIVED_OF_RUN, {"run": run})
+            else:
+                rows = txn.all(select(derived).order_by(derived.c.run, derived.c.variable))
+        return [{**row._asdict(), "inputs": json.loads(row.inputs)} for row in rows]
+
+    def derived_inputs(
+        self, run: int, wanted: Sequence[tuple[str, str]]
+    ) -> tuple[RunRecord, list[dict[str, Any]], dict[tuple[str, str], DatasetRef]] | None:
+        """What computing the derived variables of a run starts from, read in one snapshot.
+
+        Returns the run's record, its bookkeeping rows (as :meth:`derived_rows`)
+        and the refs of the ``wanted`` (name, data ID key) datasets it has;
+        None if there is no such run.
+        """
+        with self.db.read(snapshot=True) as txn:
+            row = txn.first(_RUN, {"number": run})
+            if row is None:
+                return None
+            rows = txn.all(_DERIVED_OF_RUN, {"run": run})
+            refs = {}
+            for name, data_id in wanted:
+                found = txn.first(_FIND, {"run": run, "name": name, "data_id": data_id})
+                if found is not None:
+                    refs[(name, data_id)] = ref_from_row(found)
+        records = [{**r._asdict(), "inputs": json.loads(r.inputs)} for r in rows]
+        return RunRecord.from_row(row), records, refs
+
+    def record_derived(
+        self, rows: Sequence[Mapping[str, Any]], summaries: Sequence[Mapping[str, Any]] = ()
+    ) -> None:
+        """Replace bookkeeping rows of derived variables, in one transaction.
+
+        ``rows`` have the ``derived`` columns but ``updated`` (``inputs`` as
+        a JSON-compatible dict).  ``summaries`` set the summary value of
+        result datasets: dicts of run, name, version and summary_value; a
+        version that is no longer current is left alone.
+        """
+        now = time.time()
+        with self.db.write() as txn:
+            for row in rows:
+                txn.execute(_DROP_DERIVED, {"run": row["run"], "variable": row["variable"]})
+                txn.execute(_ADD_DERIVED, {**row, "inputs": _dumps(row["inputs"]), "updated": now})
+            for summary in summaries:
+                txn.execute(_SET_SUMMARY, summary)
 
     # -- run table -------------------------------------------------------------
 

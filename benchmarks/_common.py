@@ -50,53 +50,55 @@ def timed(fn: Callable[[], Any]) -> float:
     return now() - start
 
 
-def repeat(fn: Callable[[int], Any], repeats: int, warmup: int = 1, *, gc_off: bool = True) -> list[float]:
+def repeat(fn: Callable[[int], Any], repeats: int, warmup: int = 1) -> list[float]:
     """Call ``fn(i)`` ``warmup`` times untimed, then ``repeats`` times timed.
 
     ``fn`` gets the call index (warm-up calls get negative ones) so that each
-    call can write a fresh name.  The garbage collector is paused during the
-    timed calls (and run between them) so a collection does not land in one
-    side of a comparison only.
+    call can write a fresh name.  The garbage collector runs as it would for
+    a user (see :func:`interleaved`).
     """
     for i in range(-warmup, 0):
         fn(i)
+    gc.collect()
     times = []
     for i in range(repeats):
-        if gc_off:
-            gc.collect()
-            gc.disable()
-        try:
-            start = now()
-            fn(i)
-            times.append(now() - start)
-        finally:
-            if gc_off:
-                gc.enable()
+        start = now()
+        fn(i)
+        times.append(now() - start)
     return times
 
 
 def interleaved(
-    fns: dict[str, Callable[[int], Any]], repeats: int, warmup: int = 2
+    fns: dict[str, Callable[..., Any]],
+    repeats: int,
+    warmup: int = 2,
+    *,
+    prepare: dict[str, Callable[[int], Any]] | None = None,
 ) -> dict[str, list[float]]:
-    """Time several functions alternately (a, b, b, a, a, b, ...).
+    """Time several functions alternately (a, b, b, a, a, b, ...); return their times.
 
     Alternating, and swapping which goes first each round, spreads machine
-    noise (other processes, disk write-back, CPU clock) evenly over every
-    side of a comparison instead of charging it to whichever ran last.
+    noise (other processes, disk write-back, CPU clock, garbage collections)
+    evenly over every side of a comparison instead of charging it to
+    whichever ran last.  Each ``fns[name](i)`` gets the round index
+    (negative for warm-up rounds); if ``prepare[name]`` exists, it is called
+    untimed first and its result passed on: ``fns[name](i, prepared)``.
+
+    The garbage collector stays on: code that makes hundreds of thousands of
+    objects (the run table) pays for the collections it triggers, as it
+    does in a notebook, and that cost belongs in the figure.
     """
+    prepare = prepare or {}
     names = list(fns)
     times: dict[str, list[float]] = {n: [] for n in names}
+    gc.collect()
     for i in range(-warmup, repeats):
         order = names if i % 2 == 0 else names[::-1]
         for name in order:
-            gc.collect()
-            gc.disable()
-            try:
-                start = now()
-                fns[name](i)
-                elapsed = now() - start
-            finally:
-                gc.enable()
+            args = (i, prepare[name](i)) if name in prepare else (i,)
+            start = now()
+            fns[name](*args)
+            elapsed = now() - start
             if i >= 0:
                 times[name].append(elapsed)
     return times
@@ -143,7 +145,7 @@ def fmt_time(seconds: float) -> str:
 
 
 def fmt_rate(per_second: float, unit: str) -> str:
-    return f"{per_second:9,.0f} {unit}"
+    return f"{per_second:,.0f} {unit}"
 
 
 def fmt_value(value: float, unit: str) -> str:
@@ -151,7 +153,7 @@ def fmt_value(value: float, unit: str) -> str:
         return fmt_time(value)
     if unit.endswith("/s"):
         return fmt_rate(value, unit)
-    return f"{value:9.3g} {unit}"
+    return f"{value:g} {unit}"
 
 
 # -- results ----------------------------------------------------------------------------------
@@ -175,7 +177,13 @@ class Target:
     def text(self) -> str:
         if self.what == "ratio":
             return f"ratio {self.op} {self.bound:.2f}"
-        return f"{self.op} {fmt_value(self.bound, self.unit).strip()}"
+        if self.unit == "s":
+            bound = f"{self.bound * 1e3:g} ms" if self.bound < 1 else f"{self.bound:g} s"
+        elif self.unit.endswith("/s"):
+            bound = f"{self.bound:,.0f} {self.unit}"
+        else:
+            bound = f"{self.bound:g} {self.unit}"
+        return f"{self.op} {bound}"
 
 
 @dataclass
@@ -192,15 +200,15 @@ class Result:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def line(self) -> str:
-        parts = [f"{self.figure:<24}{fmt_value(self.value, self.unit):>14}"]
+        parts = [f"{self.figure:<22}{fmt_value(self.value, self.unit):>16}"]
         if self.limit_name is not None and self.limit_value is not None:
-            parts.append(f"{self.limit_name:<18}{fmt_value(self.limit_value, self.unit):>14}")
+            parts.append(f"{self.limit_name:<16}{fmt_value(self.limit_value, self.unit):>16}")
             parts.append(f"ratio {self.ratio:5.2f}")
         else:
             parts.append(" " * 32)
             parts.append(" " * 11)
         target = ", ".join(t.text() for t in self.targets) if self.targets else ""
-        parts.append(f"{'target ' + target if target else '':<32}")
+        parts.append(f"{'target ' + target if target else '':<34}")
         parts.append(self.status)
         return "   ".join(parts).rstrip()
 
@@ -261,6 +269,7 @@ def machine() -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "sqlite": sqlite3.sqlite_version,
         "scratch": str(SCRATCH),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
     }
     for module in ("labshelf", "numpy", "h5py", "pandas", "sqlalchemy"):
         try:
@@ -289,8 +298,18 @@ def to_json(results: list[Result]) -> list[dict[str, Any]]:
     out = []
     for r in results:
         doc = asdict(r)
-        doc["targets"] = [t.text() for t in r.targets]
+        doc["targets"] = [{**asdict(t), "text": t.text()} for t in r.targets]
         out.append(doc)
+    return out
+
+
+def from_json(docs: list[dict[str, Any]]) -> list[Result]:
+    """Results back from ``to_json`` (as run_all gathers them from each benchmark)."""
+    out = []
+    for doc in docs:
+        doc = dict(doc)
+        doc["targets"] = [Target(t["what"], t["op"], t["bound"], t.get("unit", "")) for t in doc["targets"]]
+        out.append(Result(**doc))
     return out
 
 

@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/labshelf demo $(DEMO_SHELF) --overwrite
 
-test: $(STAMP)
+test: $(STAMP) lint typecheck
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)

@@ -96,18 +96,21 @@ class _Spec:
 class RunView:
     """The run table of a shelf: lazy, pandas-like, backed by the registry."""
 
-    def __init__(self, shelf: Shelf, spec: _Spec | None = None):
+    def __init__(self, shelf: Shelf, spec: _Spec | None = None, resolver: _Resolver | None = None):
         self._shelf = shelf
         self._spec = spec or _Spec()
+        # Shared by the views derived from this one: what it learned of the
+        # columns (their kinds) serves a whole chain like query().head().
+        self._resolver_cache = resolver
 
     def _with(self, **changes: Any) -> RunView:
-        return RunView(self._shelf, dataclasses.replace(self._spec, **changes))
+        return RunView(self._shelf, dataclasses.replace(self._spec, **changes), self._resolver_cache)
 
     def _pinned(self) -> RunView:
         """This view with its limit turned into an explicit list of runs."""
         if self._spec.limit is None:
             return self
-        return RunView(self._shelf, _Spec(pinned=tuple(self.numbers()), columns=self._spec.columns))
+        return RunView(self._shelf, _Spec(pinned=tuple(self.numbers()), columns=self._spec.columns), self._resolver_cache)
 
     # -- building views ------------------------------------------------------------
 
@@ -179,7 +182,7 @@ class RunView:
             # head() of a tail() (or the reverse) keeps the inner limit's runs.
             numbers = self.numbers()
             keep = numbers[-n:] if from_end and n else numbers[:n] if not from_end else []
-            return RunView(self._shelf, _Spec(pinned=tuple(keep), columns=spec.columns))
+            return RunView(self._shelf, _Spec(pinned=tuple(keep), columns=spec.columns), self._resolver_cache)
         limit = n if spec.limit is None else min(n, spec.limit)
         return self._with(limit=limit, reverse_after_limit=from_end)
 
@@ -399,7 +402,9 @@ class RunView:
     # -- name resolution -------------------------------------------------------------------------
 
     def _resolver(self) -> _Resolver:
-        return _Resolver(self._shelf)
+        if self._resolver_cache is None:
+            self._resolver_cache = _Resolver(self._shelf)
+        return self._resolver_cache
 
 
 def _cell_html(value: Any) -> str:

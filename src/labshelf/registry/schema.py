@@ -96,7 +96,9 @@ datasets = Table(
     Column("updated", Float, nullable=False),
     # The lookup by (run, name, data ID) is this index: one B-tree probe.
     UniqueConstraint("run", "name", "data_id"),
-    Index("ix_datasets_name", "name"),
+    # By name with the summary kind: finds a column's datasets, and tells a
+    # numeric column from a text one, from the index alone (RunView).
+    Index("ix_datasets_name_kind", "name", "data_id", "summary_kind"),
 )
 
 broadcasts = Table(

@@ -25,6 +25,11 @@ def test_import_labshelf_loads_nothing_heavy() -> None:
     assert not loaded & LAZY
 
 
+def test_the_variable_decorator_is_cheap() -> None:
+    loaded = _modules_after("from labshelf import variable")
+    assert not loaded & FORBIDDEN and not loaded & LAZY
+
+
 def test_lazy_names_resolve() -> None:
     loaded = _modules_after("import labshelf\nlabshelf.Shelf, labshelf.DatasetRef, labshelf.RunView")
     assert "sqlalchemy" in loaded
@@ -41,6 +46,7 @@ def test_public_surface_is_pinned() -> None:
         "RunRecord",
         "DatasetRef",
         "RunView",
+        "variable",
         "Formatter",
         "errors",
         "ShelfError",
@@ -60,6 +66,8 @@ def test_public_surface_is_pinned() -> None:
         "NotPersisted",
         "CorruptDataset",
         "ShelfBusy",
+        "QuerySyntaxError",
+        "ContextError",
         "__version__",
     ]
     for name in labshelf.__all__:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import errors
 from .errors import (
+    ContextError,
     CorruptDataset,
     DatasetNotFound,
     InvalidDataId,
@@ -19,6 +20,7 @@ from .errors import (
     InvalidValue,
     NotAShelf,
     NotPersisted,
+    QuerySyntaxError,
     ReadOnlyShelf,
     RunNotFound,
     RunNotWritable,
@@ -33,6 +35,7 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from .datastore.formatter import Formatter
+    from .derived import variable
     from .registry.records import DatasetRef, RunRecord
     from .run import Run
     from .runview import RunView
@@ -49,6 +52,8 @@ __all__ = [
     "RunRecord",
     "DatasetRef",
     "RunView",
+    # derived variables (in a shelf's context file)
+    "variable",
     # extending: value kinds
     "Formatter",
     # errors
@@ -70,6 +75,8 @@ __all__ = [
     "NotPersisted",
     "CorruptDataset",
     "ShelfBusy",
+    "QuerySyntaxError",
+    "ContextError",
     "__version__",
 ]
 
@@ -80,6 +87,7 @@ _LAZY = {
     "DatasetRef": "labshelf.registry.records",
     "RunView": "labshelf.runview",
     "Formatter": "labshelf.datastore.formatter",
+    "variable": "labshelf.derived",
 }
 
 

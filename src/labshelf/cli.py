@@ -1,4 +1,4 @@
-"""The ``labshelf`` command line: create, info, ls, demo, upgrade."""
+"""The ``labshelf`` command line: create, info, ls, demo, upgrade, reprocess, context."""
 
 from __future__ import annotations
 
@@ -57,6 +57,49 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("path", metavar="PATH")
     p.add_argument("--schema", help="with a URL: PostgreSQL schema of the shelf")
+
+    p = sub.add_parser(
+        "reprocess",
+        help="compute derived variables (context file) where they are stale",
+        description="Compute the derived variables of the shelf's context file for each run where the "
+        "stored result is stale: never computed, the function changed, or an input changed. "
+        "Results are stored as datasets derived/NAME; a variable that raises is recorded as failed for "
+        "that run and the others go on (the exit status is still 0).",
+    )
+    p.add_argument("path", metavar="PATH")
+    p.add_argument("--runs", metavar="RUNS", help="runs to process, e.g. 10-20,25 (default: all)")
+    p.add_argument(
+        "--var", action="append", dest="variables", metavar="NAME",
+        help="only this variable and those it needs; repeat for more (default: all)",
+    )
+    p.add_argument("--jobs", type=int, default=1, metavar="N", help="processes computing at once (default 1)")
+    p.add_argument(
+        "--dask-scheduler", metavar="ADDRESS",
+        help="compute on a Dask cluster (tcp://host:8786) whose workers reach this shelf",
+    )
+    p.add_argument("--force", action="store_true", help="recompute even results that are up to date")
+
+    p = sub.add_parser(
+        "context",
+        help="show or set the context file of derived variables",
+        description="The context file is Python defining derived variables with @labshelf.variable. "
+        "By default it is context.py in the shelf folder; `context set` records another one.",
+    )
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    a = actions.add_parser(
+        "set",
+        help="record FILE as the shelf's context file",
+        description="Check that FILE loads, then record it as the shelf's context file.",
+    )
+    a.add_argument("path", metavar="PATH")
+    a.add_argument("file", metavar="FILE", help="a Python file defining @variable functions")
+    a = actions.add_parser(
+        "show",
+        help="print the context file and its variables",
+        description="Print the shelf's context file and its variables, in computing order, with their "
+        "inputs and how many runs have a result, an error or missing inputs.",
+    )
+    a.add_argument("path", metavar="PATH")
     return parser
 
 
@@ -177,7 +220,68 @@ def _upgrade(args: argparse.Namespace) -> None:
         print(f"upgraded {args.path} from schema {old} to {new}")
 
 
-_COMMANDS = {"create": _create, "info": _info, "ls": _ls, "demo": _demo, "upgrade": _upgrade}
+#: Errors listed under the report line of `labshelf reprocess`; the rest are counted.
+MAX_ERRORS_SHOWN = 20
+
+
+def _reprocess(args: argparse.Namespace) -> None:
+    from .shelf import open as open_shelf
+
+    with open_shelf(args.path) as shelf:
+        report = shelf.reprocess(
+            args.runs,
+            args.variables,
+            jobs=args.jobs,
+            dask_scheduler=args.dask_scheduler,
+            force=args.force,
+            progress=sys.stderr.isatty(),
+        )
+    print(f"reprocessed {report}")
+    for run, variable, error in report.errors[:MAX_ERRORS_SHOWN]:
+        print(f"  run {run} {variable}: {error}")
+    hidden = len(report.errors) - MAX_ERRORS_SHOWN
+    if hidden > 0:
+        print(f"  ... and {hidden} more errors (shelf.derived_status() lists them all)")
+
+
+def _context(args: argparse.Namespace) -> None:
+    from .derived import load_context
+    from .shelf import open as open_shelf
+
+    if args.action == "set":
+        with open_shelf(args.path) as shelf:
+            path = shelf.set_context(args.file)
+            names = ", ".join(load_context(shelf).variables) or "none"
+        print(f"context file of {args.path}: {path} (variables: {names})")
+        return
+    with open_shelf(args.path, mode="r") as shelf:
+        context = load_context(shelf)
+        rows = shelf.derived_status()
+    counts: dict[tuple[str, str], int] = {}
+    for row in rows:
+        key = (row["variable"], row["status"])
+        counts[key] = counts.get(key, 0) + 1
+    print(f"context file: {context.path}")
+    print(f"{len(context.variables)} variables, in computing order:")
+    for name, variable in context.variables.items():
+        options = variable.options
+        details = [f"{options.title!r}" if options.title else ""]
+        details += [f"[{options.unit}]" if options.unit else "", f"summary={options.summary}" if options.summary else ""]
+        inputs = ", ".join(f"{i.parameter}={'var:' + i.variable if i.variable else i.label}" for i in variable.inputs)
+        done = ", ".join(f"{counts[(name, s)]} {s}" for s in ("ok", "error", "missing") if (name, s) in counts)
+        print(f"  {name} (line {variable.line})  {' '.join(d for d in details if d)}".rstrip())
+        print(f"      inputs: {inputs or 'none'}; runs: {done or 'none computed yet'}")
+
+
+_COMMANDS = {
+    "create": _create,
+    "info": _info,
+    "ls": _ls,
+    "demo": _demo,
+    "upgrade": _upgrade,
+    "reprocess": _reprocess,
+    "context": _context,
+}
 
 if __name__ == "__main__":
     sys.exit(main())

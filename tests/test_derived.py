@@ -207,6 +207,13 @@ def fragile(run, m="var:mean_intensity"):
     assert "variable 'contrast' has no result (error)" in missing["error"]
     error_row = next(r for r in shelf.derived_status(3) if r["variable"] == "contrast")
     assert error_row["error"].startswith("ZeroDivisionError")
+    # The run table shows the failed cells empty, with the message at hand.
+    table = shelf.runs.to_pandas()
+    assert table.attrs["errors"][2]["derived/fragile"].startswith("ZeroDivisionError: run 2 is cursed")
+    assert np.isnan(table.loc[2, "derived/fragile"]) and table.loc[1, "derived/fragile"] == table.loc[1, "derived/mean_intensity"]
+    page = shelf.runs._repr_html_()
+    assert page.count("labshelf-error") == 3  # the CSS rule, and the two failed cells
+    assert "run 2 is cursed" in page
     # The failures are not retried while nothing changed...
     assert counts(reprocess(shelf)) == (0, 20, 0, 0)
     # ...and a fix recomputes the failed cell and its dependants.

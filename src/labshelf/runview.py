@@ -31,7 +31,8 @@ from sqlalchemy.sql.elements import ColumnElement
 from . import expr
 from .errors import QuerySyntaxError, RunNotFound, close_matches
 from .names import data_id_key, format_data_id, normalize_data_id
-from .registry.schema import datasets, run_tags, runs, user_columns, user_values
+from .registry.schema import datasets, derived, run_tags, runs, user_columns, user_values
+from .writer import DERIVED_PREFIX
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -318,6 +319,10 @@ class RunView:
             tags = annotations.tags(txn, select(chosen.c.number) if chosen is not None else None)
             user_rows = annotations.values(txn, select(chosen.c.number) if chosen is not None else None)
             user_types = dict(txn.tuples(select(user_columns.c.name, user_columns.c.type).order_by(user_columns.c.created)))
+            error_query = select(derived.c.run, derived.c.variable, derived.c.error).where(derived.c.status == "error")
+            if chosen is not None:
+                error_query = error_query.where(derived.c.run.in_(select(chosen.c.number)))
+            failed = txn.tuples(error_query)
 
         order = np.asarray(numbers, dtype=np.int64)
         position = _positions(order)
@@ -335,7 +340,16 @@ class RunView:
         frame.update(_user_columns(order, position, user_types, user_rows))
         if summary_rows:
             frame.update(_pivot(order, position, summary_rows, image_rows))
+        # A derived variable that raised for a run leaves its cell empty; the
+        # message stays available (and the HTML table shows a marker).
+        errors: dict[int, dict[str, str]] = {}
+        for run, variable, message in failed:
+            column = f"{DERIVED_PREFIX}{variable}"
+            errors.setdefault(run, {})[column] = message or "error"
+            if column not in frame:
+                frame[column] = np.full(len(order), np.nan)
         table = pd.DataFrame(frame, index=pd.Index(order, name="run"))
+        table.attrs["errors"] = errors
         if spec.columns is not None:
             table = table[[c for c in spec.columns if c in table.columns] or []]
             missing = [c for c in spec.columns if c not in table.columns]
@@ -387,8 +401,15 @@ class RunView:
         css = (files("labshelf") / "static" / "runview.css").read_text()
         head = "".join(f"<th>{html.escape(str(c))}</th>" for c in ["run", *table.columns])
         rows = []
+        errors = table.attrs.get("errors", {})
         for number, row in table.iterrows():
-            cells = [f"<th>{number}</th>"] + [f"<td>{_cell_html(v)}</td>" for v in row]
+            failed = errors.get(number, {})
+            cells = [f"<th>{number}</th>"] + [
+                f"<td class='labshelf-error' title='{html.escape(failed[c], quote=True)}'>&#9888; error</td>"
+                if c in failed
+                else f"<td>{_cell_html(v)}</td>"
+                for c, v in row.items()
+            ]
             rows.append("<tr>" + "".join(cells) + "</tr>")
         footer = f"{total} runs x {len(table.columns)} columns" + (f" (first {HTML_ROWS} shown)" if total > HTML_ROWS else "")
         return (

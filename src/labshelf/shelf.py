@@ -57,6 +57,7 @@ class Shelf:
         self._datastore = datastore
         self._writer = Writer(registry, datastore)
         self._annotations = Annotations(registry)
+        self._closed = False
         self.where = where
         self.mode = mode
 
@@ -79,6 +80,7 @@ class Shelf:
 
     def close(self) -> None:
         """Release database connections.  The shelf cannot be used afterwards."""
+        self._closed = True
         self._registry.db.dispose()
 
     def __enter__(self) -> Shelf:
@@ -88,6 +90,8 @@ class Shelf:
         self.close()
 
     def __repr__(self) -> str:
+        if self._closed:  # never reconnect just to describe a closed shelf
+            return f"<Shelf {self.where} mode={self.mode!r} closed>"
         return f"<Shelf {self.where} mode={self.mode!r} runs={len(self)}>"
 
     def info(self) -> dict[str, Any]:

@@ -15,10 +15,11 @@ new one either fully visible or not at all.  Data files are never modified:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,7 @@ from ._faults import crashpoint
 from .datastore import Datastore, Description, Formatter, Summary, formatters
 from .errors import DatasetNotFound, InvalidIndex, InvalidName, InvalidValue, RunNotWritable, UnsupportedValue
 from .names import check_name, data_id_key, normalize_data_id
+from .registry.engine import Txn
 from .registry.records import DatasetRef, Storage
 from .registry.registry import Registry, public_summary
 
@@ -41,6 +43,10 @@ DERIVED_PREFIX = "derived/"
 _OVERLAP_BYTES = 1 << 20
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
+
+#: Optimistic tries of a mutate of a file-backed array (the file rewritten
+#: without holding the registry lock) before it takes the lock for the whole.
+_OPTIMISTIC_MUTATES = 3
 
 #: Small tail segments of a growing array are merged once there are this many.
 _MAX_SMALL_SEGMENTS = 8
@@ -258,7 +264,7 @@ class Writer:
         """Append to an inline (or new) array inside one transaction."""
         import numpy as np
 
-        with self.registry.db.write() as txn:
+        with self._locked() as (txn, written):
             current = self.registry.lock_target(txn, run, name, key)
             if current is None:
                 formatter = formatters.by_kind("ndarray")
@@ -276,7 +282,7 @@ class Writer:
                 new = np.concatenate([old.astype(dtype, copy=False), fitted], axis=0)
                 start = old.shape[0]
                 options = ref.storage.options
-            fields = self._small_fields(formatter, run, name, new, options)
+            fields = self._small_fields(formatter, run, name, new, options, written)
             version = 1 if current is None else current.version + 1
             dataset_id = self.registry.write_dataset(
                 txn,
@@ -387,18 +393,22 @@ class Writer:
         did = normalize_data_id(data_id)
         key = data_id_key(did)
         payload = {"index": encode_index(index)}
-        for _attempt in range(20):
+        for _attempt in range(_OPTIMISTIC_MUTATES):
             ref = self.registry.find(run, name, key)
             if ref is None:
                 raise DatasetNotFound(f"run {run} has no dataset {name!r} to mutate; put it first")
             formatter = _appendable(ref)
             if ref.storage.inline is not None:
-                done = self._mutate_small(run, name, did, key, index, value, payload)
-                if done is not None:
-                    return done
-                continue
+                return self._mutate_locked(run, name, did, key, index, value, payload)
             self._check_running(run)
-            array = formatter.read([self.datastore.path(f) for f in ref.storage.files], name, ref, {})
+            try:
+                array = formatter.read([self.datastore.path(f) for f in ref.storage.files], name, ref, {})
+            except OSError:
+                # Another writer replaced this version (and removed its file)
+                # since we looked it up: look again.
+                if self._changed(run, name, key, ref):
+                    continue
+                raise
             array = assign(ref, array, index, value)
             desc = formatter.describe(array)
             with self.datastore.new_file(run, name, ".h5") as (tmp, relative):
@@ -414,31 +424,64 @@ class Writer:
             except BaseException:
                 self.datastore.remove([relative])
                 raise
-        raise RuntimeError(f"mutate of {name!r} kept conflicting with other writers; try again")
+        # Other writers kept changing the array under us: this time hold the
+        # lock throughout, which cannot lose, so no mutate starves.
+        return self._mutate_locked(run, name, did, key, index, value, payload)
 
-    def _mutate_small(
+    def _mutate_locked(
         self, run: int, name: str, did: Mapping[str, Any], key: str, index: Any, value: Any, payload: Any
-    ) -> DatasetRef | None:
-        with self.registry.db.write() as txn:
+    ) -> DatasetRef:
+        """Read, change and write the array inside one write transaction.
+
+        The way for inline arrays; for file-backed ones only once optimistic
+        attempts lost, as every other writer waits while the file is rewritten.
+        """
+        with self._locked() as (txn, written):
             current = self.registry.lock_target(txn, run, name, key)
             if current is None:
                 raise DatasetNotFound(f"run {run} has no dataset {name!r} to mutate; put it first")
             ref = self.registry.read_for_update(txn, current.id)
-            if ref.storage.inline is None:
-                return None
             formatter = _appendable(ref)
-            array = assign(ref, formatter.from_inline(ref.storage.inline), index, value)
-            fields = self._small_fields(formatter, run, name, array, ref.storage.options)
+            if ref.storage.inline is not None:
+                old = formatter.from_inline(ref.storage.inline)
+            else:
+                old = formatter.read([self.datastore.path(f) for f in ref.storage.files], name, ref, {})
+            array = assign(ref, old, index, value)
+            fields = self._small_fields(formatter, run, name, array, ref.storage.options, written)
             version = current.version + 1
             self.registry.write_dataset(
                 txn, existing_id=current.id, version=version, run=run, name=name,
                 data_id=key, fields=fields, change="mutate", payload=payload,
             )
+            crashpoint("registry.before-commit")
+        crashpoint("registry.committed")
+        self.datastore.remove(set(ref.storage.files) - set(json.loads(fields["location"] or "[]")))
         return _ref(current.id, run, name, did, version, fields, _now())
 
 
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[tuple[Txn, list[str]]]:
+        """A write transaction, and a list of the data files written under it.
+
+        Those files are removed if the transaction fails, so a refused or
+        failed change leaves nothing behind.
+        """
+        written: list[str] = []
+        try:
+            with self.registry.db.write() as txn:
+                yield txn, written
+        except BaseException:
+            self.datastore.remove(written)
+            raise
+
     def _small_fields(
-        self, formatter: Formatter, run: int, name: str, array: np.ndarray, options: Mapping[str, Any]
+        self,
+        formatter: Formatter,
+        run: int,
+        name: str,
+        array: np.ndarray,
+        options: Mapping[str, Any],
+        written: list[str],
     ) -> dict[str, Any]:
         """Row fields for an array changed inside a write transaction.
 
@@ -450,6 +493,7 @@ class Writer:
         if inline is None:
             with self.datastore.new_file(run, name, formatter.suffix) as (tmp, relative):
                 formatter.write(tmp, name, array, options)
+            written.append(relative)
             files = [relative]
         return _fields(
             formatter, formatter.describe(array), formatter.summarise(array), inline=inline, files=files, options=options

@@ -522,6 +522,27 @@ def _create_schema(url: str, schema: str) -> None:
         engine.dispose()
 
 
+def _locate(
+    path: str | os.PathLike[str], *, mode: str, schema: str | None, root: str | os.PathLike[str] | None
+) -> tuple[str, str, str | None, str | os.PathLike[str] | None, bool]:
+    """(registry URL, where, schema, datastore root, durable) of a shelf folder or URL."""
+    target = os.fspath(path)
+    if is_postgres_url(target):
+        return target, target, schema, root, False
+    folder = Path(target)
+    marker = _read_marker(folder)
+    durable = bool(marker.get("durable", False))
+    registry_spec = str(marker.get("registry", REGISTRY_FILE))
+    if is_postgres_url(registry_spec):
+        return registry_spec, str(folder), marker.get("schema"), root or folder, durable
+    db_file = folder / registry_spec
+    if not db_file.is_file():
+        raise NotAShelf(f"{folder} has a {MARKER} but its registry {db_file} is missing")
+    # An embedded shelf's data live in its folder, wherever it was moved or
+    # copied to since it was created.
+    return sqlite_url(db_file.resolve(), readonly=mode == "r"), str(folder), schema, root or folder, durable
+
+
 def open(  # noqa: A001 - labshelf.open is the natural name, as in h5py.File / xarray.open_dataset
     path: str | os.PathLike[str],
     *,
@@ -544,26 +565,7 @@ def open(  # noqa: A001 - labshelf.open is the natural name, as in h5py.File / x
     """
     if mode not in MODES:
         raise ShelfError(f"mode must be one of {MODES}, not {mode!r}")
-    target = os.fspath(path)
-    durable = False
-    if is_postgres_url(target):
-        url, where = target, target
-    else:
-        folder = Path(target)
-        marker = _read_marker(folder)
-        durable = bool(marker.get("durable", False))
-        registry_spec = str(marker.get("registry", REGISTRY_FILE))
-        if is_postgres_url(registry_spec):
-            url, schema, root = registry_spec, marker.get("schema"), root or folder
-        else:
-            db_file = folder / registry_spec
-            if not db_file.is_file():
-                raise NotAShelf(f"{folder} has a {MARKER} but its registry {db_file} is missing")
-            url = sqlite_url(db_file.resolve(), readonly=mode == "r")
-            # An embedded shelf's data live in its folder, wherever it was
-            # moved or copied to since it was created.
-            root = root or folder
-        where = str(folder)
+    url, where, schema, root, durable = _locate(path, mode=mode, schema=schema, root=root)
     db = _database(url, where, mode=mode, schema=schema, durable=durable)
     try:
         with db.engine.connect() as conn:
@@ -590,18 +592,7 @@ def open(  # noqa: A001 - labshelf.open is the natural name, as in h5py.File / x
 
 def upgrade(path: str | os.PathLike[str], *, schema: str | None = None) -> tuple[str | None, str]:
     """Migrate a shelf's registry to this labshelf's schema; return (old, new) versions."""
-    target = os.fspath(path)
-    if is_postgres_url(target):
-        url, where = target, target
-    else:
-        folder = Path(target)
-        marker = _read_marker(folder)
-        registry_spec = str(marker.get("registry", REGISTRY_FILE))
-        if is_postgres_url(registry_spec):
-            url, schema = registry_spec, marker.get("schema")
-        else:
-            url = sqlite_url((folder / registry_spec).resolve(), readonly=False)
-        where = str(folder)
+    url, where, schema, _root, _durable = _locate(path, mode="rw", schema=schema, root=None)
     db = _database(url, where, mode="rw", schema=schema, durable=False)
     try:
         with db.engine.begin() as conn:

@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 from ._faults import crashpoint
 from .datastore import Datastore, Description, Formatter, Summary, formatters
-from .errors import DatasetNotFound, InvalidIndex, InvalidName, InvalidValue, RunNotWritable, UnsupportedValue
+from .datastore.ndarray import as_storable, assign, encode_index, fit_rows, stored_dtype
+from .errors import DatasetNotFound, InvalidName, RunNotWritable, UnsupportedValue
 from .names import check_name, data_id_key, normalize_data_id
 from .registry.engine import Txn
 from .registry.records import DatasetRef, Storage
@@ -244,8 +245,6 @@ class Writer:
     # -- append ------------------------------------------------------------------
 
     def append(self, run: int, name: str, values: Any, *, data_id: Mapping[str, Any] | None = None) -> DatasetRef:
-        from .datastore.ndarray import as_storable
-
         check_name(name)
         did = normalize_data_id(data_id)
         key = data_id_key(did)
@@ -307,7 +306,7 @@ class Writer:
 
         formatter = _appendable(ref)
         assert ref.shape is not None
-        old_dtype = _stored_dtype(ref)
+        old_dtype = stored_dtype(ref)
         fitted, dtype = fit_rows(ref, ref.shape, old_dtype, rows)
         self._check_running(run)
         with self.datastore.new_file(run, name, ".h5") as (tmp, relative):
@@ -530,121 +529,4 @@ def _same_layout(a: DatasetRef, b: DatasetRef) -> bool:
         and b.shape is not None
         and a.shape[1:] == b.shape[1:]
         and dict(a.storage.options) == dict(b.storage.options)
-    )
-
-
-def _stored_dtype(ref: DatasetRef) -> Any:
-    import numpy as np
-
-    return np.dtype(object) if ref.dtype == "str" else np.dtype(ref.dtype)
-
-
-def fit_rows(ref: DatasetRef, shape: tuple[int, ...], dtype: Any, rows: np.ndarray) -> tuple[np.ndarray, Any]:
-    """Shape and cast ``rows`` to extend an array of ``shape`` and ``dtype``.
-
-    Returns the rows and the dtype of the result (strings widen to fit).
-    """
-    trailing = tuple(shape[1:])
-    if rows.shape == trailing:
-        rows = rows.reshape((1, *trailing))
-    elif rows.shape[1:] != trailing:
-        raise InvalidValue(
-            f"cannot append values of shape {rows.shape} to {ref.label!r} of shape {tuple(shape)}: "
-            f"give one row of shape {trailing} or a block of shape (k, {', '.join(map(str, trailing))})"
-            if trailing else
-            f"cannot append values of shape {rows.shape} to the 1-D {ref.label!r}: give a scalar or a 1-D array"
-        )
-    return cast_for(ref, dtype, rows), _widened(dtype, rows.dtype)
-
-
-def _widened(dtype: Any, other: Any) -> Any:
-    import numpy as np
-
-    if dtype.kind in "US" and other.kind == dtype.kind:
-        return np.result_type(dtype, other)
-    return dtype
-
-
-#: Numeric kinds by how much they hold: a value may move up, never down.
-_KIND_RANK = {"b": 0, "u": 1, "i": 1, "f": 2, "c": 3}
-
-
-def cast_for(ref: DatasetRef, dtype: Any, values: np.ndarray) -> np.ndarray:
-    """``values`` as ``dtype``, refusing any cast that would change them.
-
-    numpy's own "same_kind" rule lets an int become a one-character string
-    and 1e300 become a float32 inf; a dataset must never silently hold
-    something other than what was given.
-    """
-    import numpy as np
-
-    target = _widened(dtype, values.dtype)
-    source = values.dtype
-    if source == target:
-        return values
-    refuse = InvalidValue(
-        f"cannot store {source} values in the {target} dataset {ref.label!r} without "
-        "changing them; convert them first"
-    )
-    if target.kind == "O" or source.kind in "OUS" or target.kind in "US":
-        if target.kind == "O" and source.kind in "UO":
-            return values.astype(object)
-        if source.kind == target.kind and target.kind in "US":
-            return values.astype(target)
-        raise refuse
-    if source.kind in "Mm" or target.kind in "Mm":
-        if source.kind != target.kind:
-            raise refuse
-        converted = values.astype(target)
-        if not np.array_equal(converted.astype(source), values, equal_nan=True):
-            raise refuse
-        return converted
-    if _KIND_RANK[target.kind] < _KIND_RANK[source.kind]:
-        raise refuse
-    with np.errstate(all="ignore"):
-        converted = values.astype(target)
-    if target.kind in "iu" and not np.array_equal(converted, values):
-        raise InvalidValue(f"values do not fit the {target} dataset {ref.label!r} (out of range)")
-    if target.kind in "fc" and source.kind in "fc" and not np.array_equal(
-        np.isfinite(converted), np.isfinite(values)
-    ):
-        raise InvalidValue(f"values overflow the {target} dataset {ref.label!r}")
-    return converted
-
-
-def assign(ref: DatasetRef, array: np.ndarray, index: Any, value: Any) -> np.ndarray:
-    """``array`` with ``array[index] = value``, checked like numpy but clearer."""
-    import numpy as np
-
-    from .datastore.ndarray import as_storable
-
-    new = cast_for(ref, array.dtype, as_storable(value))
-    target = _widened(array.dtype, new.dtype)
-    out = array.astype(target, copy=True)
-    try:
-        out[index] = new
-    except IndexError as exc:
-        raise InvalidIndex(f"index {index!r} is outside {ref.label!r} of shape {array.shape}: {exc}") from exc
-    except ValueError as exc:
-        raise InvalidValue(f"cannot set {ref.label!r}[{index!r}] to a value of shape {np.shape(new)}: {exc}") from exc
-    return out
-
-
-def encode_index(index: Any) -> Any:
-    """A mutate index as JSON (int, slice, Ellipsis or a tuple of them)."""
-    if isinstance(index, tuple):
-        return [encode_index(i) for i in index]
-    if isinstance(index, bool):
-        raise InvalidIndex("a mutate index cannot be a bool")
-    if isinstance(index, int) or type(index).__name__ in ("int64", "int32", "intp"):
-        return int(index)
-    if isinstance(index, slice):
-        for part in (index.start, index.stop, index.step):
-            if part is not None and not isinstance(part, int):
-                raise InvalidIndex(f"slice bounds must be ints, not {part!r}")
-        return {"slice": [index.start, index.stop, index.step]}
-    if index is Ellipsis:
-        return "..."
-    raise InvalidIndex(
-        f"mutate takes an int, a slice, ... or a tuple of them as index, not {type(index).__name__}"
     )

@@ -107,21 +107,21 @@ def __dir__() -> list[str]:
 
 
 def create(path: Any, **kwargs: Any) -> Shelf:
-    """Create a new shelf; see :func:`labshelf.shelf.create`."""
-    from .shelf import create as _create
+    """Create a new shelf; see :func:`labshelf.opening.create`."""
+    from .opening import create as _create
 
     return _create(path, **kwargs)
 
 
 def open(path: Any, **kwargs: Any) -> Shelf:  # noqa: A001 - the natural name, like h5py's
-    """Open a shelf; see :func:`labshelf.shelf.open`."""
-    from .shelf import open as _open
+    """Open a shelf; see :func:`labshelf.opening.open`."""
+    from .opening import open as _open
 
     return _open(path, **kwargs)
 
 
 def upgrade(path: Any, **kwargs: Any) -> tuple[str | None, str]:
-    """Migrate a shelf's registry to this labshelf's schema; see :func:`labshelf.shelf.upgrade`."""
-    from .shelf import upgrade as _upgrade
+    """Migrate a shelf's registry to this labshelf's schema; see :func:`labshelf.opening.upgrade`."""
+    from .opening import upgrade as _upgrade
 
     return _upgrade(path, **kwargs)

@@ -116,14 +116,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _create(args: argparse.Namespace) -> None:
-    from .shelf import create
+    from .opening import create
 
     with create(args.path, root=args.root, schema=args.schema, durable=args.durable) as shelf:
         print(f"created {shelf.where} (datastore {shelf.root})")
 
 
 def _info(args: argparse.Namespace) -> None:
-    from .shelf import open as open_shelf
+    from .opening import open as open_shelf
 
     with open_shelf(args.path, mode="r") as shelf:
         for key, value in shelf.info().items():
@@ -131,7 +131,7 @@ def _info(args: argparse.Namespace) -> None:
 
 
 def _ls(args: argparse.Namespace) -> None:
-    from .shelf import open as open_shelf
+    from .opening import open as open_shelf
 
     with open_shelf(args.path, mode="r") as shelf:
         if args.run is not None:
@@ -187,7 +187,7 @@ def _demo(args: argparse.Namespace) -> None:
     from pathlib import Path
 
     from . import demo
-    from .shelf import MARKER, create
+    from .opening import MARKER, create
 
     if args.runs < 1:
         raise ShelfError(f"--runs must be at least 1, not {args.runs}")
@@ -211,7 +211,7 @@ def _demo(args: argparse.Namespace) -> None:
 
 
 def _upgrade(args: argparse.Namespace) -> None:
-    from .shelf import upgrade
+    from .opening import upgrade
 
     old, new = upgrade(args.path, schema=args.schema)
     if old == new:
@@ -225,7 +225,7 @@ MAX_ERRORS_SHOWN = 20
 
 
 def _reprocess(args: argparse.Namespace) -> None:
-    from .shelf import open as open_shelf
+    from .opening import open as open_shelf
 
     with open_shelf(args.path) as shelf:
         report = shelf.reprocess(
@@ -246,7 +246,7 @@ def _reprocess(args: argparse.Namespace) -> None:
 
 def _context(args: argparse.Namespace) -> None:
     from .derived import load_context
-    from .shelf import open as open_shelf
+    from .opening import open as open_shelf
 
     if args.action == "set":
         with open_shelf(args.path) as shelf:

@@ -354,8 +354,8 @@ def _address(shelf: Shelf) -> str:
     A shelf opened by a PostgreSQL URL has ``where`` = the URL (which alone
     lacks the schema); its root folder's labshelf.json names both.
     """
+    from .opening import MARKER
     from .registry.engine import is_postgres_url
-    from .shelf import MARKER
 
     if not is_postgres_url(shelf.where) and (Path(shelf.where) / MARKER).is_file():
         return str(Path(shelf.where).resolve())
@@ -386,7 +386,7 @@ def _here(
 ) -> list[Outcome]:
     """Compute in this process, writing through the caller's shelf."""
     from .context import Runner
-    from .shelf import open as open_shelf
+    from .opening import open as open_shelf
 
     outcomes: list[Outcome] = []
     with open_shelf(address, mode="r") as reader:
@@ -420,7 +420,7 @@ def _on_processes(
 
     from .context import Runner
     from .errors import ShelfError
-    from .shelf import open as open_shelf
+    from .opening import open as open_shelf
 
     pending = collections.deque(_chunks(numbers, jobs))
     outcomes: list[Outcome] = []
@@ -554,7 +554,7 @@ def _process_chunk(
     import hashlib
 
     from .context import Runner, load
-    from .shelf import open as open_shelf
+    from .opening import open as open_shelf
 
     try:
         digest = hashlib.sha256(Path(context_path).read_bytes()).hexdigest()

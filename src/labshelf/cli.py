@@ -171,6 +171,11 @@ def _table_text(table: Any, max_rows: int = 20) -> str:
     import pandas as pd
 
     shown = table.copy()
+    # Nobody has annotated yet: empty comment and tag columns only take room.
+    if "comment" in shown and shown["comment"].isna().all():
+        shown = shown.drop(columns="comment")
+    if "tags" in shown and not any(len(t) for t in shown["tags"]):
+        shown = shown.drop(columns="tags")
     for column in ("start", "end"):
         shown[column] = shown[column].dt.tz_convert(None).dt.strftime("%Y-%m-%d %H:%M:%S")
     with pd.option_context(

@@ -107,3 +107,8 @@ def data_id_key(data_id: Mapping[str, DataIdValue]) -> str:
 def format_data_id(data_id: Mapping[str, Any]) -> str:
     """``channel=2, detector=3`` for messages and column labels."""
     return ", ".join(f"{k}={v!r}" if isinstance(v, str) else f"{k}={v}" for k, v in data_id.items())
+
+
+def label(name: str, data_id: Mapping[str, Any]) -> str:
+    """``name`` or ``name[channel=2]``: how tables and messages name a dataset."""
+    return f"{name}[{format_data_id(data_id)}]" if data_id else name

@@ -30,7 +30,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from . import expr
 from .errors import QuerySyntaxError, RunNotFound, close_matches
-from .names import data_id_key, format_data_id, normalize_data_id
+from .names import data_id_key, label, normalize_data_id
 from .registry.schema import datasets, derived, run_tags, runs, user_columns, user_values
 from .writer import DERIVED_PREFIX
 
@@ -457,7 +457,7 @@ class _Resolver:
         )
         with self.shelf._registry.db.read() as txn:
             pairs = txn.tuples(query)
-        return [n if d == "{}" else f"{n}[{format_data_id(json.loads(d))}]" for n, d in pairs]
+        return _labels([n for n, _ in pairs], [d for _, d in pairs])
 
     def _dataset_kinds(self, name: str, key: str) -> set[str]:
         cache_key = f"{name}\0{key}"
@@ -560,18 +560,16 @@ def _user_columns(order: Any, position: Any, types: Mapping[str, str], rows: lis
 
 
 def _labels(names: list[str], data_ids: list[str]) -> list[str]:
+    """Column labels of many (name, data ID key) rows, parsing each data ID once."""
     if all(d == "{}" for d in data_ids):
         return names
-    cache: dict[str, str] = {}
+    parsed: dict[str, dict[str, Any]] = {}
     out = []
-    for name, data_id in zip(names, data_ids, strict=True):
-        if data_id == "{}":
-            out.append(name)
-            continue
-        suffix = cache.get(data_id)
-        if suffix is None:
-            suffix = cache[data_id] = f"[{format_data_id(json.loads(data_id))}]"
-        out.append(name + suffix)
+    for name, key in zip(names, data_ids, strict=True):
+        data_id = parsed.get(key)
+        if data_id is None:
+            data_id = parsed[key] = json.loads(key)
+        out.append(label(name, data_id))
     return out
 
 
@@ -600,14 +598,15 @@ def _pivot(order: Any, position: Any, rows: list[Any], image_rows: list[Any]) ->
         thumbnails = np.full(shape, None, dtype=object)
         label_code = {label: i for i, label in enumerate(columns)}
         in_view = set(order.tolist())
-        image_rows = [r for r in image_rows if r[0] in in_view and _labels([r[1]], [r[2]])[0] in label_code]
-        if image_rows:
-            at = position(np.asarray([r[0] for r in image_rows], dtype=np.int64))
-            cols = [label_code[_labels([r[1]], [r[2]])[0]] for r in image_rows]
-            thumbnails[at, cols] = _object_column([r[3] for r in image_rows])
+        image_labels = _labels([r[1] for r in image_rows], [r[2] for r in image_rows])
+        kept = [(r, lab) for r, lab in zip(image_rows, image_labels, strict=True) if r[0] in in_view and lab in label_code]
+        if kept:
+            at = position(np.asarray([r[0] for r, _ in kept], dtype=np.int64))
+            cols = [label_code[lab] for _, lab in kept]
+            thumbnails[at, cols] = _object_column([r[3] for r, _ in kept])
 
     out: dict[str, Any] = {}
-    for j, label in enumerate(columns):
+    for j, column_label in enumerate(columns):
         held = {str(kind_names[k]) for k in np.flatnonzero(present[j])}
         column: Any
         if held == {"image"}:
@@ -625,6 +624,6 @@ def _pivot(order: Any, position: Any, rows: list[Any], image_rows: list[Any]) ->
             column = np.array([None if t is None else complex(t) for t in text_grid[:, j]], dtype=object)
         else:
             column = text_grid[:, j]
-        key = str(label)
+        key = str(column_label)
         out[key if key not in META_COLUMNS else f"{key} (dataset)"] = column
     return out

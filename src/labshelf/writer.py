@@ -213,8 +213,6 @@ class Writer:
         rebase: Callable[[DatasetRef], tuple[dict[str, Any], Any]] | None = None,
         derived: bool = False,
     ) -> DatasetRef:
-        import time
-
         with self.registry.db.write() as txn:
             current = self.registry.lock_target(txn, run, name, key, derived=derived)
             if expect_version is not None and (current is None or current.version != expect_version):
@@ -240,7 +238,7 @@ class Writer:
         if current is not None and current.location:
             replaced = set(json.loads(current.location)) - set(json.loads(fields["location"] or "[]"))
             self.datastore.remove(replaced)
-        return _ref(dataset_id, run, name, did, version, fields, time.time())
+        return _ref(dataset_id, run, name, did, version, fields, _now())
 
     # -- append ------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -29,9 +30,9 @@ _MAX_TAG = 255
 
 def column_type_of(value: Any) -> str:
     """The user-column type a Python value belongs to."""
-    if isinstance(value, bool) or type(value).__name__ == "bool_":
+    if isinstance(value, bool) or getattr(getattr(value, "dtype", None), "kind", None) == "b":
         return "bool"
-    if isinstance(value, (int, float)) or type(value).__name__.startswith(("int", "float", "uint")):
+    if isinstance(value, numbers.Real):  # Python and numpy ints and floats
         return "number"
     if isinstance(value, str):
         return "text"

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from ..names import format_data_id
+from ..names import label
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
@@ -108,9 +108,7 @@ class DatasetRef:
     @property
     def label(self) -> str:
         """``name`` or ``name[channel=2]``: how tables and messages name it."""
-        if not self.data_id:
-            return self.name
-        return f"{self.name}[{format_data_id(self.data_id)}]"
+        return label(self.name, self.data_id)
 
     def __repr__(self) -> str:
         shape = "" if self.shape is None else f" shape={self.shape}"

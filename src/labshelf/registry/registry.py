@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from types import MappingProxyType
+from types import MappingProxyType, SimpleNamespace
 from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select, update
@@ -187,7 +187,7 @@ class Registry:
             }
             txn.execute(_ADD_RUN, row)
             self._change(txn, "run_start", run=number, payload={"experiment": experiment})
-        return RunRecord.from_row(_Row(row))
+        return RunRecord.from_row(SimpleNamespace(**row))
 
     def finish_run(self, number: int, status: str, error: str | None = None) -> RunRecord:
         if status not in RUN_STATES[1:]:
@@ -231,13 +231,6 @@ class Registry:
         query = select(*_DATASET_COLUMNS).where(datasets.c.run == run).order_by(datasets.c.id)
         with self.db.read() as txn:
             return [ref_from_row(r) for r in txn.all(query)]
-
-    def names(self, run: int | None = None) -> list[str]:
-        query = select(datasets.c.name).distinct().order_by(datasets.c.name)
-        if run is not None:
-            query = query.where(datasets.c.run == run)
-        with self.db.read() as txn:
-            return txn.scalars(query)
 
     def count_datasets(self) -> int:
         with self.db.read() as txn:
@@ -434,25 +427,3 @@ class Registry:
                 txn.execute(_ADD_DERIVED, {**row, "inputs": _dumps(row["inputs"]), "updated": now})
             for summary in summaries:
                 txn.execute(_SET_SUMMARY, summary)
-
-    # -- run table -------------------------------------------------------------
-
-    def summary_columns(self, txn: Txn) -> list[tuple[Any, ...]]:
-        """All summaries as (run, name, data_id, summary_kind, summary_value, summary_text)."""
-        return txn.tuples(
-            select(
-                datasets.c.run,
-                datasets.c.name,
-                datasets.c.data_id,
-                datasets.c.summary_kind,
-                datasets.c.summary_value,
-                datasets.c.summary_text,
-            ).order_by(datasets.c.id)
-        )
-
-
-class _Row:
-    """Attribute access over a dict, to build a record from values just inserted."""
-
-    def __init__(self, values: Mapping[str, Any]):
-        self.__dict__.update(values)

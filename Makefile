@@ -5,9 +5,20 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-DEMO_SHELF ?= demo.shelf
+NOTEBOOKS := notebooks
+# Next to the notebooks: they open it as `demo.shelf` (binder/postBuild builds it there too).
+DEMO_SHELF ?= $(NOTEBOOKS)/demo.shelf
+DEMO_RUNS ?= 200
+CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: demo test bench lint typecheck clean venv
+# JupyterLab for `make demo`: on 127.0.0.1 only; as root it must be told that is fine;
+# without a display no browser is opened (a text browser could take over the terminal).
+LAB_IP ?= 127.0.0.1
+LAB_ARGS ?=
+ROOT_ARGS := $(if $(filter 0,$(shell id -u)),--ServerApp.allow_root=True)
+NO_DISPLAY_ARGS := $(if $(or $(DISPLAY),$(WAYLAND_DISPLAY),$(filter Darwin,$(shell uname -s))),,--no-browser)
+
+.PHONY: demo demo-shelf test bench lint typecheck chromium clean venv
 
 venv: $(STAMP)
 
@@ -18,11 +29,30 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $@
 
-demo: $(STAMP)
-	$(VENV)/bin/labshelf demo $(DEMO_SHELF) --overwrite
+demo-shelf: $(STAMP)
+	$(VENV)/bin/labshelf demo $(DEMO_SHELF) --runs $(DEMO_RUNS) --overwrite
 
-test: $(STAMP) lint typecheck
+# The server's landing page is the quickstart, so the URL it prints opens it.
+demo: demo-shelf
+	@echo "Starting JupyterLab on $(NOTEBOOKS)/quickstart.ipynb: open the .../lab/tree/quickstart.ipynb?token=... URL printed below; Ctrl-C twice stops it."
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=$(NOTEBOOKS) --LabApp.default_url=/lab/tree/quickstart.ipynb \
+		--ServerApp.ip=$(LAB_IP) $(ROOT_ARGS) $(NO_DISPLAY_ARGS) $(LAB_ARGS)
+
+test: $(STAMP) lint typecheck chromium
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The browser tests drive Debian's Chromium (never `playwright install`: it cannot download here).
+# Installed when missing and we are root; otherwise tests/browser skips with a message (fails under CI=true).
+chromium:
+	@if [ -x $(CHROMIUM) ]; then \
+		:; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing chromium with apt-get for the browser tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
+			|| echo "could not install chromium: the browser tests will be skipped (a failure under CI=true)"; \
+	else \
+		echo "no $(CHROMIUM) and not root: the browser tests will be skipped (apt-get install chromium to run them)"; \
+	fi
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
@@ -34,4 +64,4 @@ typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
 clean:
-	rm -rf $(VENV) $(DEMO_SHELF) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(DEMO_SHELF) demo.shelf .pytest_cache .mypy_cache .ruff_cache tests/artifacts

@@ -854,5 +854,9 @@ def test_values_are_independent_of_what_the_caller_does_later(kept_shelf: labshe
         value[:] = -1
     got = kept_shelf.get("snapshot", run=run.number)
     assert_same_array(got, np.arange(10.0))
-    got[:] = 5  # the array read back is the caller's to change
+    # Arrays come from the shared read cache read-only; copy=True gives one to change.
+    with pytest.raises(ValueError, match="read-only"):
+        got[:] = 5
+    mine = kept_shelf.get("snapshot", run=run.number, copy=True)
+    mine[:] = 5
     assert_same_array(kept_shelf.get("snapshot", run=run.number), np.arange(10.0))

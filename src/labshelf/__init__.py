@@ -10,6 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 from . import errors
 from .errors import (
+    CollectionError,
+    CollectionNotFound,
+    ComponentNotFound,
     ContextError,
     CorruptDataset,
     DatasetNotFound,
@@ -17,6 +20,7 @@ from .errors import (
     InvalidIndex,
     InvalidName,
     InvalidOptions,
+    InvalidParameter,
     InvalidValue,
     NotAShelf,
     NotPersisted,
@@ -34,28 +38,38 @@ from .errors import (
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from .collections import CollectionInfo
+    from .datastore.composite import register_composite
     from .datastore.formatter import Formatter
     from .derived import variable
+    from .names import DataId
+    from .opening import RepoSpec
     from .registry.records import DatasetRef, RunRecord
     from .run import Run
     from .runview import RunView
     from .shelf import Shelf
 
 __all__ = [
-    # opening shelves
+    # opening shelves and views of several repositories
     "create",
     "open",
     "upgrade",
+    "repo",
+    "RepoSpec",
     # the objects they give
     "Shelf",
     "Run",
     "RunRecord",
     "DatasetRef",
     "RunView",
+    # finding datasets: data IDs with tags, collections
+    "DataId",
+    "CollectionInfo",
     # derived variables (in a shelf's context file)
     "variable",
-    # extending: value kinds
+    # extending: value kinds and composites
     "Formatter",
+    "register_composite",
     # errors
     "errors",
     "ShelfError",
@@ -70,9 +84,13 @@ __all__ = [
     "InvalidValue",
     "InvalidIndex",
     "UnsupportedValue",
+    "InvalidParameter",
+    "CollectionError",
     "RunNotFound",
+    "CollectionNotFound",
     "DatasetNotFound",
     "NotPersisted",
+    "ComponentNotFound",
     "CorruptDataset",
     "ShelfBusy",
     "QuerySyntaxError",
@@ -88,6 +106,10 @@ _LAZY = {
     "RunView": "labshelf.runview",
     "Formatter": "labshelf.datastore.formatter",
     "variable": "labshelf.derived",
+    "DataId": "labshelf.names",
+    "CollectionInfo": "labshelf.collections",
+    "RepoSpec": "labshelf.opening",
+    "register_composite": "labshelf.datastore.composite",
 }
 
 
@@ -113,11 +135,18 @@ def create(path: Any, **kwargs: Any) -> Shelf:
     return _create(path, **kwargs)
 
 
-def open(path: Any, **kwargs: Any) -> Shelf:  # noqa: A001 - the natural name, like h5py's
+def open(path: Any = None, **kwargs: Any) -> Shelf:  # noqa: A001 - the natural name, like h5py's
     """Open a shelf; see :func:`labshelf.opening.open`."""
     from .opening import open as _open
 
     return _open(path, **kwargs)
+
+
+def repo(path: Any, **kwargs: Any) -> RepoSpec:
+    """Name a repository (with a tag) for ``open(inputs=[...])``; see :func:`labshelf.opening.repo`."""
+    from .opening import repo as _repo
+
+    return _repo(path, **kwargs)
 
 
 def upgrade(path: Any, **kwargs: Any) -> tuple[str | None, str]:
@@ -125,3 +154,17 @@ def upgrade(path: Any, **kwargs: Any) -> tuple[str | None, str]:
     from .opening import upgrade as _upgrade
 
     return _upgrade(path, **kwargs)
+
+
+def load_ipython_extension(ip: Any) -> None:
+    """``%load_ext labshelf``: magics, completion and display (see :mod:`labshelf.kernel_ext`)."""
+    from .kernel_ext import load_ipython_extension as _load
+
+    _load(ip)
+
+
+def unload_ipython_extension(ip: Any) -> None:
+    """``%unload_ext labshelf``: remove what loading registered."""
+    from .kernel_ext import unload_ipython_extension as _unload
+
+    _unload(ip)

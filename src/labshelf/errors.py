@@ -16,9 +16,13 @@
     ├── InvalidIndex         (IndexError)         a mutate index outside the dataset or of a wrong type
     ├── QuerySyntaxError     (ValueError)         a query expression that does not parse or fit the columns
     ├── ContextError         (ValueError)         a context file of derived variables that cannot be used
+    ├── CollectionError      (ValueError)         a chain with a cycle, a tag that conflicts, a wrong kind
+    ├── InvalidParameter     (ValueError)         a read parameter a value kind does not take
     ├── RunNotFound          (KeyError)
+    ├── CollectionNotFound   (KeyError)           a collection, stage or repository tag that does not exist
     ├── DatasetNotFound      (KeyError)
-    │   └── NotPersisted                          the dataset was put with persist=False
+    │   ├── NotPersisted                          the dataset was put with persist=False
+    │   └── ComponentNotFound                     a component the dataset's kind does not have
     ├── CorruptDataset       (OSError)            a data file that cannot be read; names the file
     └── ShelfBusy            (TimeoutError)       the registry stayed locked past the timeout
 
@@ -48,9 +52,13 @@ __all__ = [
     "InvalidIndex",
     "QuerySyntaxError",
     "ContextError",
+    "CollectionError",
+    "InvalidParameter",
     "RunNotFound",
+    "CollectionNotFound",
     "DatasetNotFound",
     "NotPersisted",
+    "ComponentNotFound",
     "CorruptDataset",
     "ShelfBusy",
     "close_matches",
@@ -138,7 +146,19 @@ class ContextError(ShelfError, ValueError):
         self.line = line
 
 
+class CollectionError(ShelfError, ValueError):
+    pass
+
+
+class InvalidParameter(ShelfError, ValueError):
+    pass
+
+
 class RunNotFound(ShelfError, KeyError):
+    pass
+
+
+class CollectionNotFound(ShelfError, KeyError):
     pass
 
 
@@ -147,6 +167,10 @@ class DatasetNotFound(ShelfError, KeyError):
 
 
 class NotPersisted(DatasetNotFound):
+    pass
+
+
+class ComponentNotFound(DatasetNotFound):
     pass
 
 

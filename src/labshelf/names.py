@@ -112,3 +112,50 @@ def format_data_id(data_id: Mapping[str, Any]) -> str:
 def label(name: str, data_id: Mapping[str, Any]) -> str:
     """``name`` or ``name[channel=2]``: how tables and messages name a dataset."""
     return f"{name}[{format_data_id(data_id)}]" if data_id else name
+
+
+class DataId(dict[str, Any]):
+    """A data ID that may carry a repository tag: ``DataId({"detector": 3}, tag="old")``.
+
+    It is a dict, so it goes everywhere a data ID does; with a tag, a
+    search looks only in repositories opened with that tag
+    (``labshelf.repo(path, tag="old")``) and their parents.
+    """
+
+    __slots__ = ("tag",)
+
+    def __init__(self, values: Mapping[str, Any] | None = None, /, *, tag: str | None = None, **dimensions: Any):
+        super().__init__(values or {}, **dimensions)
+        if tag is not None and (not isinstance(tag, str) or not tag):
+            raise InvalidDataId(f"a data ID's tag is a non-empty str, not {tag!r}")
+        self.tag = tag
+
+    def __repr__(self) -> str:
+        tag = f", tag={self.tag!r}" if self.tag is not None else ""
+        return f"DataId({dict.__repr__(self)}{tag})"
+
+    def __reduce__(self) -> Any:
+        return (DataId, (dict(self),), {"tag": self.tag})
+
+    def __setstate__(self, state: Mapping[str, Any]) -> None:
+        self.tag = state.get("tag")
+
+
+def data_id_tag(data_id: Any) -> str | None:
+    """The repository tag a data ID carries (None for a plain dict)."""
+    return getattr(data_id, "tag", None)
+
+
+def split_target(target: str) -> tuple[str, str | None, str | None]:
+    """``name[.component][:stage]`` -> (name, component or None, stage or None)."""
+    if not isinstance(target, str):
+        raise InvalidName(f"a dataset name must be a str, not {type(target).__name__}")
+    rest, colon, stage = target.partition(":")
+    if colon and not stage:
+        raise InvalidName(f"{target!r} ends with ':'; write name:stage, e.g. 'calexp:jointcal'")
+    name, dot, component = rest.partition(".")
+    if dot and not name:
+        raise InvalidName(f"dataset name {target!r} starts with '.'; '.' only separates a component (name.component)")
+    if dot and not component:
+        raise InvalidName(f"{target!r} ends with '.'; write name.component, e.g. 'spectrum.coords.energy'")
+    return check_name(name), component or None, stage or None

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from .cache import DEFAULT_CACHE_BYTES
 from .datastore import Datastore
-from .errors import NotAShelf, ShelfError, ShelfExists
+from .errors import NotAShelf, ReadOnlyShelf, ShelfError, ShelfExists
 from .registry import migrate
 from .registry.engine import Database, is_postgres_url, make_engine, sqlite_url
 from .registry.registry import Registry
@@ -27,6 +29,14 @@ from .shelf import Shelf
 MARKER = "labshelf.json"
 REGISTRY_FILE = "registry.sqlite3"
 MODES = ("r", "rw")
+#: Modes a repository's configuration may give: read, write, read and write.
+REPO_MODES = ("r", "w", "rw")
+#: ``shelf_info`` keys of the repository configuration.
+REPO_MODE_KEY = "repo_mode"
+PARENTS_KEY = "parents"
+
+if TYPE_CHECKING:
+    from .collections import Repository
 
 
 def _read_marker(folder: Path) -> dict[str, Any]:
@@ -64,6 +74,7 @@ def create(
     root: str | os.PathLike[str] | None = None,
     schema: str | None = None,
     durable: bool = False,
+    repo_mode: str = "rw",
 ) -> Shelf:
     """Create a new, empty shelf and open it for writing.
 
@@ -82,7 +93,13 @@ def create(
     durable
         Sync data files and the registry to disk on every write, surviving
         power loss as well as process crashes (slower).
+    repo_mode
+        The repository's configured mode: ``"rw"``, ``"r"`` (read-only:
+        never an output, opened read-only) or ``"w"`` (never an input).
+        Change it later with :meth:`Shelf.set_repo_mode`.
     """
+    if repo_mode not in REPO_MODES:
+        raise ShelfError(f"repo_mode must be one of {REPO_MODES}, not {repo_mode!r}")
     target = os.fspath(path)
     if is_postgres_url(target):
         if root is None:
@@ -122,6 +139,7 @@ def create(
                 "created": datetime.datetime.now(datetime.UTC).isoformat(),
                 "created_by": f"labshelf {__version__}",
                 "root": str(folder.resolve()),
+                REPO_MODE_KEY: repo_mode,
             },
         )
     marker: dict[str, Any] = {"format": "labshelf", "version": 1, "durable": durable}
@@ -165,51 +183,188 @@ def _locate(
     return sqlite_url(db_file.resolve(), readonly=mode == "r"), str(folder), schema, root or folder, durable
 
 
-def open(  # noqa: A001 - labshelf.open is the natural name, as in h5py.File / xarray.open_dataset
-    path: str | os.PathLike[str],
-    *,
-    mode: str = "rw",
-    root: str | os.PathLike[str] | None = None,
-    schema: str | None = None,
-) -> Shelf:
-    """Open an existing shelf.
+@dataclass(frozen=True, slots=True)
+class RepoSpec:
+    """A repository to open as part of a shelf's view: ``labshelf.repo(path, tag="old")``."""
 
-    Parameters
-    ----------
-    path
-        The shelf folder, or a ``postgresql://`` URL.
-    mode
-        ``"rw"`` (default) to read and write, ``"r"`` to refuse every write.
-    root
-        With a URL: the folder of data files, if not the one recorded at creation.
-    schema
-        With a URL: the PostgreSQL schema of the shelf.
+    path: str
+    tag: str | None = None
+    schema: str | None = None
+    root: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in {"path": self.path, "tag": self.tag, "schema": self.schema, "root": self.root}.items() if v}
+
+
+def repo(
+    path: str | os.PathLike[str] | RepoSpec,
+    *,
+    tag: str | None = None,
+    schema: str | None = None,
+    root: str | os.PathLike[str] | None = None,
+) -> RepoSpec:
+    """Name a repository for ``labshelf.open(inputs=[...], output=...)``, optionally with a tag.
+
+    A :class:`~labshelf.DataId` carrying the same tag limits a search to the
+    repositories opened with it and their parents.
     """
-    if mode not in MODES:
-        raise ShelfError(f"mode must be one of {MODES}, not {mode!r}")
-    url, where, schema, root, durable = _locate(path, mode=mode, schema=schema, root=root)
-    db = _database(url, where, mode=mode, schema=schema, durable=durable)
+    if isinstance(path, RepoSpec):
+        return path
+    if tag is not None and (not isinstance(tag, str) or not tag):
+        raise ShelfError(f"a repository tag is a non-empty str, not {tag!r}")
+    target = os.fspath(path)
+    if not is_postgres_url(target):
+        target = str(Path(target).resolve())
+    return RepoSpec(target, tag, schema, None if root is None else str(Path(root).resolve()))
+
+
+def _open_one(spec: RepoSpec, mode: str | None, *, role: str) -> tuple[Registry, Datastore, str, str]:
+    """Open one repository: (registry, datastore, where, mode), checking its configured mode."""
+    open_mode = mode or "rw"
+    url, where, schema, root, durable = _locate(spec.path, mode=open_mode, schema=spec.schema, root=spec.root)
+    db = _database(url, where, mode=open_mode, schema=schema, durable=durable)
     try:
         with db.engine.connect() as conn:
             migrate.check_version(conn, where)
+        registry = Registry(db)
+        recorded = registry.info()
+        configured = recorded.get(REPO_MODE_KEY, "rw")
+        if configured == "r" and open_mode == "rw":
+            if role == "output" or mode == "rw":
+                what = "an output" if role == "output" else "opened with mode='rw'"
+                raise ReadOnlyShelf(
+                    f"the repository {where} is read-only by its configuration (repo mode 'r'), so it cannot be "
+                    f"{what}; open it with mode='r'"
+                )
+            db.dispose()  # reopen read-only, as its configuration says
+            return _open_one(spec, "r", role=role)
+        if configured == "w" and role == "input":
+            raise ShelfError(
+                f"the repository {where} is write-only by its configuration (repo mode 'w'); it cannot be an input"
+            )
     except SQLAlchemyError as exc:
         db.dispose()
         raise NotAShelf(f"cannot read the registry of {where}: {exc}") from exc
     except Exception:
         db.dispose()
         raise
-    registry = Registry(db)
     if root is None:
-        recorded = registry.info().get("root")
-        if recorded is None:
+        root = recorded.get("root")
+        if root is None:
+            db.dispose()
             raise NotAShelf(f"{where} records no datastore root; pass root=")
-        root = recorded
+    datastore = Datastore(Path(root), readonly=open_mode == "r", durable=durable)
+    return registry, datastore, where, open_mode
+
+
+def _parents(registry: Registry) -> list[RepoSpec]:
+    text = registry.info().get(PARENTS_KEY)
+    if not text:
+        return []
+    return [RepoSpec(**item) for item in json.loads(text)]
+
+
+def open(  # noqa: A001 - labshelf.open is the natural name, as in h5py.File / xarray.open_dataset
+    path: str | os.PathLike[str] | RepoSpec | None = None,
+    *,
+    mode: str | None = None,
+    root: str | os.PathLike[str] | None = None,
+    schema: str | None = None,
+    inputs: Sequence[str | os.PathLike[str] | RepoSpec] | None = None,
+    output: str | os.PathLike[str] | RepoSpec | None = None,
+    collections: str | Sequence[str] | None = None,
+    cache_bytes: int = DEFAULT_CACHE_BYTES,
+) -> Shelf:
+    """Open an existing shelf, or a view of several repositories.
+
+    Parameters
+    ----------
+    path
+        The shelf folder, or a ``postgresql://`` URL (the same as ``output=``).
+    mode
+        ``"rw"`` to read and write, ``"r"`` to refuse every write.  By
+        default ``"rw"``, or ``"r"`` for a repository configured read-only.
+    root
+        With a URL: the folder of data files, if not the one recorded at creation.
+    schema
+        With a URL: the PostgreSQL schema of the shelf.
+    inputs
+        Repositories searched after this one, in order (paths, URLs or
+        :func:`repo` specs with a tag), each followed by its own recorded
+        parents.  They are opened read-only.  The first time an output is
+        opened with inputs it records them as its parents, so opening it
+        alone later searches them too.
+    output
+        The repository writes go to (instead of ``path``).  Without one, a
+        view of inputs only is read-only.
+    collections
+        Default collections searched by ``get``/``find``/``query`` when a
+        call gives neither ``run=`` nor ``collections=``.
+    cache_bytes
+        Size of the in-memory read cache (0 turns it off).
+    """
+    if mode not in (None, *MODES):
+        raise ShelfError(f"mode must be one of {MODES}, not {mode!r}")
+    if path is not None and output is not None:
+        raise ShelfError("give the shelf as path or as output=, not both")
+    target = path if path is not None else output
+    if target is None and not inputs:
+        raise ShelfError("labshelf.open needs a shelf: a path, output=, or inputs=")
+    if inputs is not None and (isinstance(inputs, (str, os.PathLike, RepoSpec)) or not isinstance(inputs, Sequence)):
+        raise ShelfError(f"inputs= takes a list of repositories, not {inputs!r}")
+    input_specs = [repo(item) for item in inputs or ()]
+    if target is not None:
+        spec = repo(target) if isinstance(target, RepoSpec) else RepoSpec(
+            os.fspath(target), None, schema, None if root is None else os.fspath(root)
+        )
+        role = "output" if output is not None or input_specs else "shelf"
+        registry, datastore, where, open_mode = _open_one(spec, mode, role=role)
+        if input_specs and not _parents(registry) and open_mode == "rw":
+            with registry.db.write() as txn:
+                registry.set_info(txn, {PARENTS_KEY: json.dumps([s.to_json() for s in input_specs])})
+        if not input_specs:
+            input_specs = _parents(registry)
+        own_tags = {spec.tag} if spec.tag else set()
+    else:
+        first, *input_specs = input_specs
+        registry, datastore, where, open_mode = _open_one(first, "r", role="input")
+        own_tags = {first.tag} if first.tag else set()
+        input_specs = [*input_specs, *_parents(registry)]
+    try:
+        repositories = _open_inputs(input_specs, seen={_identity(where)}, inherited=frozenset())
+    except Exception:
+        registry.db.dispose()
+        raise
     return Shelf(
         registry=registry,
-        datastore=Datastore(Path(root), readonly=mode == "r", durable=durable),
+        datastore=datastore,
         where=where,
-        mode=mode,
+        mode=open_mode,
+        inputs=repositories,
+        tags=own_tags,
+        collections=collections,
+        cache_bytes=cache_bytes,
     )
+
+
+def _identity(where: str) -> str:
+    return where if is_postgres_url(where) else str(Path(where).resolve())
+
+
+def _open_inputs(specs: Sequence[RepoSpec], *, seen: set[str], inherited: frozenset[str]) -> list[Repository]:
+    """Open inputs depth-first, left to right, each followed by its recorded parents."""
+    from .collections import Repository
+
+    out: list[Repository] = []
+    for spec in specs:
+        if _identity(spec.path) in seen:
+            continue
+        registry, datastore, where, _mode = _open_one(spec, "r", role="input")
+        seen.add(_identity(where))
+        tags = inherited | ({spec.tag} if spec.tag else set())
+        out.append(Repository(where, registry, datastore, "r", tags))
+        out.extend(_open_inputs(_parents(registry), seen=seen, inherited=tags))
+    return out
 
 
 def upgrade(path: str | os.PathLike[str], *, schema: str | None = None) -> tuple[str | None, str]:

@@ -76,6 +76,11 @@ class Run:
 
     # -- writing -------------------------------------------------------------
 
+    def _repr_html_(self) -> str:
+        from .display import run_html
+
+        return run_html(self)
+
     def put(
         self,
         name: str,

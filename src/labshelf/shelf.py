@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .cache import DEFAULT_CACHE_BYTES, MISS, ReadCache
 from .datastore import Datastore, formatters
 from .errors import (
+    CollectionError,
+    CollectionNotFound,
     CorruptDataset,
     DatasetNotFound,
     NotPersisted,
@@ -22,13 +25,14 @@ from .errors import (
     ShelfError,
     close_matches,
 )
-from .names import check_name, data_id_key, format_data_id, normalize_data_id
+from .names import data_id_key, data_id_tag, format_data_id, normalize_data_id, split_target
 from .registry.annotations import Annotations
 from .registry.records import DatasetRef
 from .registry.registry import Registry
 from .writer import Writer
 
 if TYPE_CHECKING:
+    from .collections import CollectionInfo, Repository, SearchPath
     from .derived import ReprocessReport
     from .run import Run
     from .runview import RunView
@@ -43,7 +47,20 @@ class Shelf:
     manager that closes its database connections.
     """
 
-    def __init__(self, *, registry: Registry, datastore: Datastore, where: str, mode: str):
+    def __init__(
+        self,
+        *,
+        registry: Registry,
+        datastore: Datastore,
+        where: str,
+        mode: str,
+        inputs: Sequence[Repository] = (),
+        tags: Iterable[str] = (),
+        collections: str | Sequence[str] | None = None,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
+    ):
+        from .collections import Repository
+
         self._registry = registry
         self._datastore = datastore
         self._writer = Writer(registry, datastore)
@@ -51,6 +68,14 @@ class Shelf:
         self._closed = False
         self.where = where
         self.mode = mode
+        #: This shelf's own repository (where writes go), then its inputs in search order.
+        self._repos: list[Repository] = [
+            Repository(where, registry, datastore, mode, frozenset(tags)),
+            *inputs,
+        ]
+        self._by_where = {repo.where: repo for repo in self._repos}
+        self.cache = ReadCache(cache_bytes)
+        self.default_collections = collections
 
     # -- identity and lifecycle --------------------------------------------------
 
@@ -72,7 +97,9 @@ class Shelf:
     def close(self) -> None:
         """Release database connections.  The shelf cannot be used afterwards."""
         self._closed = True
-        self._registry.db.dispose()
+        self.cache.clear()
+        for repo in self._repos:
+            repo.registry.db.dispose()
 
     def __enter__(self) -> Shelf:
         return self
@@ -84,6 +111,26 @@ class Shelf:
         if self._closed:  # never reconnect just to describe a closed shelf
             return f"<Shelf {self.where} mode={self.mode!r} closed>"
         return f"<Shelf {self.where} mode={self.mode!r} runs={len(self)}>"
+
+    def _repr_html_(self) -> str:
+        from .display import shelf_html
+
+        return shelf_html(self)
+
+    @property
+    def repositories(self) -> list[dict[str, Any]]:
+        """The repositories of this shelf in search order: where, how open, tags."""
+        return [{"where": r.where, "mode": r.mode, "tags": sorted(r.tags)} for r in self._repos]
+
+    def set_repo_mode(self, repo_mode: str) -> None:
+        """Configure this repository's mode: ``"rw"``, ``"r"`` (never written) or ``"w"`` (never an input)."""
+        from .opening import REPO_MODE_KEY, REPO_MODES
+
+        if repo_mode not in REPO_MODES:
+            raise ShelfError(f"repo_mode must be one of {REPO_MODES}, not {repo_mode!r}")
+        self._check_writable()
+        with self._registry.db.write() as txn:
+            self._registry.set_info(txn, {REPO_MODE_KEY: repo_mode})
 
     def info(self) -> dict[str, Any]:
         """Facts about the shelf: where it is, its schema, its size."""
@@ -296,41 +343,206 @@ class Shelf:
 
     # -- datasets --------------------------------------------------------------------
 
-    def find(self, name: str, *, run: int, data_id: Mapping[str, Any] | None = None) -> DatasetRef:
-        """The DatasetRef of ``name`` in ``run`` (DatasetNotFound if none)."""
-        check_name(name)
-        key = data_id_key(normalize_data_id(data_id))
-        run = self._run_number(run)
-        ref = self._registry.find(run, name, key)
+    def find(
+        self,
+        name: str,
+        data_id: Mapping[str, Any] | None = None,
+        *,
+        run: Any = None,
+        collections: str | Sequence[str] | None = None,
+    ) -> DatasetRef:
+        """The DatasetRef of ``name`` and ``data_id`` (DatasetNotFound if none).
+
+        Parameters
+        ----------
+        name
+            A dataset name; ``name:stage`` searches only collections that
+            carry that processing stage.  A component (``name.comp``) is
+            found by its dataset.
+        data_id
+            Dimension values (a dict, or a :class:`DataId` with a tag that
+            limits the search to repositories carrying it).
+        run
+            A run number (or Run): the same as ``collections=["run/<n>"]``.
+        collections
+            Collection names searched in order, depth-first through chains;
+            the first holding the dataset supplies it.  Default: the shelf's
+            ``default_collections``, else every run, newest first.
+
+        Returns
+        -------
+        DatasetRef
+            With ``found_in``, the search path that led to it, and
+            ``repository``, where it is stored.
+        """
+        dataset, _component, stage = split_target(name)
+        return self._find(dataset, data_id, run, collections, stage)
+
+    def _find(self, name: str, data_id: Any, run: Any, collections: Any, stage: str | None) -> DatasetRef:
+        did = normalize_data_id(data_id)
+        key = data_id_key(did)
+        tag = data_id_tag(data_id)
+        if run is not None:
+            if collections is not None:
+                raise CollectionError("give run= or collections=, not both")
+            number = self._run_number(run)
+            if tag is None and stage is None:
+                # The common case, one indexed probe: this repository's run.
+                ref = self._registry.find(number, name, key)
+                if ref is not None:
+                    return ref
+                if len(self._repos) == 1:
+                    raise self._not_found(number, name, key, data_id)
+            collections = [f"run/{number}"]
+        search = self._search(tag)
+        names = self._collection_list(collections)
+        if names is None:
+            if stage is not None:
+                raise CollectionNotFound(f"a stage ({name}:{stage}) limits a search through collections; give collections=")
+            return self._newest(search, name, key, data_id)
+        from .collections import first_match
+
+        leaves = search.leaves(names, stage=stage)
+        ref = first_match(leaves, name, key)
         if ref is None:
-            raise self._not_found(run, name, key, data_id)
+            where = f" with stage {stage!r}" if stage else ""
+            raise DatasetNotFound(
+                f"no dataset {name!r}"
+                f"{' with data ID ' + format_data_id(did) if did else ''} in the collections "
+                f"{', '.join(map(repr, names))}{where} (searched {len(leaves)} RUN/TAGGED collections"
+                f"{', e.g. ' + ', '.join(leaf.name for leaf in leaves[:5]) if leaves else ''})"
+            )
         return ref
 
-    def get(self, name: str, *, run: int, data_id: Mapping[str, Any] | None = None) -> Any:
-        """Read the value of dataset ``name`` of ``run`` (with its exact type)."""
-        ref = self.find(name, run=run, data_id=data_id)
-        return self.read(ref)
+    def _collection_list(self, collections: Any) -> list[str] | None:
+        chosen = collections if collections is not None else self.default_collections
+        if chosen is None:
+            return None
+        names = [chosen] if isinstance(chosen, str) else list(chosen)
+        for item in names:
+            if not isinstance(item, str):
+                raise CollectionNotFound(f"collections= takes names (str), not {item!r}")
+        return names
 
-    def read(self, ref: DatasetRef) -> Any:
-        """Read the value a DatasetRef points to."""
+    def _search(self, tag: str | None = None) -> SearchPath:
+        from .collections import SearchPath
+
+        if tag is None:
+            return SearchPath(self._repos)
+        repos = [repo for repo in self._repos if tag in repo.tags]
+        if not repos:
+            tags = sorted({t for repo in self._repos for t in repo.tags})
+            raise CollectionNotFound(
+                f"no repository of this shelf carries the tag {tag!r}{close_matches(tag, tags)}; "
+                f"tags: {', '.join(map(repr, tags)) or 'none (open inputs with labshelf.repo(path, tag=...))'}"
+            )
+        return SearchPath(repos)
+
+    def _newest(self, search: SearchPath, name: str, key: str, data_id: Any) -> DatasetRef:
+        """Without collections: the dataset in the newest run that has it, repository by repository."""
+        for repo in search.repos:
+            ref = repo.registry.newest(name, key)
+            if ref is not None:
+                return ref
+        did = normalize_data_id(data_id)
+        names = sorted({n for repo in search.repos for n in repo.registry.dataset_names()})
+        with_id = f" with data ID {format_data_id(did)}" if did else ""
+        return_error = DatasetNotFound(f"no run has a dataset {name!r}{with_id}{close_matches(name, names)}")
+        raise return_error
+
+    def get(
+        self,
+        name: str,
+        data_id: Mapping[str, Any] | None = None,
+        *,
+        run: Any = None,
+        collections: str | Sequence[str] | None = None,
+        parameters: Mapping[str, Any] | None = None,
+        copy: bool = False,
+    ) -> Any:
+        """Read a dataset, or one component of it, with its exact type.
+
+        ``name`` may name a component (``spectrum.coords.energy``,
+        ``peaks.columns.height``, ``camera/image.thumbnail``), read without
+        loading the whole value, and a stage (``calexp:jointcal``).  See
+        :meth:`find` for ``data_id``, ``run`` and ``collections``.
+
+        Parameters
+        ----------
+        parameters
+            Read parameters of the value's kind: ``{"slice": np.s_[100:200, :]}``
+            reads only that region; ``{"downsample": 4}`` (images) the mean
+            of each 4x4 block.
+        copy
+            Return a private, writable copy.  By default values come from the
+            shelf's read cache and numpy arrays are read-only, so one caller
+            cannot change what another gets.
+        """
+        dataset, component, stage = split_target(name)
+        ref = self._find(dataset, data_id, run, collections, stage)
+        return self.read(ref, component=component, parameters=parameters, copy=copy)
+
+    def components(
+        self, name: str | DatasetRef, data_id: Mapping[str, Any] | None = None, *, run: Any = None,
+        collections: str | Sequence[str] | None = None,
+    ) -> list[str]:
+        """Names of the components of a dataset that can be read alone (``get("name.<component>")``)."""
+        ref = name if isinstance(name, DatasetRef) else self.find(name, data_id, run=run, collections=collections)
+        from .datastore import composite
+
+        if ref.kind == composite.KIND:
+            return composite.component_names(ref)
+        repo = self._repository(ref)
+        return formatters.by_kind(ref.kind).components([repo.datastore.path(f) for f in ref.storage.files], ref)
+
+    def _repository(self, ref: DatasetRef) -> Repository:
+        return self._by_where.get(ref.repository) or self._repos[0]
+
+    def read(
+        self,
+        ref: DatasetRef,
+        *,
+        component: str | None = None,
+        parameters: Mapping[str, Any] | None = None,
+        copy: bool = False,
+    ) -> Any:
+        """Read the value (or a component of it) a DatasetRef points to."""
         formatter = formatters.by_kind(ref.kind)
-        if ref.storage.inline is not None:
-            return self._read_inline(formatter, ref)
+        params = formatter.check_parameters(parameters)
+        repo = self._repository(ref)
+        key = (repo.where, ref.id, ref.version, component, repr(sorted(params.items())) if params else None)
+        cached = self.cache.get(key, copy=copy)
+        if cached is not MISS:
+            return cached
+        value = self._load(repo, formatter, ref, component, params)
+        return self.cache.put(key, value, copy=copy)
+
+    def _load(self, repo: Repository, formatter: Any, ref: DatasetRef, component: str | None, params: dict[str, Any]) -> Any:
+        from .datastore import composite
+
+        if ref.kind == composite.KIND:
+            return composite.read(self, ref, component, params)
         for _attempt in range(3):
-            paths = [self._datastore.path(f) for f in ref.storage.files]
+            if ref.storage.inline is not None:
+                if component is not None:
+                    raise formatter.no_component([], ref, component)
+                return formatter.apply_inline(self._read_inline(formatter, ref), params)
+            paths = [repo.datastore.path(f) for f in ref.storage.files]
             try:
-                return formatter.read(paths, ref.name, ref, {})
+                if component is not None:
+                    return formatter.read_component(paths, ref, component, params)
+                return formatter.read(paths, ref.name, ref, params)
             except FileNotFoundError as exc:
                 # A writer may have replaced this version between our lookup
                 # and the read: look again and read the newer one.
-                fresh = self._registry.find(ref.run, ref.name, data_id_key(ref.data_id))
+                fresh = repo.registry.find(ref.run, ref.name, data_id_key(ref.data_id))
                 if fresh is None or fresh.version == ref.version:
                     raise CorruptDataset(
                         f"dataset {ref.label!r} of run {ref.run}: its data file {exc.filename} is missing"
                     ) from exc
                 ref = fresh
-                if ref.storage.inline is not None:
-                    return self._read_inline(formatter, ref)
+            except ShelfError:
+                raise
             except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:
                 raise CorruptDataset(
                     f"dataset {ref.label!r} of run {ref.run} cannot be read: data file "
@@ -355,6 +567,146 @@ class Shelf:
     def orphans(self, older_than: float = 3600.0) -> list[str]:
         """Data files no dataset refers to (left by crashed writers)."""
         return self._datastore.orphans(self._registry.all_files(), older_than=older_than)
+
+    # -- collections ---------------------------------------------------------------------
+
+    def collections(self, pattern: str | None = None) -> list[CollectionInfo]:
+        """Every collection of the shelf's repositories (RUN, TAGGED, CHAINED), in search order.
+
+        ``pattern`` is a glob on names (``"calib/*"``).  A name defined in
+        several repositories is listed once, from the first that has it.
+        """
+        import fnmatch
+
+        from .collections import CollectionInfo, info
+
+        seen: dict[str, CollectionInfo] = {}
+        for repo in self._repos:
+            defined = repo.collections.defined()
+            for name in repo.collections.names():
+                if name in seen or (pattern is not None and not fnmatch.fnmatchcase(name, pattern)):
+                    continue
+                record = defined.get(name)
+                seen[name] = info(record, repo) if record else CollectionInfo(name, "RUN", repository=repo.where)
+        return list(seen.values())
+
+    def collection(self, name: str) -> CollectionInfo:
+        """One collection by name (CollectionNotFound, with close matches, if none)."""
+        from .collections import info
+
+        repo, record = self._search().resolve(name, checked=False)
+        return info(record, repo)
+
+    def tag(
+        self, name: str, refs: DatasetRef | Iterable[DatasetRef], *, doc: str | None = None,
+        stage: str | None = None, replace: bool = False,
+    ) -> int:
+        """Put datasets into the TAGGED collection ``name`` (made if missing); returns how many were added.
+
+        A TAGGED collection holds one dataset per name and data ID: tagging
+        another raises CollectionError unless ``replace=True``.
+        """
+        from .registry.collections import check_collection_name, check_stage
+
+        self._check_writable()
+        check_collection_name(name)
+        if stage is not None:
+            check_stage(stage)
+        own = self._own_refs(refs, name)
+        store = self._repos[0].collections
+        if store.defined().get(name) is None or doc is not None or stage is not None:
+            store.define(name, "tagged", doc=doc, stage=stage)
+        return store.tag(name, own, replace=replace)
+
+    def untag(self, name: str, refs: DatasetRef | Iterable[DatasetRef]) -> int:
+        """Take datasets out of the TAGGED collection ``name``; returns how many were in it."""
+        self._check_writable()
+        return self._repos[0].collections.untag(name, self._own_refs(refs, name))
+
+    def _own_refs(self, refs: DatasetRef | Iterable[DatasetRef], name: str) -> list[DatasetRef]:
+        items = [refs] if isinstance(refs, DatasetRef) else list(refs)
+        for ref in items:
+            if not isinstance(ref, DatasetRef):
+                raise CollectionError(f"tag() takes DatasetRefs (from shelf.find or shelf.query), not {ref!r}")
+            if ref.repository not in ("", self.where):
+                raise CollectionError(
+                    f"{ref.label!r} of run {ref.run} is stored in {ref.repository}; a TAGGED collection of "
+                    f"{self.where} holds only its own datasets"
+                )
+        return items
+
+    def chain(
+        self, name: str, children: Sequence[str], *, doc: str | None = None, stage: str | None = None
+    ) -> CollectionInfo:
+        """Define or redefine the CHAINED collection ``name``: ``children`` searched in order.
+
+        Children are RUN, TAGGED or CHAINED collections of any repository of
+        this shelf.  A missing child or a cycle raises and changes nothing;
+        a redefinition replaces the old list in one transaction.
+        """
+        from .collections import check_chain, info
+        from .registry.collections import check_collection_name, check_stage
+
+        self._check_writable()
+        check_collection_name(name)
+        if stage is not None:
+            check_stage(stage)
+        search = self._search()
+        existing = next((repo.collections.defined().get(name) for repo in self._repos
+                         if repo.collections.defined().get(name)), None)
+        if existing is not None and existing.kind != "chained":
+            raise CollectionError(f"{name!r} is a {existing.kind.upper()} collection; a chain needs a name of its own")
+        members = check_chain(search, name, children)
+        record = self._repos[0].collections.define(name, "chained", doc=doc, stage=stage, children=members)
+        return info(record, self._repos[0])
+
+    def describe_collection(self, name: str, *, doc: str | None = None, stage: str | None = None) -> CollectionInfo:
+        """Give a collection (a run's too) documentation and/or a processing stage."""
+        from .collections import info
+        from .registry.collections import check_stage, run_number
+
+        self._check_writable()
+        if stage is not None:
+            check_stage(stage)
+        repo, record = self._search().resolve(name, checked=False)
+        if repo is not self._repos[0]:
+            raise ReadOnlyShelf(f"{name!r} belongs to the input repository {repo.where}, which this shelf only reads")
+        kind = "run" if run_number(name) is not None and record.kind == "run" else record.kind
+        updated = repo.collections.define(name, kind, doc=doc, stage=stage)
+        return info(updated, repo)
+
+    def remove_collection(self, name: str) -> None:
+        """Delete a TAGGED or CHAINED collection; its datasets stay in their runs."""
+        self._check_writable()
+        users = [r.name for repo in self._repos for r in repo.collections.defined().values() if name in r.children]
+        self._repos[0].collections.remove(name, referenced_by=users)
+
+    def query(
+        self,
+        name: str | None = None,
+        where: str | None = None,
+        *,
+        collections: str | Sequence[str] | None = None,
+        find_first: bool | None = None,
+    ) -> list[DatasetRef]:
+        """DatasetRefs of ``name`` whose data ID and run match ``where``.
+
+        ``where`` is in the run table's query language, run in SQL:
+        data-ID dimensions (``detector > 2``, ``band == 'g'``,
+        ``detector in [1, 2]``) and run metadata (``run >= 10``,
+        ``experiment == 'scan'``, ``status``, ``start``, ``end``).  With
+        ``collections``, ``find_first`` (default True) keeps per name and
+        data ID the first found in search order; without them every match
+        in every run is returned, by repository, run, name and data ID.
+        """
+        from .query import run_query
+
+        dataset, stage = None, None
+        if name is not None:
+            dataset, component, stage = split_target(name)
+            if component is not None:
+                raise CollectionError(f"query() finds datasets; read the component {component!r} with get()")
+        return run_query(self, dataset, where, self._collection_list(collections), stage, find_first)
 
     def _run_number(self, run: Any) -> int:
         if isinstance(run, bool) or not isinstance(run, int):

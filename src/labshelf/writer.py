@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -25,7 +26,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from ._faults import crashpoint
-from .datastore import Datastore, Description, Formatter, Summary, formatters
+from .datastore import Datastore, Description, Formatter, Summary, composite, formatters
 from .datastore.ndarray import as_storable, assign, encode_index, fit_rows, stored_dtype
 from .errors import DatasetNotFound, InvalidName, RunNotWritable, UnsupportedValue
 from .names import check_name, data_id_key, normalize_data_id
@@ -107,7 +108,20 @@ def _fields(
     }
 
 
-def _ref(dataset_id: int, run: int, name: str, data_id: Mapping[str, Any], version: int, fields: Mapping[str, Any], now: float) -> DatasetRef:
+#: The component part of the names of a composite's parts (``calexp.psf``, ``a.b.c``).
+_COMPONENT_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
+
+
+def _ref(
+    dataset_id: int,
+    run: int,
+    name: str,
+    data_id: Mapping[str, Any],
+    version: int,
+    fields: Mapping[str, Any],
+    now: float,
+    repository: str,
+) -> DatasetRef:
     return DatasetRef(
         id=dataset_id,
         run=run,
@@ -128,6 +142,7 @@ def _ref(dataset_id: int, run: int, name: str, data_id: Mapping[str, Any], versi
             files=tuple(json.loads(fields["location"])) if fields["location"] else (),
             options=MappingProxyType(json.loads(fields["options"]) if fields["options"] else {}),
         ),
+        repository=repository,
     )
 
 
@@ -151,14 +166,21 @@ class Writer:
         persist: bool = True,
         kind: str | None = None,
         derived: bool = False,
+        _part: bool = False,
     ) -> DatasetRef | None:
         """Store a value; ``derived=True`` (reprocessing only) also writes into ended runs."""
-        check_name(name)
+        # Only a composite's own parts carry a '.' (see datastore/composite.py).
+        check_name(name.partition(".")[0] if _part and _COMPONENT_PATH.match(name.partition(".")[2]) else name)
         if derived and not name.startswith(DERIVED_PREFIX):
             raise InvalidName(f"derived results are stored under {DERIVED_PREFIX!r}, not as {name!r}")
         did = normalize_data_id(data_id)
         key = data_id_key(did)
         formatter = formatters.pick(value, kind)
+        if formatter.kind == composite.KIND and persist:
+            # Parts first, the composite's own row last: a crash in between
+            # never shows a composite whose parts are missing.
+            for part, part_value in composite.disassemble(value).items():
+                self.put(run, f"{name}.{part}", part_value, data_id=data_id, derived=derived, _part=True)
         value = formatter.prepare(value)
         options = formatter.check_options(hdf5_options)
         if not persist:
@@ -238,7 +260,7 @@ class Writer:
         if current is not None and current.location:
             replaced = set(json.loads(current.location)) - set(json.loads(fields["location"] or "[]"))
             self.datastore.remove(replaced)
-        return _ref(dataset_id, run, name, did, version, fields, _now())
+        return _ref(dataset_id, run, name, did, version, fields, _now(), self.registry.db.where)
 
     # -- append ------------------------------------------------------------------
 
@@ -292,7 +314,7 @@ class Writer:
                 change="put" if current is None else "append",
                 payload={"start": start, "rows": int(new.shape[0]) - start},
             )
-        return _ref(dataset_id, run, name, did, version, fields, _now())
+        return _ref(dataset_id, run, name, did, version, fields, _now(), self.registry.db.where)
 
     def _append_segment(
         self, run: int, name: str, did: Mapping[str, Any], key: str, ref: DatasetRef, rows: np.ndarray
@@ -453,7 +475,7 @@ class Writer:
             crashpoint("registry.before-commit")
         crashpoint("registry.committed")
         self.datastore.remove(set(ref.storage.files) - set(json.loads(fields["location"] or "[]")))
-        return _ref(current.id, run, name, did, version, fields, _now())
+        return _ref(current.id, run, name, did, version, fields, _now(), self.registry.db.where)
 
 
     @contextlib.contextmanager

@@ -20,6 +20,12 @@ What an implementation must guarantee:
 - **Stateless.**  One instance serves every thread of a process.
 - **Cheap summaries.**  ``summarise`` must be fast relative to ``write``;
   it runs at put time and its result is all the run table ever shows.
+- **Components read alone.**  ``read_component`` reads about the bytes of
+  that component only (one variable of a Dataset, one column of a table),
+  never the whole value; ``components`` lists them from file headers.
+- **Parameters narrow the read.**  A read parameter (``slice``,
+  ``downsample``) is applied while reading from storage, not after loading
+  everything; ``parameters`` names those a kind takes.
 """
 
 from __future__ import annotations
@@ -33,7 +39,14 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..errors import InvalidOptions, ShelfError, UnsupportedValue
+from ..errors import (
+    ComponentNotFound,
+    InvalidOptions,
+    InvalidParameter,
+    ShelfError,
+    UnsupportedValue,
+    close_matches,
+)
 
 if TYPE_CHECKING:
     from ..registry.records import DatasetRef
@@ -48,6 +61,7 @@ _BUILTINS = {
     "image": "labshelf.datastore.image:ImageFormatter",
     "xarray": "labshelf.datastore.netcdf:XarrayFormatter",
     "pandas": "labshelf.datastore.parquet:PandasFormatter",
+    "composite": "labshelf.datastore.composite:CompositeFormatter",
 }
 
 
@@ -90,6 +104,8 @@ class Formatter(ABC):
     appendable: ClassVar[bool] = False
     #: Python types this kind stores, for error messages.
     describes: ClassVar[str] = ""
+    #: Read parameters this kind takes: name -> what it does (errors list them).
+    parameters: ClassVar[Mapping[str, str]] = {}
 
     @abstractmethod
     def accepts(self, value: Any) -> bool:
@@ -132,6 +148,44 @@ class Formatter(ABC):
         parameters: Mapping[str, Any],
     ) -> Any:
         raise ShelfError(f"{self.kind} values are never stored in data files")
+
+
+    def check_parameters(self, parameters: Mapping[str, Any] | None) -> dict[str, Any]:
+        """Validate read parameters; unknown ones raise InvalidParameter listing those the kind takes."""
+        if not parameters:
+            return {}
+        if not isinstance(parameters, Mapping):
+            raise InvalidParameter(f"parameters= takes a dict, not {type(parameters).__name__}")
+        for key in parameters:
+            if key not in self.parameters:
+                takes = "; ".join(f"{k}: {v}" for k, v in self.parameters.items()) or "none"
+                raise InvalidParameter(
+                    f"{self.kind} values take no read parameter {key!r}{close_matches(str(key), self.parameters)}. "
+                    f"Parameters of {self.kind}: {takes}"
+                )
+        return dict(parameters)
+
+    def apply_inline(self, value: Any, parameters: Mapping[str, Any]) -> Any:
+        """Read parameters applied to a value kept inline in the registry."""
+        return value
+
+    def components(self, paths: Sequence[Path], ref: DatasetRef) -> list[str]:
+        """Names of the components ``read_component`` reads alone (from headers, never data)."""
+        return []
+
+    def read_component(
+        self, paths: Sequence[Path], ref: DatasetRef, component: str, parameters: Mapping[str, Any]
+    ) -> Any:
+        raise self.no_component(paths, ref, component)
+
+    def no_component(self, paths: Sequence[Path], ref: DatasetRef, component: str) -> ComponentNotFound:
+        """The error for a component this value does not have, listing those it has."""
+        known = self.components(paths, ref)
+        listed = ", ".join(known) if known else "none"
+        return ComponentNotFound(
+            f"{ref.label!r} of run {ref.run} ({self.kind}) has no component {component!r}"
+            f"{close_matches(component, known)}. Its components: {listed}"
+        )
 
 
 def missing_file(path: Path) -> FileNotFoundError:

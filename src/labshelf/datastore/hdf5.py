@@ -138,6 +138,28 @@ def open_file(path: Path) -> h5py.File:
         raise missing_file(path) from exc
 
 
+def array_shape(path: Path, name: str) -> tuple[int, ...]:
+    """Shape of dataset ``name`` in the file at ``path`` (reads the header only)."""
+    with open_file(path) as f:
+        return tuple(f[name].shape)
+
+
+def attributes(path: Path, name: str) -> dict[str, Any]:
+    """The HDF5 attributes of dataset ``name`` as plain Python values (bytes decoded)."""
+    with open_file(path) as f:
+        attrs = dict(f[name].attrs)
+    out: dict[str, Any] = {}
+    for key, value in attrs.items():
+        if key == DTYPE_ATTR:  # ours, not the value's
+            continue
+        if isinstance(value, bytes | np.bytes_):
+            value = value.decode(errors="replace")
+        elif isinstance(value, np.generic):
+            value = value.item()
+        out[key] = value
+    return out
+
+
 def read_array(path: Path, name: str, selection: Any = ()) -> np.ndarray:
     """Read dataset ``name`` (or a selection of it) from the HDF5 file at ``path``."""
     with open_file(path) as f:

@@ -9,15 +9,19 @@ time, which is what the run table and gallery show without opening the file.
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..errors import InvalidParameter
 from . import hdf5
 from .formatter import Summary
-from .ndarray import NDArrayFormatter, array_mean, shape_text
+from .ndarray import NDArrayFormatter, array_mean, check_selection, read_region, shape_text
+
+if TYPE_CHECKING:
+    from ..registry.records import DatasetRef
 
 #: Longest side of a thumbnail, in pixels.
 THUMBNAIL_SIZE = 128
@@ -42,8 +46,39 @@ class ImageFormatter(NDArrayFormatter):
         f"2-D numeric arrays of at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} and HxWx3/4 colour arrays"
     )
 
+    parameters = {
+        **NDArrayFormatter.parameters,
+        "downsample": "an int n >= 1: the mean of each n x n block of pixels (after slice)",
+    }
+
     def accepts(self, value: Any) -> bool:
         return is_image(value)
+
+    def read(
+        self, paths: Sequence[Path], name: str, ref: DatasetRef, parameters: Mapping[str, Any]
+    ) -> np.ndarray:
+        factor = _downsample_factor(parameters)
+        if "slice" in parameters:
+            image = read_region(paths, name, check_selection(parameters["slice"], ref.shape))
+        else:
+            image = super().read(paths, name, ref, {})
+        return image if factor == 1 else block_mean(image, factor)
+
+    def components(self, paths: Sequence[Path], ref: DatasetRef) -> list[str]:
+        return ["thumbnail", "attrs"]
+
+    def read_component(
+        self, paths: Sequence[Path], ref: DatasetRef, component: str, parameters: Mapping[str, Any]
+    ) -> Any:
+        if component == "thumbnail":
+            from PIL import Image
+
+            # The thumbnail is in the registry already: no data file is opened.
+            with Image.open(io.BytesIO(ref.summary)) as picture:
+                return np.asarray(picture)
+        if component == "attrs":
+            return hdf5.attributes(paths[0], ref.name)
+        raise self.no_component(paths, ref, component)
 
     def summarise(self, value: np.ndarray) -> Summary:
         return Summary("image", value=array_mean(value), text=shape_text(value), thumbnail=thumbnail_png(value))
@@ -62,6 +97,22 @@ class ImageFormatter(NDArrayFormatter):
         if colour:
             attrs["INTERLACE_MODE"] = np.bytes_("INTERLACE_PIXEL")
         hdf5.write_array(path, name, value, options, attrs)
+
+
+def _downsample_factor(parameters: Mapping[str, Any]) -> int:
+    factor = parameters.get("downsample", 1)
+    if isinstance(factor, bool) or not isinstance(factor, (int, np.integer)) or factor < 1:
+        raise InvalidParameter(f"downsample takes an int >= 1 (the block size), not {factor!r}")
+    return int(factor)
+
+
+def block_mean(image: np.ndarray, factor: int) -> np.ndarray:
+    """The mean of each ``factor`` x ``factor`` block (edges that do not fill a block are dropped)."""
+    h, w = image.shape[0] // factor, image.shape[1] // factor
+    if h == 0 or w == 0:
+        raise InvalidParameter(f"downsample={factor} is larger than the image ({image.shape[0]}x{image.shape[1]})")
+    blocks = image[: h * factor, : w * factor].reshape(h, factor, w, factor, *image.shape[2:])
+    return blocks.mean(axis=(1, 3), dtype=np.float64).astype(np.float32)
 
 
 def _reduce(image: np.ndarray, factor: int) -> np.ndarray:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import InvalidIndex, InvalidValue, UnsupportedValue
+from ..errors import InvalidIndex, InvalidParameter, InvalidValue, UnsupportedValue
 from . import hdf5
 from .formatter import Description, Formatter, Summary
 
@@ -35,6 +35,7 @@ class NDArrayFormatter(Formatter):
     priority = 10
     appendable = True
     describes = "numpy arrays of numeric, bool, bytes, str and datetime dtypes (and lists of numbers)"
+    parameters = {"slice": "a region to read, as numpy.s_[...] (ints and slices): only it is read from the file"}
 
     def accepts(self, value: Any) -> bool:
         return isinstance(value, (np.ndarray, list, tuple))
@@ -65,8 +66,78 @@ class NDArrayFormatter(Formatter):
     def read(
         self, paths: Sequence[Path], name: str, ref: DatasetRef, parameters: Mapping[str, Any]
     ) -> np.ndarray:
+        if "slice" in parameters:
+            return read_region(paths, name, check_selection(parameters["slice"], ref.shape))
         parts = [hdf5.read_array(p, name) for p in paths]
         return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
+
+    def apply_inline(self, value: np.ndarray, parameters: Mapping[str, Any]) -> np.ndarray:
+        """Read parameters applied to a value kept in the registry."""
+        if "slice" in parameters:
+            return np.asarray(value[check_selection(parameters["slice"], value.shape)])
+        return value
+
+
+def check_selection(selection: Any, shape: tuple[int, ...] | None) -> tuple[Any, ...]:
+    """A ``slice`` parameter as a tuple of ints, slices and at most one Ellipsis, or InvalidParameter."""
+    items = selection if isinstance(selection, tuple) else (selection,)
+    ndim = len(shape) if shape is not None else None
+    for item in items:
+        if not (item is Ellipsis or isinstance(item, slice) or (isinstance(item, (int, np.integer)) and not isinstance(item, bool))):
+            raise InvalidParameter(
+                f"the slice parameter takes ints, slices and ... (as numpy.s_[100:200, :]), not {item!r}"
+            )
+    if sum(item is Ellipsis for item in items) > 1:
+        raise InvalidParameter("the slice parameter takes at most one ...")
+    if ndim is not None and len([i for i in items if i is not Ellipsis]) > ndim:
+        raise InvalidParameter(f"the slice {selection!r} has more indices than the array's {ndim} dimensions")
+    return tuple(int(i) if isinstance(i, np.integer) else i for i in items)
+
+
+def read_region(paths: Sequence[Path], name: str, selection: tuple[Any, ...]) -> np.ndarray:
+    """Read only ``selection`` of an array made of segments joined along axis 0."""
+    if len(paths) == 1:
+        return hdf5.read_array(paths[0], name, selection)
+    shapes = [hdf5.array_shape(p, name) for p in paths]
+    if Ellipsis in selection:  # spell it out, so the first item is about rows
+        at = selection.index(Ellipsis)
+        fill = (slice(None),) * (len(shapes[0]) - len(selection) + 1)
+        selection = selection[:at] + fill + selection[at + 1 :]
+    if not selection:
+        selection = (slice(None),)
+    first, rest = selection[0], selection[1:]
+    lengths = [shape[0] for shape in shapes]
+    total = sum(lengths)
+    if isinstance(first, int):
+        index = first + total if first < 0 else first
+        if not 0 <= index < total:
+            raise InvalidParameter(f"index {first} is out of range for an array of {total} rows")
+        for path, length in zip(paths, lengths, strict=True):
+            if index < length:
+                return hdf5.read_array(path, name, (index, *rest))
+            index -= length
+    start, stop, step = first.indices(total)
+    if step < 0:  # rare: read the rows forward, then walk them backwards in memory
+        rows = range(start, stop, step)
+        if not rows:
+            return read_region(paths, name, (slice(0, 0), *rest))
+        forward = read_region(paths, name, (slice(rows[-1], rows[0] + 1), *rest))
+        return forward[::-1][:: -step]
+    parts = []
+    offset = 0
+    for path, length in zip(paths, lengths, strict=True):
+        lo, hi = offset, offset + length
+        offset = hi
+        if hi <= start or lo >= stop:
+            continue
+        # The first row of this segment that the step lands on.
+        first_row = start if start >= lo else start + -(-(lo - start) // step) * step
+        if first_row >= min(hi, stop):
+            continue
+        parts.append(hdf5.read_array(path, name, (slice(first_row - lo, min(hi, stop) - lo, step), *rest)))
+    if not parts:
+        return hdf5.read_array(paths[0], name, (slice(0, 0), *rest))
+    return np.concatenate(parts, axis=0)
 
 
 def as_storable(value: Any) -> np.ndarray:

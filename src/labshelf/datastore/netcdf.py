@@ -89,6 +89,60 @@ class XarrayFormatter(Formatter):
         return dataset
 
 
+    def components(self, paths: Sequence[Path], ref: DatasetRef) -> list[str]:
+        if not paths:
+            return []
+        # From the HDF5 headers alone: dimension scales and the names listed
+        # in variables' "coordinates" attributes are coordinates.
+        with open_file(paths[0]) as f:
+            group = f[ref.name]
+            names = [k for k in group if isinstance(group[k], h5py.Dataset)]
+            coords = _dimension_scales(group)
+            for key in names:
+                coords.update((_text(group[key].attrs.get("coordinates")) or "").split())
+        variables = [n for n in names if n not in coords]
+        return [*variables, *(f"coords.{c}" for c in names if c in coords), "attrs"]
+
+    def read_component(
+        self, paths: Sequence[Path], ref: DatasetRef, component: str, parameters: Mapping[str, Any]
+    ) -> Any:
+        import xarray as xr
+
+        (path,) = paths
+        with open_file(path) as f:
+            times = json.loads(_text(f[ref.name].attrs.get(_TIME_DTYPES_ATTR)) or "{}")
+        # Opened lazily: only the chosen variable (and its index coordinates)
+        # is read from the file.
+        with xr.open_dataset(path, engine="h5netcdf", group=ref.name, decode_times=_time_decoder(xr)) as dataset:
+            if component == "attrs":
+                return {k: v for k, v in dataset.attrs.items() if k not in (_CLASS_ATTR, _TIME_DTYPES_ATTR)}
+            if component.startswith("coords."):
+                key = component[len("coords.") :]
+                if key not in dataset.coords:
+                    raise self.no_component(paths, ref, component)
+                array = dataset.coords[key].load()
+            else:
+                key = _DATA if component == _UNNAMED else component
+                if component not in dataset.data_vars:
+                    raise self.no_component(paths, ref, component)
+                array = dataset[component].load()
+        if key in times:
+            array = array.astype(times[key])
+        return array.assign_coords({k: array[k].astype(d) for k, d in times.items() if k in array.coords and k != key})
+
+
+def _dimension_scales(group: Any) -> set[str]:
+    """Names of the variables of a NetCDF-4 group that are dimension coordinates."""
+    found = set()
+    for key in group:
+        item = group[key]
+        if isinstance(item, h5py.Dataset) and _text(item.attrs.get("CLASS")) == "DIMENSION_SCALE":
+            if (_text(item.attrs.get("NAME")) or "").startswith("This is a netCDF dimension but not a netCDF variable"):
+                continue
+            found.add(key)
+    return found
+
+
 def _time_decoder(xr: Any) -> Any:
     """Decode datetimes in the coarsest unit that holds them (``read`` then casts
     them to their recorded dtype), so dates outside the nanosecond range

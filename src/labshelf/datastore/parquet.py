@@ -98,3 +98,55 @@ class PandasFormatter(Formatter):
             series.name = marker.get("name")
             return series
         return frame
+
+    def components(self, paths: Sequence[Path], ref: DatasetRef) -> list[str]:
+        if not paths:
+            return []
+        columns, _index = _pandas_columns(_schema(paths[0]))
+        if columns == [_SERIES_COLUMN]:  # a Series: its values and index
+            return ["values", "index"]
+        return [*(f"columns.{c}" for c in columns), "index"]
+
+
+    def read_component(
+        self, paths: Sequence[Path], ref: DatasetRef, component: str, parameters: Mapping[str, Any]
+    ) -> Any:
+        import pyarrow.parquet as pq
+
+        (path,) = paths
+        schema = _schema(path)
+        columns, index = _pandas_columns(schema)
+        marker = json.loads((schema.metadata or {}).get(_META_KEY, b"{}"))
+        if component == "index":
+            wanted: list[str] = []
+        elif component == "values" and columns == [_SERIES_COLUMN]:
+            wanted = [_SERIES_COLUMN]
+        elif component.startswith("columns.") and component[len("columns.") :] in columns:
+            wanted = [component[len("columns.") :]]
+        else:
+            raise self.no_component(paths, ref, component)
+        # Column projection: Parquet reads only the chosen column chunks (and the index).
+        frame = pq.read_pandas(path, columns=wanted).to_pandas()
+        if component == "index":
+            return frame.index
+        series = frame[wanted[0]]
+        if wanted[0] == _SERIES_COLUMN:
+            series.name = marker.get("name")
+        return series
+
+
+def _schema(path: Path) -> Any:
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_schema(path)
+    except FileNotFoundError as exc:
+        raise missing_file(path) from exc
+
+
+def _pandas_columns(schema: Any) -> tuple[list[str], list[str]]:
+    """(value columns, index columns) of a Parquet schema written from pandas."""
+    meta = json.loads((schema.metadata or {}).get(b"pandas", b"{}"))
+    index = [c for c in meta.get("index_columns", []) if isinstance(c, str)]
+    columns = [name for name in schema.names if name not in index]
+    return columns, index

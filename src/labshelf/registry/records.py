@@ -104,6 +104,16 @@ class DatasetRef:
     created: float
     updated: float
     storage: Storage = field(repr=False, compare=False, default_factory=Storage)
+    #: Where the repository holding it is (its folder or URL); set by the shelf.
+    repository: str = field(default="", repr=False, compare=False)
+    #: The search path that found it: the collection searched down to the one that
+    #: supplied it, e.g. ``("calib/current", "calib/2026-11", "run/4")``.
+    found_in: tuple[str, ...] = field(default=(), repr=False, compare=False)
+
+    @property
+    def collection(self) -> str:
+        """The RUN collection holding this dataset."""
+        return f"run/{self.run}"
 
     @property
     def label(self) -> str:
@@ -114,3 +124,8 @@ class DatasetRef:
         shape = "" if self.shape is None else f" shape={self.shape}"
         dtype = "" if self.dtype is None else f" dtype={self.dtype}"
         return f"<DatasetRef run={self.run} {self.label!r} kind={self.kind}{shape}{dtype}>"
+
+    def _repr_html_(self) -> str:
+        from ..display import ref_html  # the HTML lives above the registry; imported on use
+
+        return ref_html(self)

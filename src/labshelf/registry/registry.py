@@ -47,6 +47,12 @@ _LOCK_TARGET = Statement(
     )
     .where(runs.c.number == bindparam("run"))
 )
+_NEWEST = Statement(
+    select(*_DATASET_COLUMNS)
+    .where((datasets.c.name == bindparam("name")) & (datasets.c.data_id == bindparam("data_id")))
+    .order_by(datasets.c.run.desc())
+    .limit(1)
+)
 _RUN = Statement(select(runs).where(runs.c.number == bindparam("number")))
 _LAST_RUN = Statement(select(func.max(runs.c.number)))
 _RUN_START_COLUMNS = ("number", "experiment", "params", "status", "started", "ended", "host", "user", "pid", "error")
@@ -93,7 +99,7 @@ def _dumps(document: Any) -> str:
     return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def ref_from_row(row: Any) -> DatasetRef:
+def ref_from_row(row: Any, repository: str = "", found_in: tuple[str, ...] = ()) -> DatasetRef:
     """Build the public, frozen DatasetRef from a ``datasets`` row."""
     return DatasetRef(
         id=row.id,
@@ -113,6 +119,8 @@ def ref_from_row(row: Any) -> DatasetRef:
             files=tuple(json.loads(row.location)) if row.location else (),
             options=MappingProxyType(json.loads(row.options) if row.options else {}),
         ),
+        repository=repository,
+        found_in=found_in,
     )
 
 
@@ -225,12 +233,23 @@ class Registry:
     def find(self, run: int, name: str, data_id: str) -> DatasetRef | None:
         with self.db.read() as txn:
             row = txn.first(_FIND, {"run": run, "name": name, "data_id": data_id})
-        return None if row is None else ref_from_row(row)
+        return None if row is None else ref_from_row(row, self.db.where)
+
+    def newest(self, name: str, data_id: str) -> DatasetRef | None:
+        """The dataset ``name``/``data_id`` of the newest run that has it."""
+        with self.db.read() as txn:
+            row = txn.first(_NEWEST, {"name": name, "data_id": data_id})
+        return None if row is None else ref_from_row(row, self.db.where, (f"run/{row.run}",))
+
+    def dataset_names(self) -> list[str]:
+        """Every dataset name of the shelf (from the name index)."""
+        with self.db.read() as txn:
+            return txn.scalars(select(datasets.c.name).distinct().order_by(datasets.c.name))
 
     def datasets(self, run: int) -> list[DatasetRef]:
         query = select(*_DATASET_COLUMNS).where(datasets.c.run == run).order_by(datasets.c.id)
         with self.db.read() as txn:
-            return [ref_from_row(r) for r in txn.all(query)]
+            return [ref_from_row(r, self.db.where) for r in txn.all(query)]
 
     def count_datasets(self) -> int:
         with self.db.read() as txn:
@@ -262,7 +281,7 @@ class Registry:
         return row if row.id is not None else None
 
     def read_for_update(self, txn: Txn, dataset_id: int) -> DatasetRef:
-        return ref_from_row(txn.first(select(*_DATASET_COLUMNS).where(datasets.c.id == dataset_id)))
+        return ref_from_row(txn.first(select(*_DATASET_COLUMNS).where(datasets.c.id == dataset_id)), self.db.where)
 
     def write_dataset(
         self,
@@ -406,7 +425,7 @@ class Registry:
             for name, data_id in wanted:
                 found = txn.first(_FIND, {"run": run, "name": name, "data_id": data_id})
                 if found is not None:
-                    refs[(name, data_id)] = ref_from_row(found)
+                    refs[(name, data_id)] = ref_from_row(found, self.db.where)
         records = [{**r._asdict(), "inputs": json.loads(r.inputs)} for r in rows]
         return RunRecord.from_row(row), records, refs
 

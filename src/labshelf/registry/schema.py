@@ -28,7 +28,7 @@ from sqlalchemy import (
 )
 
 #: Alembic revision of the newest schema this labshelf knows.
-SCHEMA_VERSION = "0002"
+SCHEMA_VERSION = "0003"
 
 metadata = MetaData(
     naming_convention={
@@ -179,4 +179,39 @@ derived = Table(
     Column("status", String(8), nullable=False),
     Column("error", Text),
     Column("updated", Float, nullable=False),
+)
+
+collections = Table(
+    "collections",
+    metadata,
+    # TAGGED and CHAINED collections, and RUN collections ("run/12") that were
+    # given documentation or a processing stage (a run needs no row to exist).
+    Column("name", String(255), primary_key=True),
+    Column("kind", String(8), nullable=False),
+    Column("doc", Text),
+    Column("stage", String(64)),
+    Column("created", Float, nullable=False),
+)
+
+collection_chains = Table(
+    "collection_chains",
+    metadata,
+    # A chain's children in search order.  Children are names, not keys: a
+    # chain of an output repository may name collections of its inputs.
+    Column("chain", String(255), ForeignKey("collections.name", ondelete="CASCADE"), primary_key=True),
+    Column("position", Integer, primary_key=True),
+    Column("child", String(255), nullable=False),
+)
+
+collection_members = Table(
+    "collection_members",
+    metadata,
+    # The datasets of a TAGGED collection: at most one per (name, data ID),
+    # so a lookup in it is one probe of the unique index.
+    Column("collection", String(255), ForeignKey("collections.name", ondelete="CASCADE"), primary_key=True),
+    Column("dataset", _BigId, ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True),
+    Column("name", String(255), nullable=False),
+    Column("data_id", Text, nullable=False),
+    UniqueConstraint("collection", "name", "data_id"),
+    Index("ix_collection_members_dataset", "dataset"),
 )

@@ -1,0 +1,162 @@
+"""Composite values: objects made of named components, each stored as its own dataset.
+
+``run.put("calexp", exposure)`` of a dataclass (or of a class registered
+with :func:`register_composite`) is *disassembled*: each component is put as
+the dataset ``calexp.<component>`` with the formatter of its own kind, then
+the composite's row records the class and its component names.  A get
+*assembles* it again; ``get("calexp.psf")`` reads that one component only.
+
+Reading never imports code named in stored data: a class is rebuilt only if
+it was registered in the reading process (putting a dataclass registers it);
+otherwise the composite comes back as a dict of its components.
+
+xarray Datasets and pandas DataFrames are composites too, kept whole in one
+NetCDF or Parquet file that other tools read; their components (variables,
+columns) are read alone from that file by their own formatters.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ComponentNotFound, InvalidValue, ShelfError, close_matches
+from .formatter import Description, Formatter, Summary
+
+if TYPE_CHECKING:
+    from ..registry.records import DatasetRef
+    from ..shelf import Shelf
+
+KIND = "composite"
+_COMPONENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Handler:
+    disassemble: Callable[[Any], Mapping[str, Any]]
+    assemble: Callable[[dict[str, Any]], Any]
+
+
+_HANDLERS: dict[str, _Handler] = {}
+
+
+def class_key(cls: type) -> str:
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def register_composite(
+    cls: type,
+    disassemble: Callable[[Any], Mapping[str, Any]] | None = None,
+    assemble: Callable[[dict[str, Any]], Any] | None = None,
+) -> None:
+    """Store instances of ``cls`` as composites, component by component.
+
+    Parameters
+    ----------
+    cls
+        The class.  A dataclass needs neither function: its fields are its
+        components and it is rebuilt with ``cls(**components)``.
+    disassemble
+        ``disassemble(obj) -> {component name: value}``; names are identifiers.
+    assemble
+        ``assemble({component name: value}) -> obj``.
+    """
+    if not isinstance(cls, type):
+        raise ShelfError(f"register_composite takes a class, not {cls!r}")
+    if disassemble is None or assemble is None:
+        if not dataclasses.is_dataclass(cls):
+            raise ShelfError(
+                f"{cls.__qualname__} is not a dataclass: give disassemble(obj) -> dict and assemble(dict) -> obj"
+            )
+        disassemble = disassemble or (lambda obj: {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)})
+        assemble = assemble or (lambda parts: cls(**parts))
+    _HANDLERS[class_key(cls)] = _Handler(disassemble, assemble)
+
+
+def _handler(value: Any) -> _Handler | None:
+    key = class_key(type(value))
+    found = _HANDLERS.get(key)
+    if found is None and dataclasses.is_dataclass(value) and not isinstance(value, type):
+        register_composite(type(value))
+        found = _HANDLERS[key]
+    return found
+
+
+def disassemble(value: Any) -> dict[str, Any]:
+    """The components of a composite value, checked."""
+    handler = _handler(value)
+    assert handler is not None
+    parts = dict(handler.disassemble(value))
+    if not parts:
+        raise InvalidValue(f"a {type(value).__qualname__} with no components cannot be stored as a composite")
+    for name in parts:
+        if not isinstance(name, str) or not _COMPONENT.match(name):
+            raise InvalidValue(f"component names are identifiers; {type(value).__qualname__} gives {name!r}")
+    return parts
+
+
+class CompositeFormatter(Formatter):
+    """The registry row of a composite: its class and component names (the parts are datasets)."""
+
+    kind = KIND
+    priority = 5
+    describes = "dataclasses and classes registered with labshelf.register_composite (stored component by component)"
+
+    def accepts(self, value: Any) -> bool:
+        if isinstance(value, type):
+            return False
+        return class_key(type(value)) in _HANDLERS or dataclasses.is_dataclass(value)
+
+    def describe(self, value: Any) -> Description:
+        return Description(shape=None, dtype=type(value).__qualname__, nbytes=0)
+
+    def summarise(self, value: Any) -> Summary:
+        names = ", ".join(disassemble(value))
+        return Summary("table", text=f"{type(value).__qualname__} ({names})")
+
+    def to_inline(self, value: Any, options: Mapping[str, Any]) -> str | None:
+        return json.dumps({"class": class_key(type(value)), "components": list(disassemble(value))})
+
+    def from_inline(self, text: str) -> Any:
+        return json.loads(text)
+
+
+def component_names(ref: DatasetRef) -> list[str]:
+    return list(json.loads(ref.storage.inline or "{}").get("components", []))
+
+
+def read(shelf: Shelf, ref: DatasetRef, component: str | None, parameters: Mapping[str, Any]) -> Any:
+    """Assemble a composite from its component datasets, or read one of them."""
+    from ..names import data_id_key
+
+    document = json.loads(ref.storage.inline or "{}")
+    names = list(document.get("components", []))
+    repo = shelf._repository(ref)
+    key = data_id_key(dict(ref.data_id))
+
+    def part(name: str) -> DatasetRef:
+        found = repo.registry.find(ref.run, f"{ref.name}.{name}", key)
+        if found is None:
+            from ..errors import CorruptDataset
+
+            raise CorruptDataset(f"component {name!r} of {ref.label!r} (run {ref.run}) is missing from the registry")
+        return found
+
+    if component is not None:
+        head, _, rest = component.partition(".")
+        if head not in names:
+            raise ComponentNotFound(
+                f"{ref.label!r} of run {ref.run} has no component {head!r}{close_matches(head, names)}; "
+                f"its components: {', '.join(names)}"
+            )
+        return shelf.read(part(head), component=rest or None, parameters=parameters or None)
+    if parameters:
+        from ..errors import InvalidParameter
+
+        raise InvalidParameter("read parameters apply to one component of a composite: get('name.component', parameters=...)")
+    values = {name: shelf.read(part(name)) for name in names}
+    handler = _HANDLERS.get(document.get("class", ""))
+    return handler.assemble(values) if handler is not None else values

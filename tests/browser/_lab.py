@@ -1,6 +1,7 @@
 """Driving a real JupyterLab from tests: the server process and notebooks in a Playwright page.
 
-Used by the fixtures of ``conftest.py``; see its docstring for the choices.
+Used by the fixtures of ``conftest.py`` (see its docstring for the choices) and by
+``benchmarks/bench_browser.py``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,19 @@ from typing import Any
 
 import pytest
 
+#: Debian's Chromium (never `playwright install`: it downloads a browser of its own, which fails here).
+CHROMIUM = os.environ.get("LABSHELF_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
 #: Generous: the machine is shared, and the first start of a server builds its caches.
 SERVER_START_TIMEOUT = 90.0
 KERNEL_TIMEOUT_MS = 90_000

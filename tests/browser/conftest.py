@@ -30,20 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _lab import Lab, LabServer
+from _lab import CHROMIUM, CHROMIUM_ARGS, Lab, LabServer
 
-CHROMIUM = os.environ.get("LABSHELF_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-]
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 DEMO_RUNS = 30

@@ -2,6 +2,7 @@
 
     python benchmarks/run_all.py              # all of them (what `make bench` runs)
     python benchmarks/run_all.py small import # only bench_small.py and bench_import.py
+    python benchmarks/run_all.py load_ext     # only bench_load_ext.py (%load_ext labshelf)
 
 Each benchmark runs in its own fresh interpreter (so one's imports, caches
 and memory do not colour the next one's figures) and prints its lines as it
@@ -22,7 +23,7 @@ from pathlib import Path
 from _common import BENCH_DIR, REPO, RESULTS_DIR, Result, from_json, heading, machine, now, write_json
 
 #: Run first: cheap, and the most sensitive to a machine still busy with other work.
-FIRST = ["bench_import.py"]
+FIRST = ["bench_import.py", "bench_load_ext.py"]
 
 
 def discover(only: list[str]) -> list[Path]:

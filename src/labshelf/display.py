@@ -1,0 +1,331 @@
+"""Rich HTML display of shelves, runs and datasets in notebooks (``_repr_html_``).
+
+In the manner of xarray: a header line, then collapsible sections (plain
+HTML ``<details>``, no JavaScript, so they work in nbconvert output and
+untrusted notebooks alike) for a run's metadata, params and datasets, or a
+shelf's facts and latest runs.  Everything shown comes from the registry:
+no data file is ever opened to draw a repr, and image datasets show the PNG
+thumbnail kept there since put time.
+
+Lengths are capped (:data:`MAX_DATASETS` datasets, :data:`LATEST_RUNS`
+runs, :data:`TEXT_CHARS` characters of any text) in the SQL queries
+themselves, so a run of 10,000 datasets draws as fast as a run of ten.
+Every text is HTML-escaped: experiment names, params and data IDs are the
+user's and may hold ``<``.  The style sheet is ``static/display.css``
+(package data), read once.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import functools
+import html
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .registry.records import DatasetRef
+    from .run import Run
+    from .shelf import Shelf
+
+#: Datasets listed in a run's repr (the rest are counted).
+MAX_DATASETS = 50
+#: Runs listed in a shelf's repr, newest first.
+LATEST_RUNS = 10
+#: Params listed in a run's repr.
+MAX_PARAMS = 50
+#: Characters of any one text shown (longer ones end with an ellipsis).
+TEXT_CHARS = 120
+#: Data files listed in a dataset's repr.
+MAX_FILES = 5
+
+__all__ = ["shelf_html", "run_html", "ref_html", "refs_html"]
+
+
+@functools.cache
+def css() -> str:
+    """The style sheet of these reprs (package data, read once per process)."""
+    from importlib.resources import files
+
+    return (files("labshelf") / "static" / "display.css").read_text(encoding="utf-8")
+
+
+# -- the three objects -------------------------------------------------------------------------
+
+
+def shelf_html(shelf: Shelf) -> str:
+    """HTML of a shelf: where it is, its backend and counts, and its latest runs."""
+    mode = f"<span class='ls-badge'>{_e(shelf.mode)}</span>"
+    if shelf._closed:  # never reconnect just to describe a closed shelf
+        return _frame("Shelf", f"{_e(shelf.where)} {mode} <span class='ls-badge'>closed</span>", [])
+    info = shelf.info()
+    facts = {
+        "where": info.pop("where"),
+        "root": info.pop("root"),
+        "backend": info.pop("backend"),
+        "mode": info.pop("mode"),
+        "runs": f"{info.pop('runs'):,}",
+        "datasets": f"{info.pop('datasets'):,}",
+        **info,
+    }
+    rows, total = _latest_runs(shelf)
+    if rows:
+        head = _head(["run", "experiment", "status", "start", "duration", "datasets", "comment", "tags"])
+        body = "".join(
+            "<tr>"
+            f"<td class='ls-num'>{r['number']}</td><td>{_e(r['experiment'])}</td><td>{_status(r['status'])}</td>"
+            f"<td>{_e(_time(r['started']))}</td><td class='ls-num'>{_e(_duration(r['started'], r['ended']))}</td>"
+            f"<td class='ls-num'>{r['datasets']:,}</td><td>{_e(r['comment'] or '')}</td>"
+            f"<td>{_e(', '.join(r['tags']))}</td></tr>"
+            for r in rows
+        )
+        latest = f"<table class='ls-table'>{head}<tbody>{body}</tbody></table>"
+        if total > len(rows):
+            latest += f"<div class='ls-more'>{total - len(rows):,} older runs: <code>shelf.runs</code></div>"
+    else:
+        latest = "<div class='ls-more'>no runs yet</div>"
+    title = f"latest runs ({len(rows)} of {total:,})" if total > len(rows) else f"runs ({total:,})"
+    sections = [("shelf", _kv(facts), True), (title, latest, True)]
+    return _frame("Shelf", f"{_e(shelf.where)} {mode}", sections)
+
+
+def run_html(run: Run) -> str:
+    """HTML of a run: its metadata, params and datasets (the first :data:`MAX_DATASETS`)."""
+    record = run.record  # read fresh: status and end change while it runs
+    meta: dict[str, Any] = {
+        "experiment": record.experiment,
+        "status": record.status,
+        "start": _time(record.started),
+        "end": _time(record.ended),
+        "duration": _duration(record.started, record.ended),
+        "host": record.host,
+        "user": record.user,
+        "pid": record.pid,
+        "collection": record.collection,
+    }
+    if record.error:
+        meta["error"] = record.error
+    params = dict(list(record.params.items())[:MAX_PARAMS])
+    params_html = _kv({k: json.dumps(v, ensure_ascii=False) for k, v in params.items()}) if params else _none("no params")
+    if len(record.params) > MAX_PARAMS:
+        params_html += f"<div class='ls-more'>{len(record.params) - MAX_PARAMS} more: <code>run.params</code></div>"
+    refs, total = _run_datasets(run._shelf, record.number)
+    datasets = _refs_table(refs) if refs else _none("no datasets yet")
+    if total > len(refs):
+        datasets += (
+            f"<div class='ls-more'>{total - len(refs):,} more: "
+            f"<code>shelf.datasets({record.number})</code></div>"
+        )
+    experiment = f" <span class='ls-name'>{_e(record.experiment)}</span>" if record.experiment else ""
+    header = f"<span class='ls-name'>{record.number}</span>{experiment} {_status(record.status)}"
+    sections = [
+        ("metadata", _kv(meta), True),
+        (f"params ({len(record.params)})", params_html, len(record.params) <= 12),
+        (f"datasets ({total:,})", datasets, True),
+    ]
+    return _frame("Run", header, sections)
+
+
+def ref_html(ref: DatasetRef) -> str:
+    """HTML of one dataset: where it is, what it holds, its summary, and how to read it."""
+    facts: dict[str, Any] = {
+        "run": ref.run,
+        "name": ref.name,
+        "data ID": _data_id(ref.data_id) or "(none)",
+        "kind": ref.kind,
+        "shape": _shape(ref.shape),
+        "dtype": ref.dtype or "",
+        "size": _size(ref.nbytes),
+        "version": ref.version,
+        "created": _time(ref.created),
+        "updated": _time(ref.updated),
+    }
+    storage = ref.storage
+    if storage.inline is not None:
+        facts["stored"] = "inline in the registry"
+    else:
+        files = list(storage.files)
+        shown = ", ".join(files[:MAX_FILES]) + (f" and {len(files) - MAX_FILES} more" if len(files) > MAX_FILES else "")
+        facts["stored"] = f"{len(files)} file{'s' if len(files) != 1 else ''}: {shown}"
+    if storage.options:
+        facts["HDF5 options"] = ", ".join(f"{k}={v!r}" for k, v in storage.options.items())
+    data_id = f", data_id={dict(ref.data_id)!r}" if ref.data_id else ""
+    code = f"shelf.get({ref.name!r}, run={ref.run}{data_id})"
+    sections = [("dataset", _kv(facts) + f"<div class='ls-code'><code>{_e(code)}</code></div>", True)]
+    if ref.summary is not None:
+        sections.append(("summary", f"<div class='ls-summary'>{_summary(ref, large=True)}</div>", True))
+    header = f"<span class='ls-name'>{_e(ref.label)}</span> of run {ref.run} <span class='ls-badge'>{_e(ref.kind)}</span>"
+    return _frame("DatasetRef", header, sections)
+
+
+def refs_html(refs: Sequence[DatasetRef]) -> str:
+    """HTML of a list of datasets (``shelf.datasets(12)``): a table of the first :data:`MAX_DATASETS`."""
+    shown = list(refs[:MAX_DATASETS])
+    body = _refs_table(shown, with_run=len({r.run for r in shown}) > 1)
+    if len(refs) > len(shown):
+        body += f"<div class='ls-more'>{len(refs) - len(shown):,} more</div>"
+    return _frame("datasets", f"{len(refs):,} dataset{'s' if len(refs) != 1 else ''}", [("", body, True)])
+
+
+# -- registry reads (capped in SQL) ---------------------------------------------------------------
+
+
+def _run_datasets(shelf: Shelf, number: int) -> tuple[list[DatasetRef], int]:
+    from sqlalchemy import func, select
+
+    from .registry.registry import ref_from_row
+    from .registry.schema import datasets
+
+    first = select(datasets).where(datasets.c.run == number).order_by(datasets.c.id).limit(MAX_DATASETS)
+    count = select(func.count()).select_from(datasets).where(datasets.c.run == number)
+    with shelf._registry.db.read(snapshot=True) as txn:
+        refs = [ref_from_row(row) for row in txn.all(first)]
+        total = int(txn.scalar(count))
+    return refs, total
+
+
+def _latest_runs(shelf: Shelf) -> tuple[list[dict[str, Any]], int]:
+    from sqlalchemy import func, select
+
+    from .registry.schema import datasets, run_tags, runs
+
+    latest = (
+        select(runs.c.number, runs.c.experiment, runs.c.status, runs.c.started, runs.c.ended, runs.c.comment)
+        .order_by(runs.c.number.desc())
+        .limit(LATEST_RUNS)
+    )
+    with shelf._registry.db.read(snapshot=True) as txn:
+        rows = [r._asdict() for r in txn.all(latest)]
+        total = int(txn.scalar(select(func.count()).select_from(runs)))
+        numbers = [r["number"] for r in rows]
+        counts: dict[int, int] = {}
+        tags: dict[int, list[str]] = {}
+        if numbers:
+            counts = dict(
+                txn.tuples(
+                    select(datasets.c.run, func.count())
+                    .where(datasets.c.run.in_(numbers))
+                    .group_by(datasets.c.run)
+                )
+            )
+            for run, tag in txn.tuples(
+                select(run_tags.c.run, run_tags.c.tag).where(run_tags.c.run.in_(numbers)).order_by(run_tags.c.tag)
+            ):
+                tags.setdefault(run, []).append(tag)
+    for row in rows:
+        row["datasets"] = counts.get(row["number"], 0)
+        row["tags"] = tags.get(row["number"], [])
+    return rows, total
+
+
+# -- pieces ------------------------------------------------------------------------------------------
+
+
+def _frame(kind: str, header: str, sections: Iterable[tuple[str, str, bool]]) -> str:
+    parts = [
+        f"<style>{css()}</style><div class='labshelf-repr'>",
+        f"<div class='ls-header'><span class='ls-type'>labshelf.{_e(kind)}</span> {header}</div>",
+    ]
+    for title, body, is_open in sections:
+        if not title:
+            parts.append(f"<div class='ls-body'>{body}</div>")
+            continue
+        parts.append(
+            f"<details class='ls-section'{' open' if is_open else ''}>"
+            f"<summary>{_e(title)}</summary><div class='ls-body'>{body}</div></details>"
+        )
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def _refs_table(refs: Sequence[DatasetRef], *, with_run: bool = False) -> str:
+    columns = (["run"] if with_run else []) + ["name", "data ID", "kind", "shape", "dtype", "size", "summary"]
+    rows = []
+    for ref in refs:
+        run = f"<td class='ls-num'>{ref.run}</td>" if with_run else ""
+        rows.append(
+            f"<tr>{run}<td class='ls-name'>{_e(ref.name)}</td><td>{_e(_data_id(ref.data_id))}</td>"
+            f"<td>{_e(ref.kind)}</td><td>{_e(_shape(ref.shape))}</td><td>{_e(ref.dtype or '')}</td>"
+            f"<td class='ls-num'>{_e(_size(ref.nbytes))}</td><td>{_summary(ref)}</td></tr>"
+        )
+    return f"<table class='ls-table'>{_head(columns)}<tbody>{''.join(rows)}</tbody></table>"
+
+
+def _head(columns: Sequence[str]) -> str:
+    return "<thead><tr>" + "".join(f"<th>{_e(c)}</th>" for c in columns) + "</tr></thead>"
+
+
+def _kv(items: Mapping[str, Any]) -> str:
+    rows = "".join(f"<tr><th>{_e(k)}</th><td>{_e(_text(v))}</td></tr>" for k, v in items.items())
+    return f"<table class='ls-kv'><tbody>{rows}</tbody></table>"
+
+
+def _none(text: str) -> str:
+    return f"<div class='ls-more'>{_e(text)}</div>"
+
+
+def _summary(ref: DatasetRef, *, large: bool = False) -> str:
+    value = ref.summary
+    if isinstance(value, bytes) and value.startswith(b"\x89PNG"):
+        data = base64.b64encode(value).decode("ascii")
+        css_class = "ls-thumb ls-thumb-large" if large else "ls-thumb"
+        return f"<img class='{css_class}' src='data:image/png;base64,{data}' alt='{_e(f'thumbnail of {ref.label}')}'/>"
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        text = f"{value:.6g}"
+        return f"mean {text}" if ref.kind in ("ndarray", "image") else text
+    return _e(_text(value))
+
+
+def _status(status: str) -> str:
+    return f"<span class='ls-status ls-status-{_e(status)}'>{_e(status)}</span>"
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _text(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= TEXT_CHARS else text[: TEXT_CHARS - 1] + "\u2026"
+
+
+def _data_id(data_id: Mapping[str, Any]) -> str:
+    from .names import format_data_id
+
+    return format_data_id(data_id)
+
+
+def _shape(shape: tuple[int, ...] | None) -> str:
+    if shape is None:
+        return ""
+    return "\u00d7".join(str(n) for n in shape) if shape else "()"
+
+
+def _size(nbytes: int) -> str:
+    size = float(nbytes)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{int(size)} B" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def _time(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    return _dt.datetime.fromtimestamp(seconds).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _duration(started: float, ended: float | None) -> str:
+    if ended is None:
+        return "running"
+    seconds = max(0.0, ended - started)
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, seconds = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"

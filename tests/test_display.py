@@ -1,0 +1,162 @@
+"""HTML reprs of Shelf, Run and DatasetRef: sections, thumbnails, escaping, caps, no data file opened."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+import labshelf
+from labshelf import display
+
+PNG = "src='data:image/png;base64,iVBOR"  # base64 of the PNG signature
+
+
+@pytest.fixture
+def lab(shelf: labshelf.Shelf) -> labshelf.Shelf:
+    """Twelve runs with a scalar, an image, an array and data IDs; run 1 with awkward text."""
+    rng = np.random.default_rng(1)
+    with shelf.new_run("<script>alert(1)</script>", {"<b>key</b>": "a & b", "n": 1}) as run:
+        run.put("temperature", 301.5)
+        run.put("camera/image", rng.integers(0, 4000, (40, 30), dtype=np.uint16))
+        run.put("scan/x", np.linspace(0.0, 1.0, 5000))
+        run.put("pmt", 7, data_id={"detector": "<i>left</i>"})
+        run.put("note", "<img src=x onerror=alert(1)>")
+    for i in range(2, 13):
+        with shelf.new_run("rabi_scan" if i < 12 else "<em>last</em>", {"n": i}) as run:
+            run.put("temperature", 300.0 + i)
+    shelf.annotate(12, comment="focus <drifted>", tags=["good"])
+    return shelf
+
+
+def rows(html: str, table: int = 0) -> int:
+    """Rows in the body of the n-th table with class ls-table."""
+    bodies = re.findall(r"<table class='ls-table'>.*?<tbody>(.*?)</tbody>", html, flags=re.S)
+    return bodies[table].count("<tr>")
+
+
+def test_run_html_has_sections_thumbnail_and_facts(lab: labshelf.Shelf) -> None:
+    html = lab.run(1)._repr_html_()
+    assert html.startswith("<style>") and display.css() in html
+    assert "<script>" not in html.split("</style>", 1)[1]  # only our own markup
+    for section in ("metadata", "params (2)", "datasets (5)"):
+        assert f"<summary>{section}</summary>" in html
+    assert html.count("<details") == 3
+    assert PNG in html
+    assert "camera/image" in html and "40\u00d730" in html and "uint16" in html
+    assert "scan/x" in html and "5000" in html and "39.1 KiB" in html  # 5000 float64
+    assert "mean 0.5" in html  # an array's summary is its mean
+    assert "finished" in html
+
+
+def test_everything_is_escaped(lab: labshelf.Shelf) -> None:
+    run_html = lab.run(1)._repr_html_()
+    body = run_html.split("</style>", 1)[1]
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body
+    assert "&lt;b&gt;key&lt;/b&gt;" in body and "a &amp; b" in body
+    assert "&lt;i&gt;left&lt;/i&gt;" in body
+    assert "&lt;img src=x onerror=alert(1)&gt;" in body
+    for raw in ("<script", "<b>key", "<i>left", "<img src=x"):
+        assert raw not in body
+    shelf_body = lab._repr_html_().split("</style>", 1)[1]
+    assert "&lt;em&gt;last&lt;/em&gt;" in shelf_body and "focus &lt;drifted&gt;" in shelf_body
+    assert "<em>" not in shelf_body and "<drifted>" not in shelf_body
+
+
+def test_shelf_html_lists_the_latest_runs(lab: labshelf.Shelf) -> None:
+    html = lab._repr_html_()
+    assert "labshelf.Shelf" in html and lab.where in html
+    assert "latest runs (10 of 12)" in html
+    assert rows(html) == display.LATEST_RUNS
+    assert "2 older runs" in html
+    body = html.split("<tbody>", 2)[2]
+    # Newest first, with the dataset count, comment and tags of each run.
+    assert body.index("<td class='ls-num'>12</td>") < body.index("<td class='ls-num'>3</td>")
+    assert "<td>good</td>" in body
+    for fact in ("backend", "runs", "datasets", "root"):
+        assert f"<th>{fact}</th>" in html
+    assert "<td>16</td>" in html  # datasets: 5 + 11
+
+
+def test_shelf_html_of_an_empty_and_of_a_closed_shelf(tmp_path: Any) -> None:
+    empty = labshelf.create(tmp_path / "empty.shelf")
+    assert "no runs yet" in empty._repr_html_()
+    empty.close()
+    html = empty._repr_html_()
+    assert "closed" in html and "<details" not in html
+
+
+def test_ref_html_shows_storage_summary_and_the_call(lab: labshelf.Shelf) -> None:
+    image = lab.find("camera/image", run=1)
+    html = image._repr_html_()
+    assert "ls-thumb-large" in html and PNG in html
+    assert "shelf.get(&#x27;camera/image&#x27;, run=1)" in html
+    assert "1 file: data/" in html
+    pmt = lab.find("pmt", run=1, data_id={"detector": "<i>left</i>"})
+    html = pmt._repr_html_()
+    assert "inline in the registry" in html
+    assert "data_id={&#x27;detector&#x27;: &#x27;&lt;i&gt;left&lt;/i&gt;&#x27;}" in html
+    assert "<i>" not in html.split("</style>", 1)[1]
+
+
+def test_reprs_never_open_data_files(lab: labshelf.Shelf) -> None:
+    # With every data file gone, the reprs still draw, thumbnails included:
+    # they come from the registry alone.
+    shutil.rmtree(lab.root / "data")
+    run_html = lab.run(1)._repr_html_()
+    assert PNG in run_html
+    assert PNG in lab.find("camera/image", run=1)._repr_html_()
+    assert "latest runs" in lab._repr_html_()
+    with pytest.raises(labshelf.CorruptDataset):  # whereas reading the value needs the file
+        lab.get("camera/image", run=1)
+
+
+def test_long_runs_are_capped(shelf: labshelf.Shelf) -> None:
+    with shelf.new_run("many", {f"p{i}": i for i in range(60)}) as run:
+        run.put("long", "x" * 1000)
+        for i in range(60):
+            run.put(f"many/n{i:02d}", i)
+    html = shelf.run(1)._repr_html_()
+    assert rows(html) == display.MAX_DATASETS
+    assert "datasets (61)" in html and "11 more" in html and "shelf.datasets(1)" in html
+    assert "many/n48" in html and "many/n49" not in html
+    assert "10 more" in html and "run.params" in html  # params past 50
+    assert "<details class='ls-section'><summary>params (60)</summary>" in html  # closed when long
+    assert "x" * display.TEXT_CHARS not in html and "\u2026" in html
+
+
+def test_short_repr_stays_one_line(lab: labshelf.Shelf) -> None:
+    for obj in (lab, lab.run(1), lab.find("camera/image", run=1)):
+        assert "\n" not in repr(obj)
+
+
+def test_css_comes_from_package_data_once() -> None:
+    assert display.css() is display.css()
+    assert ".labshelf-repr" in display.css()
+
+
+@pytest.fixture
+def formatter_shell() -> Iterator[Any]:
+    from IPython.core.interactiveshell import InteractiveShell
+    from traitlets.config import Config
+
+    config = Config()
+    config.HistoryManager.hist_file = ":memory:"
+    ip = InteractiveShell.instance(config=config)
+    ip.run_line_magic("load_ext", "labshelf")
+    yield ip
+    ip.run_line_magic("unload_ext", "labshelf")
+
+
+def test_lists_of_datasets_show_as_a_table(formatter_shell: Any, lab: labshelf.Shelf) -> None:
+    data, _meta = formatter_shell.display_formatter.format(lab.datasets(1))
+    assert "text/html" in data and rows(data["text/html"]) == 5 and PNG in data["text/html"]
+    both = lab.datasets(1) + lab.datasets(2)
+    html = formatter_shell.display_formatter.format(both)[0]["text/html"]
+    assert "<th>run</th>" in html and rows(html) == 6
+    assert "text/html" not in formatter_shell.display_formatter.format([1, 2])[0]
+    assert "text/html" not in formatter_shell.display_formatter.format([])[0]

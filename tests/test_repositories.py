@@ -17,7 +17,7 @@ import pytest
 
 import labshelf
 from conftest import make_shelf, require_postgres
-from labshelf.errors import CollectionNotFound, DatasetNotFound, ReadOnlyShelf, ShelfError
+from labshelf.errors import CollectionError, CollectionNotFound, DatasetNotFound, ReadOnlyShelf, ShelfError
 
 
 def make_repo(
@@ -138,6 +138,23 @@ def test_writes_go_to_the_output_only(view: labshelf.Shelf, family: dict[str, Pa
     for name in ("parent", "calib", "raw"):
         assert stored(family[name]) == inputs_before[name], name
     assert stored(family["mine"]) == {(1, "bias"): "mine", (1, "result"): 42}
+
+
+def test_nothing_of_an_input_can_be_written_through_the_view(view: labshelf.Shelf, family: dict[str, Path]) -> None:
+    before = {k: stored(family[k]) for k in ("parent", "calib", "raw")}
+    flat = view.find("flat")  # calib's
+    with pytest.raises(CollectionError, match="calib.shelf"):
+        view.tag("best", [flat])  # a TAGGED collection of the output holds the output's datasets only
+    with pytest.raises(labshelf.RunNotFound):
+        view.run(1).put("x", 1)  # run 1 of the inputs is not the output's
+    with pytest.raises(labshelf.RunNotFound):
+        view.annotate(1, comment="x")
+    # A chain of the output may name the inputs' collections.
+    view.chain("calib/current", ["run/1"])
+    assert view.get("flat", collections="calib/current") == "calib"
+    assert "best" not in {c.name for c in view.collections()}
+    for name in ("parent", "calib", "raw"):
+        assert stored(family[name]) == before[name], name
 
 
 def test_without_an_output_every_write_is_refused(family: dict[str, Path]) -> None:

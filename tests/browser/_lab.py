@@ -247,22 +247,27 @@ class Lab:
         context = self.browser.new_context(viewport={"width": 1400, "height": 1000})
         return context.new_page()
 
-    def open_notebook(self, page: Any, name: str, cells: list[str]) -> list[list[dict[str, Any]]]:
-        """Write ``name`` with ``cells`` into the server root, open it, run all cells; return their outputs.
+    def open_notebook(self, page: Any, name: str, cells: list[str] | None = None) -> list[list[dict[str, Any]]]:
+        """Open notebook ``name`` of the server root, run all its cells; return their outputs.
 
-        Fails the test with the traceback if any cell raised.
+        With ``cells``, the notebook is first written with those code cells;
+        without, it must be in the root already.  Fails the test with the
+        traceback if any cell raised.
         """
-        (self.root / name).write_text(json.dumps(notebook_json(cells)))
+        path = self.root / name
+        if cells is not None:
+            path.write_text(json.dumps(notebook_json(cells)))
+        sources = ["".join(c["source"]) for c in json.loads(path.read_text())["cells"]]
         # ?reset: a fresh workspace, or the previous notebook could be restored and run instead.
         page.goto(f"{self.server.url}/lab/tree/{name}?reset")
         page.wait_for_function(_NOTEBOOK_READY, arg=name, timeout=KERNEL_TIMEOUT_MS)
         page.evaluate(_RUN_ALL)
-        page.wait_for_function("() => window.__lsRunAll !== null", timeout=CELL_TIMEOUT_MS * max(1, len(cells)))
+        page.wait_for_function("() => window.__lsRunAll !== null", timeout=CELL_TIMEOUT_MS * max(1, len(sources)))
         outputs: list[list[dict[str, Any]]] = page.evaluate(_OUTPUTS)
         for index, cell_outputs in enumerate(outputs):
             problem = error_text(cell_outputs)
             if problem:
-                pytest.fail(f"cell {index} of {name} raised:\n{cells[index]}\n---\n{problem}")
+                pytest.fail(f"cell {index} of {name} raised:\n{sources[index]}\n---\n{problem}")
         done = page.evaluate("() => window.__lsRunAll")
         assert done.get("ok") is True, f"Run All did not finish cleanly: {done}"
         return outputs

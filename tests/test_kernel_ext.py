@@ -332,6 +332,10 @@ def test_ds_loads_values(ip: Any, filled: labshelf.Shelf, capsys: pytest.Capture
     assert ip.run_line_magic("ds", "pmt --data-id channel=3 --run 4") == 104
     assert ip.run_line_magic("ds", "pmt --run 4 --data-id channel=2") == 4
     assert ip.run_line_magic("ds", "extra/only2") == "hello"  # newest run that has it: 2
+    # A component is read as shelf.get reads it.
+    np.testing.assert_array_equal(
+        ip.run_line_magic("ds", "camera/image.thumbnail --run 3"), filled.get("camera/image.thumbnail", run=3)
+    )
 
 
 def test_data_id_values_are_typed() -> None:
@@ -364,7 +368,9 @@ def assert_one_error_line(err: str, *words: str) -> None:
         ("%ds temprature", ["did you mean", "'temperature'"]),
         ("%ds temperature --run 999", ["no run 999", "runs go from 1 to 12"]),
         ("%ds temperature --run abc", ["run is given by its number", "'abc'"]),
-        ("%ds pmt", ["pmt[channel=2]", "--data-id"]),
+        ("%ds pmt", ["pmt[channel=2]", "pmt[channel=3]", "--data-id"]),
+        ("%ds pmt --run 4", ["other data IDs", "channel=2"]),
+        ("%ds pmt --data-id channel=9", ["channel=9", "pmt[channel=2]"]),
         ("%ds pmt --data-id channel", ["KEY=VALUE", "'channel'"]),
         ("%ds", ["required: NAME", "usage: %ds NAME"]),
         ("%ds 'temperature", ["closing quotation"]),

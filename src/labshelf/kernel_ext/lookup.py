@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, bindparam, false, func, or_, select
 
-from ..errors import DatasetNotFound, close_matches
+from ..errors import DatasetNotFound
 from ..names import data_id_key, format_data_id, label, normalize_data_id
 from ..registry.engine import Statement
 from ..registry.schema import datasets, runs
@@ -48,14 +48,9 @@ _NAMES_LIKE = Statement(select(_name).distinct().where(_LIKE).order_by(_name).li
 _NAMES_LIKE_IN_RUN = Statement(
     select(_name).distinct().where(_run == bindparam("run"), _LIKE).order_by(_name).limit(LIMIT)
 )
-_NEWEST_RUN = Statement(
-    select(func.max(_run)).where(_name == bindparam("name"), datasets.c.data_id == bindparam("data_id"))
-)
 _SOME_DATA_IDS = Statement(
     select(datasets.c.data_id).distinct().where(_name == bindparam("name")).order_by(datasets.c.data_id).limit(10)
 )
-_HAS_NAME = Statement(select(_run).where(_name == bindparam("name")).limit(1))
-_ALL_NAMES = Statement(select(_name).distinct().limit(10_000))
 _MAX_RUN = Statement(select(func.max(runs.c.number)))
 
 
@@ -105,43 +100,18 @@ def run_numbers(shelf: Shelf, prefix: str = "", *, name: str | None = None, limi
         return list(txn.scalars(query.order_by(column.desc()).limit(limit)))
 
 
-def newest_run(shelf: Shelf, name: str, data_id: dict[str, Any] | None = None) -> int:
-    """The newest run that has dataset ``name`` with ``data_id``.
+def explain_missing(shelf: Shelf, name: str, data_id: dict[str, Any] | None = None) -> DatasetNotFound | None:
+    """A clearer error than "not found" when dataset ``name`` exists only with other data IDs.
 
-    Raises
-    ------
-    DatasetNotFound
-        No run has it; the message says which data IDs the name has, or
-        which names are close.
+    None when there is nothing better to say.
     """
-    key = data_id_key(normalize_data_id(data_id))
     with shelf._registry.db.read() as txn:
-        run = txn.scalar(_NEWEST_RUN, {"name": name, "data_id": key})
-        if run is not None:
-            return int(run)
         others = txn.scalars(_SOME_DATA_IDS, {"name": name})
-    if others:
-        import json
+    key = data_id_key(normalize_data_id(data_id))
+    if not others or key in others:
+        return None
+    import json
 
-        shown = ", ".join(label(name, json.loads(o)) for o in others)
-        wanted = format_data_id(normalize_data_id(data_id)) or "no data ID"
-        raise DatasetNotFound(
-            f"no run has dataset {name!r} with {wanted}; it exists as {shown}: choose one with --data-id"
-        )
-    raise _no_such_name(shelf, name)
-
-
-def require_name(shelf: Shelf, name: str) -> None:
-    """Raise DatasetNotFound (with suggestions) if no run has a dataset ``name``."""
-    with shelf._registry.db.read() as txn:
-        if txn.scalar(_HAS_NAME, {"name": name}) is not None:
-            return
-    raise _no_such_name(shelf, name)
-
-
-def _no_such_name(shelf: Shelf, name: str) -> DatasetNotFound:
-    with shelf._registry.db.read() as txn:
-        names = txn.scalars(_ALL_NAMES)
-    if not names:
-        return DatasetNotFound(f"no run of {shelf.where} has a dataset {name!r}: the shelf has no datasets yet")
-    return DatasetNotFound(f"no run of {shelf.where} has a dataset {name!r}{close_matches(name, names)}")
+    shown = ", ".join(label(name, json.loads(o)) for o in others)
+    wanted = format_data_id(normalize_data_id(data_id)) or "no data ID"
+    return DatasetNotFound(f"no dataset {name!r} with {wanted} was found; it exists as {shown}: choose one with --data-id")

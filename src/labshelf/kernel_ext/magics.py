@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from IPython.core.magic import Magics, line_magic, magics_class
 
-from ..errors import ShelfError
+from ..errors import DatasetNotFound, ShelfError
 
 if TYPE_CHECKING:
     from ..runview import RunView
@@ -374,9 +374,6 @@ class LabshelfMagics(Magics):
         if not name:
             raise UsageProblem(f"%gallery needs the name of an image dataset; usage: {_USAGE['gallery']}")
         shelf = self.state.require()
-        from . import lookup
-
-        lookup.require_name(shelf, name)
         view = shelf.runs.query(query.strip()) if query.strip() else shelf.runs
         from ..widgets import Gallery
 
@@ -392,9 +389,11 @@ class LabshelfMagics(Magics):
         """Load the value of a dataset of the active shelf.
 
         Usage: ``%ds NAME [--run N] [--data-id KEY=VALUE ...]``, e.g.
-        ``x = %ds camera/image --run 12``.  Without ``--run``: the newest run
-        that has the dataset (with that data ID).  Data ID values that are
-        integers or True/False are taken as such, others as text.
+        ``x = %ds camera/image --run 12``.  Without ``--run``, the dataset is
+        found as ``shelf.get`` finds it: in the shelf's default collections if
+        it has some, else in the newest run that has it (with that data ID).
+        NAME may name a component (``spectrum.coords.energy``).  Data ID
+        values that are integers or True/False are taken as such, others as text.
         """
         parser = _parser("ds")
         parser.add_argument("name", metavar="NAME", help="the dataset name, e.g. camera/image")
@@ -404,14 +403,22 @@ class LabshelfMagics(Magics):
         )
         args = parser.parse_args(_split("ds", line))
         data_id = parse_data_id(args.data_id)
+        run = None if args.run is None else _run_number("ds", args.run)
         shelf = self.state.require()
-        if args.run is None:
+        try:
+            # Without a run, shelf.get searches as it always does: the shelf's
+            # default collections, else the newest run that has the dataset.
+            return shelf.get(args.name, data_id, run=run)
+        except DatasetNotFound as exc:
+            if run is not None:  # shelf.get already names the data IDs that run has
+                raise
+            from ..names import split_target
             from . import lookup
 
-            run = lookup.newest_run(shelf, args.name, data_id)
-        else:
-            run = _run_number("ds", args.run)
-        return shelf.get(args.name, run=run, data_id=data_id)
+            better = lookup.explain_missing(shelf, split_target(args.name)[0], data_id)
+            if better is None:
+                raise
+            raise better from exc
 
     def _show(self, widget: Any) -> None:
         from IPython.display import display

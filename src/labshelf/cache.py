@@ -135,7 +135,7 @@ def _freeze(value: Any) -> bool:
     return isinstance(value, (str, bytes, int, float, complex, bool, type(None), dict))
 
 
-def _ndarray() -> type:
+def _ndarray() -> Any:
     import numpy as np
 
     return np.ndarray

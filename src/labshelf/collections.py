@@ -106,6 +106,14 @@ class SearchPath:
         self.repos = list(repos)
         self._overrides = dict(overrides or {})
         self._runs: dict[tuple[int, int], bool] = {}
+        # One read of each repository's definitions per search, not one per chain node.
+        self._defined: dict[int, dict[str, CollectionRecord]] = {}
+
+    def defined(self, repo: Repository) -> dict[str, CollectionRecord]:
+        found = self._defined.get(id(repo))
+        if found is None:
+            found = self._defined[id(repo)] = repo.collections.defined()
+        return found
 
     def resolve(self, name: str, *, checked: bool) -> tuple[Repository, CollectionRecord]:
         """The repository and record of collection ``name`` (CollectionNotFound if none).
@@ -118,7 +126,7 @@ class SearchPath:
             raise CollectionNotFound(f"a collection is named by a str, not {name!r}")
         number = run_number(name)
         for repo in self.repos:
-            record = repo.collections.defined().get(name)
+            record = self.defined(repo).get(name)
             if record is not None:
                 if name in self._overrides:
                     record = CollectionRecord(name, "chained", record.doc, record.stage, self._overrides[name])
@@ -140,7 +148,7 @@ class SearchPath:
         return found
 
     def _unknown(self, name: str) -> str:
-        names = [n for repo in self.repos for n in repo.collections.defined()]
+        names = [n for repo in self.repos for n in self.defined(repo)]
         number = run_number(name)
         if number is not None:
             where = " or ".join(repo.where for repo in self.repos)
@@ -155,14 +163,29 @@ class SearchPath:
             self._walk(name, (), frozenset(), out, checked=False)
         if stage is not None:
             kept = [leaf for leaf in out if stage in leaf.stages]
-            if not kept and not any(stage == r.stage for repo in self.repos for r in repo.collections.defined().values()):
-                stages = sorted({r.stage for repo in self.repos for r in repo.collections.defined().values() if r.stage})
+            if not kept and not any(stage == r.stage for repo in self.repos for r in self.defined(repo).values()):
+                stages = sorted({r.stage for repo in self.repos for r in self.defined(repo).values() if r.stage})
                 raise CollectionNotFound(
                     f"no collection carries the stage {stage!r}{close_matches(stage, stages)}; "
                     f"stages: {', '.join(map(repr, stages)) or 'none (give one with shelf.describe_collection)'}"
                 )
             out = kept
         return out
+
+    def staged(self, stage: str) -> list[str]:
+        """Every collection carrying ``stage``, for a staged search without collections:
+        chains and tagged collections by name, then runs, newest first."""
+        named: list[str] = []
+        runs: list[tuple[int, str]] = []
+        for repo in self.repos:
+            for record in self.defined(repo).values():
+                if record.stage == stage and record.name not in named:
+                    number = run_number(record.name)
+                    if number is None:
+                        named.append(record.name)
+                    else:
+                        runs.append((number, record.name))
+        return sorted(named) + [name for _n, name in sorted(runs, reverse=True)]
 
     def _walk(self, name: str, path: tuple[str, ...], stages: frozenset[str], out: list[Leaf], *, checked: bool) -> None:
         if name in path:
@@ -181,30 +204,51 @@ class SearchPath:
             out.append(Leaf(repo, name, run_number(name) if record.kind == "run" else None, path, stages))
 
 
-def first_match(leaves: Sequence[Leaf], name: str, data_id: str) -> DatasetRef | None:
-    """The dataset of the first leaf (in order) that holds ``name``/``data_id``.
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Consecutive leaves of one repository, asked in one query."""
 
-    Consecutive leaves of one repository are asked in one query; the search
-    stops at the first batch with a match.
-    """
+    repo: Repository
+    runs: tuple[int, ...]
+    tagged: tuple[str, ...]
+    #: run number or ("tagged", name) -> the first leaf (in order) that is it
+    order: Mapping[Any, Leaf]
+    rank: Mapping[Any, int]
+
+
+def batches(leaves: Sequence[Leaf]) -> list[Batch]:
+    """Group leaves into per-repository batches, keeping the search order."""
+    out: list[Batch] = []
     start = 0
     while start < len(leaves):
         repo = leaves[start].repo
         end = start
         while end < len(leaves) and leaves[end].repo is repo:
             end += 1
-        batch = leaves[start:end]
-        order: dict[Any, int] = {}
-        for i, leaf in enumerate(batch):
-            order.setdefault(leaf.run if leaf.run is not None else ("tagged", leaf.name), i)
-        runs = [k for k in order if isinstance(k, int)]
-        tagged = [k[1] for k in order if isinstance(k, tuple)]
-        rows = repo.collections.lookup(name, data_id, runs, tagged)
-        if rows:
-            best = min(rows, key=lambda r: order[r.run] if r.found_in is None else order[("tagged", r.found_in)])
-            leaf = batch[order[best.run] if best.found_in is None else order[("tagged", best.found_in)]]
-            return ref_from_row(best, repo.where, leaf.path)
+        order: dict[Any, Leaf] = {}
+        rank: dict[Any, int] = {}
+        for i, leaf in enumerate(leaves[start:end]):
+            key: Any = leaf.run if leaf.run is not None else ("tagged", leaf.name)
+            if key not in order:
+                order[key], rank[key] = leaf, i
+        runs = tuple(k for k in order if isinstance(k, int))
+        tagged = tuple(k[1] for k in order if isinstance(k, tuple))
+        out.append(Batch(repo, runs, tagged, order, rank))
         start = end
+    return out
+
+
+def first_match(plan: Sequence[Batch], name: str, data_id: str) -> DatasetRef | None:
+    """The dataset of the first leaf (in search order) that holds ``name``/``data_id``.
+
+    Each batch is one query; the search stops at the first batch with a match.
+    """
+    for batch in plan:
+        rows = batch.repo.collections.lookup(name, data_id, batch.runs, batch.tagged)
+        if rows:
+            keys = [(r.run if r.found_in is None else ("tagged", r.found_in), r) for r in rows]
+            key, best = min(keys, key=lambda item: batch.rank[item[0]])
+            return ref_from_row(best, batch.repo.where, batch.order[key].path)
     return None
 
 

@@ -158,4 +158,10 @@ def split_target(target: str) -> tuple[str, str | None, str | None]:
         raise InvalidName(f"dataset name {target!r} starts with '.'; '.' only separates a component (name.component)")
     if dot and not component:
         raise InvalidName(f"{target!r} ends with '.'; write name.component, e.g. 'spectrum.coords.energy'")
-    return check_name(name), component or None, stage or None
+    try:
+        check_name(name)
+    except InvalidName as exc:
+        if not (dot or colon):
+            raise
+        raise InvalidName(f"{exc}; in {target!r} the name ends at '.' (a component) or ':' (a stage)") from None
+    return name, component or None, stage or None

@@ -308,6 +308,7 @@ def open(  # noqa: A001 - labshelf.open is the natural name, as in h5py.File / x
     if path is not None and output is not None:
         raise ShelfError("give the shelf as path or as output=, not both")
     target = path if path is not None else output
+    record_parents = False
     if target is None and not inputs:
         raise ShelfError("labshelf.open needs a shelf: a path, output=, or inputs=")
     if inputs is not None and (isinstance(inputs, (str, os.PathLike, RepoSpec)) or not isinstance(inputs, Sequence)):
@@ -319,9 +320,7 @@ def open(  # noqa: A001 - labshelf.open is the natural name, as in h5py.File / x
         )
         role = "output" if output is not None or input_specs else "shelf"
         registry, datastore, where, open_mode = _open_one(spec, mode, role=role)
-        if input_specs and not _parents(registry) and open_mode == "rw":
-            with registry.db.write() as txn:
-                registry.set_info(txn, {PARENTS_KEY: json.dumps([s.to_json() for s in input_specs])})
+        record_parents = bool(input_specs) and not _parents(registry) and open_mode == "rw"
         if not input_specs:
             input_specs = _parents(registry)
         own_tags = {spec.tag} if spec.tag else set()
@@ -332,6 +331,10 @@ def open(  # noqa: A001 - labshelf.open is the natural name, as in h5py.File / x
         input_specs = [*input_specs, *_parents(registry)]
     try:
         repositories = _open_inputs(input_specs, seen={_identity(where)}, inherited=frozenset())
+        if target is not None and record_parents:
+            # Only once every input opened: a refused one is never recorded.
+            with registry.db.write() as txn:
+                registry.set_info(txn, {PARENTS_KEY: json.dumps([s.to_json() for s in input_specs])})
     except Exception:
         registry.db.dispose()
         raise

@@ -32,7 +32,7 @@ from .registry.registry import Registry
 from .writer import Writer
 
 if TYPE_CHECKING:
-    from .collections import CollectionInfo, Repository, SearchPath
+    from .collections import Batch, CollectionInfo, Leaf, Repository, SearchPath
     from .derived import ReprocessReport
     from .run import Run
     from .runview import RunView
@@ -76,6 +76,7 @@ class Shelf:
         self._by_where = {repo.where: repo for repo in self._repos}
         self.cache = ReadCache(cache_bytes)
         self.default_collections = collections
+        self._leaf_memo: dict[tuple[tuple[str, ...], str | None], tuple[Any, list[Leaf], list[Batch]]] = {}
 
     # -- identity and lifecycle --------------------------------------------------
 
@@ -396,14 +397,14 @@ class Shelf:
             collections = [f"run/{number}"]
         search = self._search(tag)
         names = self._collection_list(collections)
+        if names is None and stage is not None:
+            names = search.staged(stage)  # every collection that carries the stage
         if names is None:
-            if stage is not None:
-                raise CollectionNotFound(f"a stage ({name}:{stage}) limits a search through collections; give collections=")
             return self._newest(search, name, key, data_id)
         from .collections import first_match
 
-        leaves = search.leaves(names, stage=stage)
-        ref = first_match(leaves, name, key)
+        leaves, plan = self._plan(search, names, stage)
+        ref = first_match(plan, name, key)
         if ref is None:
             where = f" with stage {stage!r}" if stage else ""
             raise DatasetNotFound(
@@ -413,6 +414,31 @@ class Shelf:
                 f"{', e.g. ' + ', '.join(leaf.name for leaf in leaves[:5]) if leaves else ''})"
             )
         return ref
+
+    def _plan(self, search: SearchPath, names: list[str], stage: str | None) -> tuple[list[Leaf], list[Batch]]:
+        """``search.leaves`` and their query batches, remembered while the definitions stay the same.
+
+        Only for a shelf of one repository: there a chain's expansion depends
+        on its definitions alone (``Collections.defined`` returns the same
+        dict until the generation number changes), so one indexed read of
+        that number replaces walking the chain on every get.
+        """
+        from .collections import batches
+
+        if len(search.repos) != 1:
+            leaves = search.leaves(names, stage=stage)
+            return leaves, batches(leaves)
+        defined = search.defined(search.repos[0])
+        memo_key = (tuple(names), stage)
+        found = self._leaf_memo.get(memo_key)
+        if found is not None and found[0] is defined:
+            return found[1], found[2]
+        leaves = search.leaves(names, stage=stage)
+        plan = batches(leaves)
+        if len(self._leaf_memo) > 256:
+            self._leaf_memo.clear()
+        self._leaf_memo[memo_key] = (defined, leaves, plan)
+        return leaves, plan
 
     def _collection_list(self, collections: Any) -> list[str] | None:
         chosen = collections if collections is not None else self.default_collections

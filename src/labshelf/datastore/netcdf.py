@@ -113,19 +113,20 @@ class XarrayFormatter(Formatter):
             times = json.loads(_text(f[ref.name].attrs.get(_TIME_DTYPES_ATTR)) or "{}")
         # Opened lazily: only the chosen variable (and its index coordinates)
         # is read from the file.
+        array = None
         with xr.open_dataset(path, engine="h5netcdf", group=ref.name, decode_times=_time_decoder(xr)) as dataset:
             if component == "attrs":
                 return {k: v for k, v in dataset.attrs.items() if k not in (_CLASS_ATTR, _TIME_DTYPES_ATTR)}
             if component.startswith("coords."):
                 key = component[len("coords.") :]
-                if key not in dataset.coords:
-                    raise self.no_component(paths, ref, component)
-                array = dataset.coords[key].load()
+                if key in dataset.coords:
+                    array = dataset.coords[key].load()
             else:
                 key = _DATA if component == _UNNAMED else component
-                if component not in dataset.data_vars:
-                    raise self.no_component(paths, ref, component)
-                array = dataset[component].load()
+                if component in dataset.data_vars:
+                    array = dataset[component].load()
+        if array is None:  # listed once the file is closed: HDF5 refuses a second open meanwhile
+            raise self.no_component(paths, ref, component)
         if key in times:
             array = array.astype(times[key])
         return array.assign_coords({k: array[k].astype(d) for k, d in times.items() if k in array.coords and k != key})

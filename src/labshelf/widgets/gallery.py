@@ -1,0 +1,259 @@
+"""Gallery: thumbnails of one image dataset across runs, and a viewer for the full image.
+
+The grid is made of the PNG thumbnails the registry keeps for every image
+since put time, so it never opens a data file; pages of tiles are sent as
+the user scrolls.  Clicking a tile asks for the image itself: Python reads
+it, shrinks it by block means to the size of the screen and sends the raw
+values (``uint16`` or ``float32``), which the browser draws with a colour
+map, a colour bar and the value under the mouse.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import traitlets
+from sqlalchemy import select
+
+from ..errors import DatasetNotFound, UnsupportedValue, close_matches
+from ..names import check_name, data_id_key, label, normalize_data_id
+from ..registry.schema import datasets
+from ._base import Reply, ShelfWidget, esm, static_text
+from ._images import pixels_for_screen
+
+#: Largest page of tiles, and largest screen side (pixels) the viewer may ask for.
+MAX_PAGE = 500
+MAX_SCREEN = 8192
+#: Tiles shown by the static HTML fallback.
+FALLBACK_TILES = 12
+
+
+class Gallery(ShelfWidget):
+    """Thumbnails of one image dataset across runs; click one to see the image itself.
+
+    Parameters
+    ----------
+    shelf
+        The shelf.
+    name
+        An image dataset (e.g. ``"camera/image"``).
+    runs
+        The runs to show, as a :class:`~labshelf.RunView` in its order
+        (``shelf.runs.query("temperature > 300")``); None for every run,
+        newest first.  Runs without the image are left out.
+    labels
+        Run table columns shown in each caption (``["temperature"]``).
+    page_size
+        Tiles per page; more load as the grid is scrolled.
+    data_id
+        The data ID of the image dataset, if it has one.
+
+    Raises
+    ------
+    DatasetNotFound
+        No run has a dataset of this name (close names are suggested).
+    UnsupportedValue
+        The dataset is not an image.
+    QuerySyntaxError
+        A label is not a column of the run table.
+    """
+
+    _esm = esm("gallery.js")
+    _css = static_text("gallery.css")
+
+    name = traitlets.Unicode("", read_only=True).tag(sync=True)
+    #: Number of runs with the image (the tiles there are to scroll through).
+    count = traitlets.Int(0, read_only=True).tag(sync=True)
+    #: The run table columns each caption shows.
+    labels = traitlets.List(traitlets.Unicode(), read_only=True).tag(sync=True)
+    page_size = traitlets.Int(48).tag(sync=True)
+
+    def __init__(
+        self,
+        shelf: Any,
+        name: str,
+        runs: Any = None,
+        labels: Iterable[str] = (),
+        page_size: int = 48,
+        *,
+        data_id: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        from ..runview import RunView
+        from ..shelf import Shelf
+
+        if not isinstance(shelf, Shelf):
+            raise TypeError(f"Gallery shows the images of a Shelf, not of a {type(shelf).__name__}")
+        check_name(name)
+        if runs is not None and not (isinstance(runs, RunView) and runs._shelf is shelf):
+            raise TypeError("runs= takes a RunView of the same shelf (shelf.runs.query(...)) or None for every run")
+        if isinstance(labels, str):
+            labels = [labels]
+        labels = list(labels)
+        if not all(isinstance(c, str) for c in labels):
+            raise TypeError(f"labels= takes column names (str), not {labels!r}")
+        if labels:
+            shelf.runs[labels]  # QuerySyntaxError naming an unknown column, with suggestions
+        if isinstance(page_size, bool) or not isinstance(page_size, int) or not 1 <= page_size <= MAX_PAGE:
+            raise ValueError(f"page_size is an int from 1 to {MAX_PAGE}, not {page_size!r}")
+        self._shelf = shelf
+        self._data_id = normalize_data_id(data_id)
+        self._key = data_id_key(self._data_id)
+        self._label = label(name, self._data_id)
+        self._labels = labels
+        self._check_image(name)
+        self._dataset_name = name
+        self._numbers = self._runs_with_image(name, runs)
+        super().__init__(page_size=page_size, **kwargs)
+        self.set_trait("name", self._label)
+        self.set_trait("count", len(self._numbers))
+        self.set_trait("labels", labels)
+
+    def __repr__(self) -> str:
+        return f"<Gallery {self._label!r}: {len(self._numbers)} runs of {self._shelf.where}>"
+
+    # -- construction checks ------------------------------------------------------------
+
+    def _check_image(self, name: str) -> None:
+        where = (datasets.c.name == name) & (datasets.c.data_id == self._key)
+        with self._shelf._registry.db.read() as txn:
+            if txn.first(select(datasets.c.run).where(where, datasets.c.summary_kind == "image").limit(1)):
+                return
+            found = txn.first(select(datasets.c.kind).where(where).limit(1))
+            if found is not None:
+                images = txn.scalars(select(datasets.c.name).where(datasets.c.summary_kind == "image").distinct())
+                shown = ", ".join(repr(n) for n in sorted(images)[:10]) or "none"
+                raise UnsupportedValue(
+                    f"{self._label!r} is a {found.kind} dataset, not an image; the gallery shows image datasets "
+                    f"(2-D or HxWx3/4 arrays). Images on this shelf: {shown}"
+                )
+            names = txn.scalars(select(datasets.c.name).distinct())
+        if name in names:
+            raise DatasetNotFound(f"no run has {self._label!r}: the dataset {name!r} exists only with other data IDs")
+        raise DatasetNotFound(f"no run of {self._shelf.where} has a dataset {name!r}{close_matches(name, names)}")
+
+    def _runs_with_image(self, name: str, view: Any) -> list[int]:
+        """The runs to show, in order: newest first, or the order of ``view``."""
+        query = select(datasets.c.run).where(
+            datasets.c.name == name, datasets.c.data_id == self._key, datasets.c.summary_kind == "image"
+        )
+        with self._shelf._registry.db.read() as txn:
+            if view is None:
+                return list(txn.scalars(query.order_by(datasets.c.run.desc())))
+            having = set(txn.scalars(query))
+        return [n for n in view.numbers() if n in having]
+
+    # -- requests from the browser ------------------------------------------------------
+
+    def rpc_page(self, offset: int = 0, limit: int | None = None) -> Reply:
+        """Tiles ``offset`` to ``offset + limit``: run, caption and thumbnail (a PNG buffer)."""
+        limit = self.page_size if limit is None else limit
+        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+            raise ValueError(f"offset is an int >= 0, not {offset!r}")
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
+            raise ValueError(f"limit is an int from 1 to {MAX_PAGE}, not {limit!r}")
+        numbers = self._numbers[offset : offset + limit]
+        thumbnails = self._thumbnails(numbers)
+        captions = self._captions(numbers)
+        tiles: list[dict[str, Any]] = []
+        buffers: list[bytes] = []
+        for number in numbers:
+            png = thumbnails.get(number)
+            tiles.append({"run": number, "caption": captions[number], "image": len(buffers) if png else None})
+            if png:
+                buffers.append(png)
+        result = {"tiles": tiles, "more": offset + len(numbers) < len(self._numbers), "total": len(self._numbers)}
+        return Reply(result, buffers)
+
+    def rpc_image(self, run: int, width: int = 1024, height: int = 768) -> Reply:
+        """The image of ``run`` shrunk to fit ``width`` x ``height`` screen pixels, as raw values.
+
+        The result describes the pixels (see :func:`._images.pixels_for_screen`);
+        the one buffer holds them, row by row, little-endian.
+        """
+        if isinstance(run, bool) or not isinstance(run, int):
+            raise ValueError(f"run is a run number (an int), not {run!r}")
+        for side, value in (("width", width), ("height", height)):
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_SCREEN:
+                raise ValueError(f"{side} is an int from 1 to {MAX_SCREEN} (screen pixels), not {value!r}")
+        image = self._shelf.get(self._dataset_name, run=run, data_id=self._data_id or None)
+        info, pixels = pixels_for_screen(image, width, height)
+        info.update(run=run, title=f"run {run} · {self._label}", caption=self._captions([run])[run])
+        return Reply(info, [pixels])
+
+    # -- what tiles show ----------------------------------------------------------------
+
+    def _thumbnails(self, numbers: Sequence[int]) -> dict[int, bytes]:
+        if not numbers:
+            return {}
+        query = select(datasets.c.run, datasets.c.thumbnail).where(
+            datasets.c.name == self._dataset_name, datasets.c.data_id == self._key, datasets.c.run.in_(list(numbers))
+        )
+        with self._shelf._registry.db.read() as txn:
+            return {run: bytes(png) for run, png in txn.tuples(query) if png}
+
+    def _captions(self, numbers: Sequence[int]) -> dict[int, str]:
+        """``run 12 · temperature=301.2`` for each run: the label columns of just these runs."""
+        if not self._labels or not numbers:
+            return {n: f"run {n}" for n in numbers}
+        table = self._shelf.runs.where(run=list(numbers))[self._labels].to_pandas(thumbnails=False)
+        out = {}
+        for number in numbers:
+            parts = [f"run {number}"]
+            if number in table.index:
+                row = table.loc[number]
+                parts += [f"{column}={_format(row[column])}" for column in self._labels]
+            out[number] = " · ".join(parts)
+        return out
+
+    # -- without a widget front end ----------------------------------------------------------------
+
+    def fallback_html(self) -> str:
+        """The first thumbnails with their captions, for nbconvert and other static views."""
+        numbers = self._numbers[:FALLBACK_TILES]
+        thumbnails = self._thumbnails(numbers)
+        captions = self._captions(numbers)
+        tiles = []
+        for number in numbers:
+            png = thumbnails.get(number)
+            image = (
+                f"<img src='data:image/png;base64,{base64.b64encode(png).decode()}' alt='run {number}'/>" if png else ""
+            )
+            tiles.append(
+                f"<figure style='display:inline-block;margin:4px;text-align:center'>{image}"
+                f"<figcaption>{html.escape(captions[number])}</figcaption></figure>"
+            )
+        more = len(self._numbers) - len(numbers)
+        tail = f"<p>… and {more:,} more runs</p>" if more > 0 else ""
+        return (
+            f"<div class='labshelf-gallery-static'><p>{html.escape(self._label)}: {len(self._numbers):,} runs</p>"
+            f"{''.join(tiles)}{tail}</div>"
+        )
+
+
+def _format(value: Any) -> str:
+    """A caption value: short numbers, plain text, lists joined."""
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return "–" if math.isnan(value) else f"{value:.6g}"
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    if isinstance(value, bytes):
+        return "(image)"
+    if type(value).__name__ in ("NaTType", "NAType"):
+        return "–"
+    if hasattr(value, "strftime"):
+        return str(value.strftime("%Y-%m-%d %H:%M"))
+    if hasattr(value, "item"):  # numpy scalars
+        return _format(value.item())
+    return str(value)
+
+
+__all__ = ["Gallery"]

@@ -1,0 +1,439 @@
+// DatasetTree view (Python side: labshelf/widgets/tree.py).
+// Children are asked for when a node opens, a page at a time; a preview when
+// a node is selected.  Selectors used by the browser tests: .labshelf-tree,
+// input.ls-search, [data-node], .ls-toggle, .ls-label, .ls-meta, .ls-more,
+// .ls-selected, .ls-preview, .ls-code, button.ls-copy, .ls-error.
+
+/**
+ * @typedef {{id: string, name: string, kind: string, meta: string, expandable: boolean, expand?: boolean}} TreeNode
+ * @typedef {{nodes: TreeNode[], more: boolean, offset: number}} Page
+ * @typedef {{node: string, title: string, kind: string, fields?: [string, string][], text?: string | null,
+ *            note?: string, image?: number, table?: {columns: string[], dtypes: string[], rows: string[][]},
+ *            code?: string}} Preview
+ */
+
+/** Milliseconds the search waits after the last key before asking (Enter asks at once). */
+const SEARCH_DELAY_MS = 300;
+
+/**
+ * @param {string} tag
+ * @param {string} [className]
+ * @param {string} [text]
+ * @returns {HTMLElement}
+ */
+function h(tag, className, text) {
+  const element = document.createElement(tag);
+  if (className) element.className = className;
+  if (text !== undefined) element.textContent = text;
+  return element;
+}
+
+export default {
+  /** @param {{model: any, el: HTMLElement}} context */
+  render({ model, el }) {
+    const rpc = makeRequester(model);
+    const root = h("div", "labshelf-widget labshelf-tree");
+    const bar = h("div", "ls-bar");
+    const search = /** @type {HTMLInputElement} */ (h("input", "ls-search"));
+    search.type = "search";
+    search.placeholder = "Filter dataset names";
+    search.setAttribute("aria-label", "Filter dataset names");
+    bar.append(search);
+    const error = h("div", "ls-error");
+    error.setAttribute("role", "alert");
+    error.hidden = true;
+    const body = h("div", "ls-body");
+    const scroll = h("div", "ls-scroll");
+    const top = h("ul", "ls-children ls-top");
+    top.setAttribute("role", "tree");
+    scroll.append(top);
+    const preview = h("div", "ls-preview");
+    preview.setAttribute("aria-live", "polite");
+    preview.append(h("div", "ls-hint", "Select a run or a dataset to preview it."));
+    body.append(scroll, preview);
+    root.append(bar, error, body);
+    el.append(root);
+
+    let term = "";
+    // Bumped when the search changes: answers for an older listing are dropped.
+    let generation = 0;
+    let previewToken = 0;
+    /** @type {ReturnType<typeof setTimeout> | undefined} */
+    let searchTimer;
+    /** @type {string[]} */
+    let objectURLs = [];
+    let closed = false;
+
+    /** @param {unknown} problem */
+    function showError(problem) {
+      if (closed) return;
+      const message = problem instanceof Error ? problem.message : String(problem);
+      if (message === "view closed") return;
+      error.textContent = message;
+      error.hidden = false;
+    }
+
+    function clearError() {
+      error.textContent = "";
+      error.hidden = true;
+    }
+
+    /**
+     * Ask for one page of a node's children and add it to ``container``.
+     * @param {HTMLElement} container
+     * @param {string} nodeId
+     * @param {number} offset
+     */
+    async function loadPage(container, nodeId, offset) {
+      const asked = generation;
+      const { result } = await rpc.request("children", {
+        node: nodeId,
+        offset,
+        limit: model.get("page_size"),
+        search: term,
+      });
+      if (asked !== generation || closed) return;
+      const page = /** @type {Page} */ (result);
+      const opened = [];
+      for (const node of page.nodes) {
+        const item = renderNode(node);
+        container.append(item);
+        if (node.expand) opened.push(item);
+      }
+      if (page.more) {
+        const holder = h("li", "ls-more-item");
+        const more = /** @type {HTMLButtonElement} */ (h("button", "ls-more", "more…"));
+        more.type = "button";
+        more.dataset.offset = String(offset + page.nodes.length);
+        more.dataset.parent = nodeId;
+        holder.append(more);
+        container.append(holder);
+      }
+      clearError();
+      for (const item of opened) expand(item);
+    }
+
+    /**
+     * @param {TreeNode} node
+     * @returns {HTMLElement}
+     */
+    function renderNode(node) {
+      const item = h("li", `ls-node ls-kind-${node.kind}`);
+      item.dataset.node = node.id;
+      item.setAttribute("role", "treeitem");
+      const row = h("div", "ls-row");
+      if (node.expandable) {
+        const toggle = h("span", "ls-toggle", "▸");
+        toggle.setAttribute("role", "button");
+        toggle.setAttribute("aria-label", `open ${node.name}`);
+        toggle.tabIndex = 0;
+        item.setAttribute("aria-expanded", "false");
+        row.append(toggle);
+      } else {
+        row.append(h("span", "ls-spacer"));
+      }
+      const label = h("span", "ls-label");
+      label.tabIndex = 0;
+      label.title = node.id;
+      label.append(h("span", "ls-name", node.name), h("span", "ls-meta", node.meta));
+      row.append(label);
+      item.append(row);
+      if (node.id === model.get("selected")) item.classList.add("ls-selected");
+      return item;
+    }
+
+    /** @param {HTMLElement} item */
+    async function expand(item) {
+      if (item.classList.contains("ls-open")) return;
+      item.classList.add("ls-open");
+      item.setAttribute("aria-expanded", "true");
+      const toggle = item.querySelector(":scope > .ls-row > .ls-toggle");
+      if (toggle) toggle.textContent = "▾";
+      const children = h("ul", "ls-children");
+      children.setAttribute("role", "group");
+      const loading = h("li", "ls-loading", "loading…");
+      children.append(loading);
+      item.append(children);
+      try {
+        await loadPage(children, item.dataset.node || "", 0);
+        if (!children.querySelector(":scope > [data-node]")) {
+          children.append(h("li", "ls-empty", term ? "no matching datasets" : "(empty)"));
+        }
+      } catch (problem) {
+        showError(problem);
+        collapse(item);
+      } finally {
+        loading.remove();
+      }
+    }
+
+    /** @param {HTMLElement} item */
+    function collapse(item) {
+      item.classList.remove("ls-open");
+      item.setAttribute("aria-expanded", "false");
+      const toggle = item.querySelector(":scope > .ls-row > .ls-toggle");
+      if (toggle) toggle.textContent = "▸";
+      item.querySelector(":scope > .ls-children")?.remove();
+    }
+
+    /** @param {HTMLElement} item */
+    function select(item) {
+      const id = item.dataset.node || "";
+      markSelected(id);
+      if (model.get("selected") === id) {
+        loadPreview(id);
+        return;
+      }
+      // The change event (onSelectedChange) loads the preview.
+      model.set("selected", id);
+      model.save_changes();
+    }
+
+    /** @param {string} id */
+    function markSelected(id) {
+      for (const old of root.querySelectorAll(".ls-selected")) {
+        old.classList.remove("ls-selected");
+        old.removeAttribute("aria-selected");
+      }
+      const item = id ? root.querySelector(`[data-node="${CSS.escape(id)}"]`) : null;
+      if (item) {
+        item.classList.add("ls-selected");
+        item.setAttribute("aria-selected", "true");
+      }
+    }
+
+    /** @param {string} id */
+    async function loadPreview(id) {
+      const token = ++previewToken;
+      if (!id) {
+        renderPreview(null, []);
+        return;
+      }
+      preview.classList.add("ls-busy");
+      try {
+        const { result, buffers } = await rpc.request("preview", { node: id });
+        if (token !== previewToken || closed) return;
+        renderPreview(/** @type {Preview} */ (result), buffers);
+        clearError();
+      } catch (problem) {
+        if (token === previewToken) showError(problem);
+      } finally {
+        if (token === previewToken) preview.classList.remove("ls-busy");
+      }
+    }
+
+    function revokeURLs() {
+      for (const url of objectURLs) URL.revokeObjectURL(url);
+      objectURLs = [];
+    }
+
+    /**
+     * @param {Preview | null} found
+     * @param {DataView[]} buffers
+     */
+    function renderPreview(found, buffers) {
+      revokeURLs();
+      preview.replaceChildren();
+      if (!found) {
+        preview.append(h("div", "ls-hint", "Select a run or a dataset to preview it."));
+        return;
+      }
+      preview.append(h("div", "ls-title", found.title));
+      if (found.fields && found.fields.length) {
+        const table = h("table", "ls-fields");
+        for (const [key, value] of found.fields) {
+          const row = h("tr");
+          row.append(h("th", "", key), h("td", "", value));
+          table.append(row);
+        }
+        preview.append(table);
+      }
+      if (found.note) preview.append(h("div", "ls-note", found.note));
+      if (typeof found.image === "number" && buffers[found.image]) {
+        const url = pngURL(buffers[found.image]);
+        objectURLs.push(url);
+        const img = /** @type {HTMLImageElement} */ (h("img", "ls-thumbnail"));
+        img.src = url;
+        img.alt = found.title;
+        preview.append(img);
+      }
+      if (found.table) {
+        const table = h("table", "ls-head");
+        const names = h("tr");
+        const dtypes = h("tr", "ls-dtypes");
+        found.table.columns.forEach((name, i) => {
+          names.append(h("th", "", name));
+          dtypes.append(h("th", "", found.table?.dtypes[i] ?? ""));
+        });
+        const head = h("thead");
+        head.append(names, dtypes);
+        const rows = h("tbody");
+        for (const cells of found.table.rows) {
+          const row = h("tr");
+          for (const cell of cells) row.append(h("td", "", cell));
+          rows.append(row);
+        }
+        table.append(head, rows);
+        const holder = h("div", "ls-table-scroll");
+        holder.append(table);
+        preview.append(holder);
+      }
+      if (found.text) preview.append(h("pre", "ls-values", found.text));
+      if (found.code) {
+        const codebar = h("div", "ls-codebar");
+        const code = h("pre", "ls-code", found.code);
+        const copy = /** @type {HTMLButtonElement} */ (h("button", "ls-copy", "copy"));
+        copy.type = "button";
+        copy.title = "Copy the code";
+        codebar.append(code, copy);
+        preview.append(codebar);
+      }
+    }
+
+    /**
+     * Copy the code: the clipboard API where the page may use it, else select
+     * the text and try the older copy command (the user can press Ctrl+C).
+     * @param {HTMLButtonElement} button
+     */
+    async function copyCode(button) {
+      const code = button.parentElement?.querySelector(".ls-code");
+      if (!code) return;
+      const text = code.textContent || "";
+      let copied = false;
+      if (navigator.clipboard && window.isSecureContext) {
+        try {
+          await navigator.clipboard.writeText(text);
+          copied = true;
+        } catch {
+          copied = false;
+        }
+      }
+      if (!copied) {
+        const range = document.createRange();
+        range.selectNodeContents(code);
+        const selection = window.getSelection();
+        selection?.removeAllRanges();
+        selection?.addRange(range);
+        try {
+          copied = document.execCommand("copy");
+        } catch {
+          copied = false;
+        }
+      }
+      button.textContent = copied ? "copied" : "press Ctrl+C";
+      setTimeout(() => {
+        if (!closed) button.textContent = "copy";
+      }, 1500);
+    }
+
+    function reload() {
+      generation += 1;
+      top.replaceChildren();
+      loadPage(top, "", 0)
+        .then(() => {
+          if (!top.querySelector("[data-node]")) {
+            top.append(h("li", "ls-empty", term ? "no run has a matching dataset" : "no runs yet"));
+          }
+        })
+        .catch(showError);
+    }
+
+    /** @param {MouseEvent} event */
+    function onClick(event) {
+      const target = /** @type {HTMLElement} */ (event.target);
+      const more = /** @type {HTMLButtonElement | null} */ (target.closest(".ls-more"));
+      if (more) {
+        more.disabled = true;
+        const holder = more.parentElement;
+        const container = /** @type {HTMLElement} */ (holder?.parentElement);
+        loadPage(container, more.dataset.parent || "", Number(more.dataset.offset))
+          .then(() => holder?.remove())
+          .catch((problem) => {
+            more.disabled = false;
+            showError(problem);
+          });
+        return;
+      }
+      const copy = /** @type {HTMLButtonElement | null} */ (target.closest(".ls-copy"));
+      if (copy) {
+        copyCode(copy);
+        return;
+      }
+      const item = /** @type {HTMLElement | null} */ (target.closest("[data-node]"));
+      if (!item) return;
+      if (target.closest(".ls-toggle")) {
+        if (item.classList.contains("ls-open")) collapse(item);
+        else expand(item);
+      } else if (target.closest(".ls-label")) {
+        select(item);
+      }
+    }
+
+    /** @param {KeyboardEvent} event */
+    function onKey(event) {
+      const target = /** @type {HTMLElement} */ (event.target);
+      const item = /** @type {HTMLElement | null} */ (target.closest("[data-node]"));
+      if (!item || target === search) return;
+      const open = item.classList.contains("ls-open");
+      const expandable = item.querySelector(":scope > .ls-row > .ls-toggle") !== null;
+      if (event.key === "Enter" || event.key === " ") {
+        event.preventDefault();
+        if (target.classList.contains("ls-toggle")) {
+          if (open) collapse(item);
+          else expand(item);
+        } else {
+          select(item);
+        }
+      } else if (event.key === "ArrowRight" && expandable && !open) {
+        expand(item);
+      } else if (event.key === "ArrowLeft" && open) {
+        collapse(item);
+      }
+    }
+
+    function onSearchInput() {
+      clearTimeout(searchTimer);
+      searchTimer = setTimeout(applySearch, SEARCH_DELAY_MS);
+    }
+
+    /** @param {KeyboardEvent} event */
+    function onSearchKey(event) {
+      if (event.key === "Enter") {
+        clearTimeout(searchTimer);
+        applySearch();
+      }
+    }
+
+    function applySearch() {
+      const value = search.value.trim();
+      if (value === term) return;
+      term = value;
+      reload();
+    }
+
+    // A notebook may set tree.selected from Python: show that node's preview.
+    function onSelectedChange() {
+      const id = model.get("selected") || "";
+      markSelected(id);
+      loadPreview(id);
+    }
+
+    root.addEventListener("click", onClick);
+    root.addEventListener("keydown", onKey);
+    search.addEventListener("input", onSearchInput);
+    search.addEventListener("keydown", onSearchKey);
+    model.on("change:selected", onSelectedChange);
+
+    reload();
+    if (model.get("selected")) loadPreview(model.get("selected"));
+
+    return () => {
+      closed = true;
+      clearTimeout(searchTimer);
+      model.off("change:selected", onSelectedChange);
+      rpc.close();
+      revokeURLs();
+      root.remove();
+    };
+  },
+};

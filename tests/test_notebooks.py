@@ -36,12 +36,14 @@ SHOWS = {
                          "Temperature per run"],
     "derived-variables.ipynb": ["60 computed", "derived/centre_x", "derived/drift", "derived/peak_energy",
                                 "0 computed, 60 up to date"],
+    "collections.ipynb": ["('calib/blessed',)", "CHAINED collection 'calib/current'", "['image', 'psf_sigma']",
+                          "(10, 20) (32, 32) (128, 128)"],
 }
 
 
 def test_the_notebooks_are_there() -> None:
     names = {p.name for p in ALL}
-    assert {"quickstart.ipynb", "derived-variables.ipynb"} <= names, names
+    assert {"quickstart.ipynb", "derived-variables.ipynb", "collections.ipynb"} <= names, names
 
 
 @pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)

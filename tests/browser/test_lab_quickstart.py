@@ -7,6 +7,7 @@ sees: every widget renders, and the bokeh plot draws with inline resources
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ def test_quickstart_renders_its_widgets_and_plot(lab: Lab, page: Any) -> None:
     expect(page.locator(".labshelf-runtable")).to_have_count(2)
     for widget in page.locator(".labshelf-runtable").all():
         expect(widget.locator("tbody tr[data-run]").first).to_be_attached()
+        expect(widget.locator(".ls-count")).to_have_text(re.compile(r"^\d+ runs$"))
     expect(page.locator(".labshelf-tree [data-node]").first).to_be_attached()
     expect(page.locator(".labshelf-gallery .ls-tile").first).to_be_attached()
 

@@ -13,9 +13,12 @@ whether it passed or not.
   workspace, a startup file); ``test_lab_smoke.py`` checks the kernel's Python.
 - The server is its own process group and is stopped by ``killpg`` on its
   own pid, which ends its kernels too.
-- Chromium is Debian's (``/usr/bin/chromium``; ``make test`` installs it
-  with apt-get when run as root).  Without it the browser tests are skipped
-  with a message, except under ``CI=true``, where that is a failure.
+- Chromium is Debian's (``/usr/bin/chromium``, or ``$LABSHELF_CHROMIUM``;
+  ``make test`` installs it with apt-get when run as root).  Without it the
+  browser tests are skipped with a message, except under ``CI=true``, where
+  that is a failure.
+- After each test its page is closed and every kernel of the server shut
+  down, so finished scenarios do not keep polling on the shared CPUs.
 
 The server root holds ``demo.shelf``, a 30-run demo shelf built once per
 session; notebooks are written next to it by :meth:`Lab.open_notebook`.

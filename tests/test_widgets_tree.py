@@ -8,6 +8,7 @@ the answers is the browser tests' part (tests/browser/).
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import shutil
@@ -223,6 +224,14 @@ def test_fallback_html_is_a_short_static_list(many_runs: labshelf.Shelf) -> None
 # -- datasets of every kind ---------------------------------------------------------------------------
 
 
+@dataclasses.dataclass
+class Calibration:
+    """A composite: stored component by component."""
+
+    gain: float
+    offsets: np.ndarray
+
+
 @pytest.fixture
 def kinds(shelf: labshelf.Shelf) -> labshelf.Shelf:
     rng = np.random.default_rng(5)
@@ -240,6 +249,7 @@ def kinds(shelf: labshelf.Shelf) -> labshelf.Shelf:
         run.append("grown", np.ones((3000, 2)))
         run.put("both", 1)
         run.put("both/inner", 2)
+        run.put("calib", Calibration(2.5, np.arange(3.0)))
     return shelf
 
 
@@ -279,7 +289,7 @@ def test_previews_per_kind(kinds: labshelf.Shelf) -> None:
 
     run = tree.rpc_preview("run/1").result
     assert run["code"] == "shelf.run(1)" and ("experiment", "kinds") in run["fields"]
-    assert ("params", '{"gain": 2}') in run["fields"] and ("datasets", "12") in run["fields"]
+    assert ("params", '{"gain": 2}') in run["fields"] and ("datasets", "13") in run["fields"]
     group = tree.rpc_preview("run/1/scan").result
     assert ("datasets", "1") in group["fields"]
     assert [r.name for r in run_code(group["code"], kinds)] == ["scan/x"]
@@ -316,6 +326,29 @@ def test_components_of_composites(kinds: labshelf.Shelf) -> None:
     np.testing.assert_array_equal(np.asarray(run_code(height["code"], kinds)), [1.0, 2.5, 3.0, 4.0, 5.0, 6.0])
     with pytest.raises(DatasetNotFound, match="no component 'nope'"):
         tree.rpc_preview("run/1/peaks#nope")
+
+    # Components beyond variables and columns, as shelf.components names them.
+    assert [n["id"] for n in spectrum[2:]] == ["run/1/spectrum#attrs"]
+    assert [n["id"] for n in peaks[2:]] == ["run/1/peaks#index"]
+    index = tree.rpc_preview("run/1/peaks#index").result
+    assert index["code"] == "shelf.get('peaks.index', run=1)"
+    assert list(run_code(index["code"], kinds)) == list(range(6)) and index["text"].startswith("Index([0, 1, 2")
+
+
+def test_a_composite_lists_its_parts_once(kinds: labshelf.Shelf) -> None:
+    tree = DatasetTree(kinds)
+    listed = [n["id"] for n in all_children(tree, "run/1")]
+    assert "run/1/calib" in listed and not any("." in node for node in listed)  # no "calib.gain" rows
+    calib = next(n for n in tree.rpc_children("run/1")["nodes"] if n["id"] == "run/1/calib")
+    assert calib["kind"] == "composite" and calib["expandable"] is True
+    parts = tree.rpc_children("run/1/calib")["nodes"]
+    assert [(n["id"], n["kind"]) for n in parts] == [("run/1/calib#gain", "component"), ("run/1/calib#offsets", "component")]
+    assert ("components", "gain, offsets") in tree.rpc_preview("run/1/calib").result["fields"]
+    gain = tree.rpc_preview("run/1/calib#gain").result
+    assert gain["text"] == "2.5" and gain["code"] == "shelf.get('calib.gain', run=1)" and run_code(gain["code"], kinds) == 2.5
+    offsets = tree.rpc_preview("run/1/calib#offsets").result
+    assert offsets["text"] == "array([0., 1., 2.])" and ("max", "2") in offsets["fields"]
+    assert run_code(tree.rpc_preview("run/1/calib").result["code"], kinds) == kinds.get("calib", run=1)
 
 
 def test_hdf5_structure_of_file_backed_datasets(kinds: labshelf.Shelf) -> None:
@@ -393,7 +426,7 @@ def test_requests_and_answers_through_the_comm(kinds: labshelf.Shelf) -> None:
     tree._on_request(tree, {"id": "a", "method": "children", "params": {"node": "run/1", "offset": 0}}, [])
     content, buffers = tree.sent[-1]
     assert content["id"] == "a" and buffers == []
-    assert [n["id"] for n in content["result"]["nodes"]] == ["run/1/both", "run/1/both/", "run/1/camera"]
+    assert [n["id"] for n in content["result"]["nodes"]] == ["run/1/both", "run/1/both/", "run/1/calib"]
     assert content["result"]["more"] is True
     json.dumps(content)  # what goes over the wire is JSON
 

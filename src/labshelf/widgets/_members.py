@@ -57,12 +57,8 @@ class Members:
         """Whether a dataset node has members to list (from its registry row alone)."""
         if kind in ("scalar", "ndarray", "image"):
             return in_files
-        if self._has_components():
-            # Composites (xarray, pandas, a plugin's kinds) name their own parts.
-            return True
-        if kind == "pandas":
-            return in_files and dtype == "DataFrame"
-        return in_files and kind == "xarray"
+        # Composites (xarray, pandas, dataclasses, a plugin's kinds) name their parts.
+        return True
 
     def children(
         self, row: Any, dataset_id: str, member: str, offset: int, limit: int
@@ -79,17 +75,15 @@ class Members:
     def _components(self, ref: DatasetRef, dataset_id: str) -> list[dict[str, Any]]:
         """Variables and coordinates of xarray values, columns of tables, and other components.
 
-        Shape, dtype and size come from the file's own metadata; when the
-        shelf can name components (``shelf.components``), those it names
-        beyond the variables and columns (``attrs``, ``index``) are added.
+        Variables and columns are listed from the file's own metadata (shape,
+        dtype, size); the other components ``shelf.components`` names
+        (``attrs``, ``index``, the parts of a dataclass) follow.
         """
-        nodes = []
-        for key, name, kind, meta in self._file_members(ref):
-            nodes.append(_node(f"{dataset_id}#{key}", name, kind, meta, False))
-        names = self._component_names(ref)
-        if names is not None:
-            listed = {key for key, *_ in self._file_members(ref)}
-            nodes += [_node(f"{dataset_id}#{c}", c, "component", "", False) for c in names if _member_of(c) not in listed]
+        members = self._file_members(ref)
+        nodes = [_node(f"{dataset_id}#{key}", name, kind, meta, False) for key, name, kind, meta in members]
+        listed = {key for key, *_ in members}
+        names = self._shelf.components(ref)
+        nodes += [_node(f"{dataset_id}#{c}", c, "component", "", False) for c in names if _member_of(c) not in listed]
         return nodes
 
     def _file_members(self, ref: DatasetRef) -> list[tuple[str, str, str, str]]:
@@ -108,16 +102,6 @@ class Members:
                 for name, dtype, rows, nbytes in _parquet_columns(path)
             ]
         return []
-
-    def _has_components(self) -> bool:
-        return hasattr(self._shelf, "components")
-
-    def _component_names(self, ref: DatasetRef) -> list[str] | None:
-        # shelf.components(ref) names the parts of a composite that
-        # shelf.get("name.<part>") reads alone; older shelves lack it.
-        if not self._has_components():
-            return None
-        return [str(name) for name in self._shelf.components(ref)]
 
     def _h5_children(
         self, ref: DatasetRef, dataset_id: str, member: str, offset: int, limit: int
@@ -206,12 +190,14 @@ class Members:
                 out["text"] = _text(value)
         elif isinstance(ref.summary, (str, int, float)):
             fields.append(("summary", str(ref.summary)))
+        if ref.kind not in ("scalar", "ndarray", "image"):
+            fields.append(("components", ", ".join(self._shelf.components(ref)) or "-"))
         out["fields"] = fields
         return out, buffers
 
     def _component_preview(self, ref: DatasetRef, member: str) -> dict[str, Any]:
-        names = self._component_names(ref)
-        component = _component_for(member, names) if names is not None else None
+        names = self._shelf.components(ref)
+        component = _component_for(member, names)
         listed = {key for key, *_ in self._file_members(ref)}
         data_id = dict(ref.data_id)
         if member in listed:
@@ -225,7 +211,7 @@ class Members:
                 out["code"] = _get_call(f"{ref.name}.{component}", ref.run, data_id)
             return out
         if component is None:
-            known = sorted(listed | set(names or ()))
+            known = sorted(listed | set(names))
             raise DatasetNotFound(f"{ref.label!r} of run {ref.run} has no component {member!r}; it has {known}")
         value = self._shelf.get(f"{ref.name}.{component}", run=ref.run, data_id=data_id or None)
         out = {"title": f"{ref.label}.{component} (run {ref.run})", "kind": "component"}
@@ -506,7 +492,7 @@ def _value_preview(out: dict[str, Any], fields: list[tuple[str, str]], value: An
 
 
 def _text(value: Any) -> str:
-    with np.printoptions(threshold=SMALL_ARRAY + 1, linewidth=100):
+    with np.printoptions(threshold=SMALL_ARRAY + 1, linewidth=75):
         text = repr(value)
     return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
 

@@ -55,7 +55,11 @@ _RUN_PAGES = {
     True: Statement(
         _RUN_PAGE.where(
             select(datasets.c.id)
-            .where(datasets.c.run == runs.c.number, datasets.c.name.ilike(bindparam("pattern"), escape="\\"))
+            .where(
+                datasets.c.run == runs.c.number,
+                datasets.c.name.ilike(bindparam("pattern"), escape="\\"),
+                datasets.c.name.not_like("%.%"),
+            )
             .exists()
         )
     ),
@@ -256,7 +260,9 @@ class DatasetTree(ShelfWidget):
     def _run_preview(self, run: int) -> dict[str, Any]:
         record = self._shelf.run(run).record
         with self._shelf._registry.db.read() as txn:
-            count = txn.scalar(select(func.count()).select_from(datasets).where(datasets.c.run == run))
+            count = txn.scalar(
+                select(func.count()).select_from(datasets).where(datasets.c.run == run, datasets.c.name.not_like("%.%"))
+            )
         fields = [
             ("experiment", record.experiment or "-"),
             ("status", record.status),
@@ -322,7 +328,9 @@ class DatasetTree(ShelfWidget):
         if found is not None:
             return found
         name = self._ordered_name()
-        query = select(*_LIST_COLUMNS).where(datasets.c.run == bindparam("run"))
+        # Rows named "calexp.psf" are components of the composite "calexp",
+        # listed under it (a user's dataset names never hold a ".").
+        query = select(*_LIST_COLUMNS).where(datasets.c.run == bindparam("run"), datasets.c.name.not_like("%.%"))
         if prefix:
             query = query.where(name >= bindparam("low"), name < bindparam("high"))
         if cursor is not None:
@@ -438,7 +446,7 @@ class DatasetTree(ShelfWidget):
             for row in run_rows:
                 names_query = (
                     select(datasets.c.name, datasets.c.data_id)
-                    .where(datasets.c.run == row.number)
+                    .where(datasets.c.run == row.number, datasets.c.name.not_like("%.%"))
                     .order_by(datasets.c.name, datasets.c.data_id)
                     .limit(shown_names + 1)
                 )

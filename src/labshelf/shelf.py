@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +34,7 @@ from .writer import Writer
 if TYPE_CHECKING:
     from .collections import Batch, CollectionInfo, Leaf, Repository, SearchPath
     from .derived import ReprocessReport
+    from .live import Change, Feed, Subscription, Update
     from .run import Run
     from .runview import RunView
 
@@ -76,6 +77,8 @@ class Shelf:
         self._by_where = {repo.where: repo for repo in self._repos}
         self.cache = ReadCache(cache_bytes)
         self.default_collections = collections
+        self._live_feed: Feed | None = None
+        self._subscriptions: set[Subscription] = set()
         self._leaf_memo: dict[tuple[tuple[str, ...], str | None], tuple[Any, list[Leaf], list[Batch]]] = {}
 
     # -- identity and lifecycle --------------------------------------------------
@@ -98,6 +101,10 @@ class Shelf:
     def close(self) -> None:
         """Release database connections.  The shelf cannot be used afterwards."""
         self._closed = True
+        for subscription in list(self._subscriptions):
+            subscription.close()
+        if self._live_feed is not None:
+            self._live_feed.stop()
         self.cache.clear()
         for repo in self._repos:
             repo.registry.db.dispose()
@@ -200,6 +207,93 @@ class Shelf:
         from .runview import RunView
 
         return RunView(self)
+
+    # -- live ---------------------------------------------------------------------------
+
+    def subscribe(
+        self,
+        names: str | Iterable[str],
+        callback: Callable[[Update], Any],
+        *,
+        run: int | str | None = "latest",
+        max_rate: float | None = None,
+        preview: Sequence[int] | None = None,
+        poll: float | None = None,
+    ) -> Subscription:
+        """Call ``callback(update)`` with the current value of matching datasets whenever they change.
+
+        Parameters
+        ----------
+        names
+            Dataset names or glob patterns (``"camera/*"``); names that do not
+            exist yet start delivering when they appear.
+        callback
+            Receives a :class:`labshelf.live.Update`: the current value
+            (rebuilt from appended rows and mutated regions, not re-read),
+            the delta, and how many changes it merges.  In a Jupyter kernel
+            it runs on the kernel's event loop, elsewhere on a worker thread.
+        run
+            A run number, ``"latest"`` (the newest run, following new runs)
+            or None (any run).
+        max_rate
+            At most this many calls per second per dataset; changes in between
+            are merged (the last value always arrives).
+        preview
+            ``(height, width)``: images arrive as block-mean previews of at
+            most that size; ``update.full()`` reads the full frame.
+        poll
+            Seconds between reads of the registry when no wake-up arrives
+            (file systems without change events); default 0.5.
+        """
+        from .live import Subscription
+
+        if self._closed:
+            raise ShelfError("the shelf is closed")
+        subscription = Subscription(
+            self, names, callback, run=run, max_rate=max_rate, preview=preview, poll=poll
+        )
+        self._subscriptions.add(subscription)
+        return subscription
+
+    def changes(
+        self, names: Sequence[str] | None = None, *, since: int | None = None, run: int | None = None
+    ) -> AsyncIterator[Change]:
+        """Iterate (``async for``) over changes after sequence number ``since`` (default: from now).
+
+        Each :class:`labshelf.live.Change` has ``seq``, ``time``, ``kind``
+        (put, append, mutate, broadcast, annotate, collection, run_start,
+        run_end), ``run``, ``name``, ``data_id``, ``version`` and ``payload``;
+        keep the last ``seq`` to resume after a restart.
+        """
+        from .live.subscribe import changes
+
+        return changes(self, names, since, run)
+
+    def last_seq(self) -> int:
+        """The sequence number of the newest change."""
+        return self._registry.last_seq()
+
+    def _feed(self, poll: float | None) -> Feed:
+        from .live import Feed
+        from .live.feed import DEFAULT_POLL
+
+        if self._live_feed is None:
+            folder = None if self._registry.db.dialect.name == "postgresql" else self._sqlite_folder()
+            self._live_feed = Feed(self._registry, folder, poll=poll or DEFAULT_POLL)
+        elif poll is not None:
+            self._live_feed.poll = min(self._live_feed.poll, poll)
+        return self._live_feed
+
+    def _sqlite_folder(self) -> Path:
+        database = self._registry.db.engine.url.database or ""
+        # A read-only URL is "file:<path>?mode=ro" (see registry.engine.sqlite_url).
+        path = database.removeprefix("file:").partition("?")[0]
+        return Path(path).parent
+
+    def _read_uncached(self, ref: DatasetRef, parameters: Mapping[str, Any]) -> Any:
+        """Read past the cache: live updates must not fill it with every frame."""
+        formatter = formatters.by_kind(ref.kind)
+        return self._load(self._repository(ref), formatter, ref, None, formatter.check_parameters(parameters))
 
     # -- annotations -------------------------------------------------------------------
 

@@ -91,6 +91,9 @@ _SET_SUMMARY = Statement(
     .values(summary_value=bindparam("summary_value"))
 )
 
+#: Wakes a shelf's live subscribers on PostgreSQL; the channel is named after the schema.
+NOTIFY_SQL = "SELECT pg_notify('labshelf_' || current_schema(), '')"
+
 #: The ``shelf_info`` key of the context file (derived variables) recorded for a shelf.
 CONTEXT_PATH_KEY = "context_path"
 
@@ -374,6 +377,24 @@ class Registry:
                 "payload": None if payload is None else _dumps(payload),
             },
         )
+        if self.db.dialect.name == "postgresql":
+            # Delivered at commit, once per transaction and channel: wakes
+            # subscribers (live/feed.py), which then read the new rows.
+            txn.execute_sql(NOTIFY_SQL)
+
+    def last_seq(self) -> int:
+        """The newest change sequence number (0 for none)."""
+        with self.db.read() as txn:
+            return int(txn.scalar(select(func.max(changes.c.seq))) or 0)
+
+    def broadcast_value(self, run: int, name: str, data_id: str) -> tuple[str, str | None] | None:
+        """(kind, inline JSON or None) of the latest broadcast of a name, or None."""
+        query = select(broadcasts.c.kind, broadcasts.c.inline).where(
+            (broadcasts.c.run == run) & (broadcasts.c.name == name) & (broadcasts.c.data_id == data_id)
+        )
+        with self.db.read() as txn:
+            row = txn.first(query)
+        return None if row is None else (row.kind, row.inline)
 
     def changes_since(self, seq: int = 0, limit: int = 10_000) -> list[dict[str, Any]]:
         query = select(changes).where(changes.c.seq > seq).order_by(changes.c.seq).limit(limit)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -217,3 +218,62 @@ def test_parse_label() -> None:
     assert parse_label("pmt[channel=2].mean") == ("pmt", {"channel": 2}, "mean")
     assert parse_label("camera/image") == ("camera/image", {}, None)
     assert parse_label("x[det='a', on=True]") == ("x", {"det": "a", "on": True}, None)
+
+
+def test_page_is_a_slice_of_the_table(filled: labshelf.Shelf) -> None:
+    view = filled.runs
+    whole = view.to_pandas()
+    pd.testing.assert_frame_equal(view.page(3, 4), whole.iloc[3:7])
+    assert list(view.page(10, 100).index) == [11, 12]
+    assert view.page(12, 5).empty
+    assert view.page(0, 0).empty
+    # Filters, sorts, limits and column choices are those of the view.
+    chosen = view.query("temperature > 297").sort_values("temperature", ascending=False)
+    assert list(chosen.page(1, 3).index) == chosen.numbers()[1:4] == [11, 10, 9]
+    assert list(view.tail(5).page(1, 2).index) == [9, 10]
+    assert list(view.latest(4).page(2, 10).index) == [10, 9]
+    narrow = view[["temperature", "camera/image"]].page(0, 2)
+    assert list(narrow.columns) == ["temperature", "camera/image"]
+    assert isinstance(narrow.loc[1, "camera/image"], bytes)
+    assert view.page(0, 2, thumbnails=False)["camera/image"].tolist() == ["32x32 uint8"] * 2
+    for bad in (-1, 1.5, True, "3"):
+        with pytest.raises(labshelf.errors.QuerySyntaxError, match="int >= 0"):
+            view.page(bad, 3)  # type: ignore[arg-type]
+        with pytest.raises(labshelf.errors.QuerySyntaxError, match="int >= 0"):
+            view.page(0, bad)  # type: ignore[arg-type]
+
+
+def test_page_reads_only_its_runs(filled: labshelf.Shelf, traced: list[str]) -> None:
+    page = filled.runs.sort_values("count", ascending=False).page(2, 3)
+    assert list(page.index) == [10, 9, 8]
+    # One query picks the page's runs (with their metadata): the sort, OFFSET and LIMIT in SQL.
+    paging = [s.upper() for s in traced if "OFFSET" in s.upper()]
+    assert len(paging) == 1 and paging[0].lstrip().startswith("SELECT RUNS.NUMBER,"), paging
+    assert "ORDER BY" in paging[0] and "LIMIT" in paging[0]
+    assert not [s for s in traced if re.match(r"\s*SELECT RUNS.NUMBER\s+FROM", s, re.IGNORECASE)]
+    # Summaries and thumbnails are fetched for the page's three runs, by number.
+    summaries = [s for s in traced if s.upper().startswith("SELECT DATASETS.RUN, DATASETS.NAME")]
+    assert summaries and all("IN (" in s.upper() and "SELECT RUNS" not in s.upper() for s in summaries), summaries
+
+
+def test_column_kinds_and_refreshed(filled: labshelf.Shelf) -> None:
+    view = filled.runs
+    kinds = view.column_kinds()
+    assert list(kinds) == view.columns
+    assert kinds == {
+        "start": "time", "end": "time", "status": "text", "experiment": "text", "comment": "text", "tags": "tags",
+        "temperature": "number", "count": "int", "ok": "bool", "note": "text", "camera/image": "image",
+        "pmt[channel=2]": "int",
+    }
+    assert view[["count", "note"]].column_kinds() == {"count": "int", "note": "text"}
+    filled.annotate(1, quality=2.5, operator="ana", checked=True)
+    # A view keeps the columns it has seen; refreshed() looks again.
+    assert "quality" not in view.columns and view.shelf is filled
+    fresh = view.refreshed()
+    assert fresh.column_kinds()["quality"] == "number"
+    assert {k: fresh.column_kinds()[k] for k in ("operator", "checked")} == {"operator": "text", "checked": "bool"}
+    with filled.new_run("x") as run:
+        run.put("temperature", "warm")  # the column now holds numbers and text
+        run.put("z", 1 + 2j)
+    assert filled.runs.column_kinds()["temperature"] == "text"
+    assert filled.runs.column_kinds()["z"] == "complex"

@@ -104,6 +104,11 @@ class RunView:
         # columns (their kinds) serves a whole chain like query().head().
         self._resolver_cache = resolver
 
+    @property
+    def shelf(self) -> Shelf:
+        """The shelf whose runs this view shows."""
+        return self._shelf
+
     def _with(self, **changes: Any) -> RunView:
         return RunView(self._shelf, dataclasses.replace(self._spec, **changes), self._resolver_cache)
 
@@ -254,6 +259,47 @@ class RunView:
         """Columns people edit by hand: the comment, the tags and the user columns."""
         return ["comment", "tags", *self._resolver().user_types]
 
+    def column_kinds(self) -> dict[str, str]:
+        """What each column of the table holds, in column order (one registry query).
+
+        For front ends choosing how to show and edit a column: ``time``
+        (``start``, ``end``), ``text``, ``tags`` (a list of str), ``number``
+        (floats, and array/image means), ``int``, ``bool``, ``complex``,
+        ``image`` (PNG thumbnails in :meth:`to_pandas`).  Dataset columns
+        holding tables or several kinds of values are ``text``, as the frame
+        holds them.
+        """
+        kinds: dict[str, str] = dict.fromkeys(("start", "end"), "time")
+        kinds.update(status="text", experiment="text", comment="text", tags="tags")
+        resolver = self._resolver()
+        kinds.update({name: {"number": "number", "bool": "bool"}.get(t, "text") for name, t in resolver.user_types.items()})
+        query = select(datasets.c.name, datasets.c.data_id, datasets.c.summary_kind, func.min(datasets.c.id)).group_by(
+            datasets.c.name, datasets.c.data_id, datasets.c.summary_kind
+        )
+        with self._shelf._registry.db.read() as txn:
+            rows = txn.tuples(query)
+        held: dict[tuple[str, str], set[str]] = {}
+        first: dict[tuple[str, str], int] = {}
+        for name, key, kind, first_id in rows:
+            held.setdefault((name, key), set()).add(kind)
+            first[(name, key)] = min(first_id, first.get((name, key), first_id))
+        ordered = sorted(held, key=first.__getitem__)
+        for (name, key), column_label in zip(ordered, _labels([n for n, _ in ordered], [k for _, k in ordered]), strict=True):
+            column_label = column_label if column_label not in META_COLUMNS else f"{column_label} (dataset)"
+            kinds[column_label] = _frame_kind(held[(name, key)])
+        if self._spec.columns is not None:
+            return {c: kinds.get(c, "number") for c in self._spec.columns}
+        return kinds
+
+    def refreshed(self) -> RunView:
+        """This view with its column names looked up afresh (new user or dataset columns).
+
+        A view remembers the columns it has seen, so that a chain of
+        operations asks the registry once; a long-lived viewer (a widget)
+        calls this to see the columns added since.
+        """
+        return RunView(self._shelf, self._spec)
+
     def annotate(self, *, comment: Any = ..., tags: Sequence[str] | None = None, **columns: Any) -> int:
         """Annotate every run of this view (see :meth:`Shelf.annotate`)."""
         return self._shelf.annotate(self.numbers(), comment=comment, tags=tags, **columns)
@@ -277,7 +323,31 @@ class RunView:
             if collecting:
                 gc.enable()
 
-    def _to_pandas(self, thumbnails: bool) -> pd.DataFrame:
+    def page(self, offset: int, limit: int, *, thumbnails: bool = True) -> pd.DataFrame:
+        """Rows ``offset`` to ``offset + limit`` of the table, reading only those runs.
+
+        What a scrolling front end asks for: one query picks the page's run
+        numbers (the view's filters and order with OFFSET/LIMIT), and only
+        those runs are fetched and pivoted, so a page of 100 costs the same
+        at the top or the bottom of 100,000 runs.  The frame is what
+        ``to_pandas()`` would give for those rows.
+
+        Parameters
+        ----------
+        offset
+            Index of the first row (0 is the first row of the view).
+        limit
+            How many rows at most.
+        thumbnails
+            As in :meth:`to_pandas`.
+        """
+        for name, value in (("offset", offset), ("limit", limit)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise QuerySyntaxError(f"page(): {name} is an int >= 0, not {value!r}")
+        # A limited view (head/tail) pages over the runs it chose.
+        return self._pinned()._to_pandas(thumbnails, window=(offset, limit))
+
+    def _to_pandas(self, thumbnails: bool, window: tuple[int, int] | None = None) -> pd.DataFrame:
         import numpy as np
         import pandas as pd
 
@@ -286,16 +356,27 @@ class RunView:
         db = self._shelf._registry.db
         annotations = self._shelf._annotations
         with db.read(snapshot=True) as txn:
-            if everything and not spec.order:
+            # ``chosen`` is what the other queries keep to: the view's runs as
+            # a subquery, a page's runs as a plain list, or None for all runs.
+            chosen: Any
+            meta_columns = (runs.c.started, runs.c.ended, runs.c.status, runs.c.experiment, runs.c.comment)
+            meta_rows: list[tuple[Any, ...]] | None = None
+            if window is not None:
+                # A page's runs come with their metadata in the one query.
+                offset, limit = window
+                meta_rows = txn.tuples(self._numbers_query().add_columns(*meta_columns).offset(offset).limit(limit))
+                numbers = [row[0] for row in meta_rows]
+                chosen = numbers
+            elif everything and not spec.order:
                 numbers = txn.scalars(select(runs.c.number).order_by(runs.c.number))
-                chosen: Any = None
+                chosen = None
             else:
                 numbers = txn.scalars(self._numbers_query())
                 if spec.reverse_after_limit:
                     numbers = numbers[::-1]
-                chosen = None if everything else self._numbers_query().subquery()
-            in_view = (lambda column: column.in_(select(chosen.c.number))) if chosen is not None else None
-            meta_query = select(runs.c.number, runs.c.started, runs.c.ended, runs.c.status, runs.c.experiment, runs.c.comment)
+                chosen = None if everything else select(self._numbers_query().subquery().c.number)
+            in_view = (lambda column: column.in_(chosen)) if chosen is not None else None
+            meta_query = select(runs.c.number, *meta_columns)
             summary_query = select(
                 datasets.c.run, datasets.c.name, datasets.c.data_id, datasets.c.summary_kind,
                 datasets.c.summary_value, datasets.c.summary_text,
@@ -306,7 +387,8 @@ class RunView:
             if in_view is not None:
                 meta_query = meta_query.where(in_view(runs.c.number))
                 summary_query = summary_query.where(in_view(datasets.c.run))
-            meta_rows = txn.tuples(meta_query)
+            if meta_rows is None:
+                meta_rows = txn.tuples(meta_query)
             summary_rows = txn.tuples(summary_query)
             image_rows: list[tuple[Any, ...]] = []
             if thumbnails and any(r[3] == "image" for r in summary_rows):
@@ -316,12 +398,12 @@ class RunView:
                 if in_view is not None:
                     image_query = image_query.where(in_view(datasets.c.run))
                 image_rows = txn.tuples(image_query)
-            tags = annotations.tags(txn, select(chosen.c.number) if chosen is not None else None)
-            user_rows = annotations.values(txn, select(chosen.c.number) if chosen is not None else None)
+            tags = annotations.tags(txn, chosen)
+            user_rows = annotations.values(txn, chosen)
             user_types = dict(txn.tuples(select(user_columns.c.name, user_columns.c.type).order_by(user_columns.c.created)))
             error_query = select(derived.c.run, derived.c.variable, derived.c.error).where(derived.c.status == "error")
             if chosen is not None:
-                error_query = error_query.where(derived.c.run.in_(select(chosen.c.number)))
+                error_query = error_query.where(derived.c.run.in_(chosen))
             failed = txn.tuples(error_query)
 
         order = np.asarray(numbers, dtype=np.int64)
@@ -559,6 +641,19 @@ def _user_columns(order: Any, position: Any, types: Mapping[str, str], rows: lis
     return out
 
 
+def _frame_kind(held: set[str]) -> str:
+    """The kind of frame column a dataset column holding these summary kinds becomes."""
+    if held == {"image"}:
+        return "image"
+    if held <= _NUMERIC:
+        if held <= {"bool", "none"} and "bool" in held:
+            return "bool"
+        if held <= {"int", "none"} and "int" in held:
+            return "int"
+        return "number"
+    return "complex" if held == {"complex"} else "text"
+
+
 def _labels(names: list[str], data_ids: list[str]) -> list[str]:
     """Column labels of many (name, data ID key) rows, parsing each data ID once."""
     if all(d == "{}" for d in data_ids):
@@ -609,18 +704,19 @@ def _pivot(order: Any, position: Any, rows: list[Any], image_rows: list[Any]) ->
     for j, column_label in enumerate(columns):
         held = {str(kind_names[k]) for k in np.flatnonzero(present[j])}
         column: Any
-        if held == {"image"}:
+        kind = _frame_kind(held)
+        if kind == "image":
             column = thumbnails[:, j] if thumbnails is not None else text_grid[:, j]
-        elif held <= _NUMERIC:
+        elif kind in ("bool", "int", "number"):
             numeric = number_grid[:, j]
             missing = np.isnan(numeric)
-            if held <= {"bool", "none"} and "bool" in held:
+            if kind == "bool":
                 column = pd.arrays.BooleanArray(np.where(missing, False, numeric != 0), missing)
-            elif held <= {"int", "none"} and "int" in held:
+            elif kind == "int":
                 column = pd.arrays.IntegerArray(np.where(missing, 0, numeric).astype(np.int64), missing)
             else:
                 column = numeric
-        elif held == {"complex"}:
+        elif kind == "complex":
             column = np.array([None if t is None else complex(t) for t in text_grid[:, j]], dtype=object)
         else:
             column = text_grid[:, j]

@@ -1,0 +1,457 @@
+"""RunTable: the run table as an interactive, virtualised grid in Jupyter.
+
+The browser holds only the rows in view (plus a margin) and asks for pages
+of rows as the user scrolls (``rpc_rows``); filtering, sorting and column
+choice are traits the browser sets and Python turns into a
+:class:`~labshelf.RunView`, so every page is one SQL query over the shelf's
+registry, never a whole table.  Comments, tags and user columns are edited
+in place (``rpc_edit`` -> :meth:`Shelf.annotate`), and new runs and other
+people's edits show up through a cheap poll (``rpc_version``).
+
+Rows travel as JSON: the run numbers of the page and, per row, one value per
+shown column (times as seconds since the epoch, NaN and missing values as
+null, tags as lists); thumbnails of image columns travel as binary PNG
+buffers, a cell naming its buffer as ``{"png": index}``.  Formatting for the
+eye (local time, number precision) is the browser's job, in
+``static/table.js``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import traitlets
+
+from ..errors import InvalidValue, QuerySyntaxError, ReadOnlyShelf, ShelfError
+from ._base import Reply, ShelfWidget, _one_line, esm, static_text
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ..runview import RunView
+    from ..shelf import Shelf
+
+#: The largest page a request may ask for (a screen shows a few dozen rows).
+MAX_PAGE = 1000
+#: Numbers beyond this lose digits as JavaScript numbers; they travel as text.
+_EXACT_INT = 2**53
+_TRUE = {"true", "yes", "y", "1", "on"}
+_FALSE = {"false", "no", "n", "0", "off"}
+
+
+class RunTable(ShelfWidget):
+    """An interactive run table: scroll, sort, filter, choose columns, edit, select.
+
+    Parameters
+    ----------
+    view
+        The runs to show: a :class:`~labshelf.RunView` (``shelf.runs``,
+        ``shelf.runs.query(...)``, ...) or a :class:`~labshelf.Shelf` for
+        all of its runs.  The table's filter and sort apply on top of it.
+    page_size
+        Rows per request from the browser (1 to 1000).
+    poll
+        Seconds between checks for new runs and edits (0 turns them off).
+
+    Attributes
+    ----------
+    filter : str
+        A query-language filter (``temperature > 300 and 'good' in tags``);
+        a bad one sets :attr:`error` and keeps the rows shown before.
+    sort : list of [str, bool]
+        ``[[column, ascending], ...]``, the first pair sorting first.
+    columns : list of str
+        The columns shown after the run number (a subset of ``all_columns``).
+    count : int
+        How many runs match the filter.
+    selected_runs : list of int
+        Run numbers selected in the browser; :attr:`selected` is their RunView.
+    error : str
+        The last filter or sort problem, one line; empty when there is none.
+    """
+
+    _esm = esm("table.js")
+    _css = static_text("table.css")
+
+    filter = traitlets.Unicode("").tag(sync=True)
+    sort = traitlets.List(traitlets.List()).tag(sync=True)
+    columns = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    all_columns = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    kinds = traitlets.Dict(traitlets.Unicode()).tag(sync=True)
+    editable = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    count = traitlets.Int(0).tag(sync=True)
+    selected_runs = traitlets.List(traitlets.Int()).tag(sync=True)
+    error = traitlets.Unicode("").tag(sync=True)
+    page_size = traitlets.Int(100).tag(sync=True)
+    poll = traitlets.Float(2.0).tag(sync=True)
+    # Bumped whenever the rows a page request returns may differ (filter,
+    # sort, columns, new runs, edits): the browser drops its cached pages.
+    generation = traitlets.Int(0).tag(sync=True)
+
+    _reverting = False  # undoing a sort that failed: not a change to apply
+    _applied: tuple[str, list[Any]] = ("", [])  # the filter and sort the rows follow
+    _filter_error = ""  # why the filter in the box is not the one applied
+
+    def __init__(self, view: RunView | Shelf, page_size: int = 100, poll: float = 2.0, **kwargs: Any) -> None:
+        from ..runview import RunView
+        from ..shelf import Shelf
+
+        if isinstance(view, Shelf):
+            view = view.runs
+        if not isinstance(view, RunView):
+            raise TypeError(f"RunTable shows a RunView (shelf.runs, shelf.runs.query(...)) or a Shelf, not {view!r}")
+        self._base = view
+        self._view = view
+        self._version = self._current_version()
+        kinds = view.column_kinds()
+        super().__init__(
+            page_size=page_size,
+            poll=poll,
+            kinds=kinds,
+            all_columns=list(kinds),
+            columns=list(kinds),
+            editable=self._editable(view),
+            count=len(view),
+            **kwargs,
+        )
+
+    # -- what Python users see ---------------------------------------------------------
+
+    @property
+    def shelf(self) -> Shelf:
+        """The shelf whose runs the table shows."""
+        return self._base.shelf
+
+    @property
+    def view(self) -> RunView:
+        """The RunView the table shows now: the given view with the filter and sort applied."""
+        return self._view
+
+    @property
+    def selected(self) -> RunView:
+        """The runs selected in the table, as a RunView (in run-number order)."""
+        return self.shelf.runs.where(run=sorted(set(self.selected_runs)))
+
+    def fallback_html(self) -> str:
+        return self._view._repr_html_()
+
+    def __repr__(self) -> str:
+        return f"<RunTable {self.count} runs of {self.shelf.where}>"
+
+    # -- traits --------------------------------------------------------------------------------
+
+    @traitlets.validate("page_size")
+    def _check_page_size(self, proposal: Any) -> int:
+        value = proposal["value"]
+        if not 1 <= value <= MAX_PAGE:
+            raise traitlets.TraitError(f"page_size is between 1 and {MAX_PAGE}, not {value}")
+        return int(value)
+
+    @traitlets.validate("poll")
+    def _check_poll(self, proposal: Any) -> float:
+        value = proposal["value"]
+        if not value >= 0 or math.isinf(value):
+            raise traitlets.TraitError(f"poll is a number of seconds >= 0 (0: no polling), not {value}")
+        return float(value)
+
+    @traitlets.validate("columns")
+    def _check_columns(self, proposal: Any) -> list[str]:
+        known = set(self.all_columns)
+        unknown = [c for c in proposal["value"] if c not in known]
+        if unknown:
+            raise traitlets.TraitError(
+                f"unknown column {unknown[0]!r}; the table has {', '.join(self.all_columns[:20])}"
+                + (", ..." if len(self.all_columns) > 20 else "")
+            )
+        return list(dict.fromkeys(proposal["value"]))  # each once, in the order given
+
+    @traitlets.observe("filter", "sort")
+    def _on_query_change(self, change: Any) -> None:
+        if self._reverting:
+            return
+        # The other half stays as last applied: a bad filter left in its box
+        # must not make every later sort fail too.
+        filter_text = self.filter if change["name"] == "filter" else self._applied[0]
+        sort = self.sort if change["name"] == "sort" else self._applied[1]
+        applied = self._apply(filter_text, sort)
+        if not applied and change["name"] == "filter":
+            self._filter_error = self.error
+        if not applied and change["name"] == "sort":
+            # A sort that failed is undone, so the headers show the real order
+            # (the error stays); a bad filter stays in its box for the user to fix.
+            self._reverting = True
+            try:
+                self.sort = change["old"]
+            finally:
+                self._reverting = False
+
+    @traitlets.observe("columns")
+    def _on_columns_change(self, _change: Any) -> None:
+        self.generation += 1
+
+    def _apply(self, filter_text: str, sort: list[Any]) -> bool:
+        """Put a filter and sort on the base view; on a problem set ``error`` and keep the old view."""
+        try:
+            view = self._base
+            if filter_text.strip():
+                view = view.query(filter_text)
+            if sort:
+                keys, ascending = _sort_keys(sort)
+                view = view.sort_values(keys, ascending)
+            count = len(view)  # also where a bad sort column shows up
+        except (ShelfError, ValueError, TypeError) as exc:
+            self.error = _one_line(exc)
+            return False
+        self._view = view
+        self._applied = (filter_text, list(sort))
+        with self.hold_sync():
+            # A bad filter still in its box keeps its message up.
+            self.error = "" if self.filter.strip() == filter_text.strip() else self._filter_error
+            self.count = count
+            self.generation += 1
+        return True
+
+    # -- requests from the browser -------------------------------------------------------
+
+    def rpc_rows(self, offset: int = 0, limit: int | None = None) -> Reply:
+        """One page of rows of the current view: JSON values, thumbnails as PNG buffers."""
+        limit = self.page_size if limit is None else limit
+        for name, value in (("offset", offset), ("limit", limit)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise QuerySyntaxError(f"rows: {name} is an int >= 0, not {value!r}")
+        limit = min(limit, MAX_PAGE)
+        shown = list(self.columns)
+        view = self._view
+        if shown != list(self.all_columns):
+            try:
+                view = view[shown]  # only the shown columns' summaries are read
+            except QuerySyntaxError:
+                pass  # a label the resolver cannot take, e.g. "status (dataset)": read all
+        frame = view.page(offset, limit)
+        cells, buffers = _encode(frame, shown)
+        failed = frame.attrs.get("errors", {})
+        errors = {
+            str(run): {c: m for c, m in by_column.items() if c in shown}
+            for run, by_column in failed.items()
+            if any(c in shown for c in by_column)
+        }
+        result = {
+            "generation": self.generation,
+            "offset": offset,
+            "columns": shown,
+            "runs": [int(n) for n in frame.index],
+            "cells": cells,
+            "errors": errors,
+        }
+        return Reply(result, buffers)
+
+    def rpc_numbers(self, offset: int = 0, limit: int = MAX_PAGE) -> list[int]:
+        """Run numbers of rows ``offset`` to ``offset + limit`` (for shift-click ranges)."""
+        for name, value in (("offset", offset), ("limit", limit)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise QuerySyntaxError(f"numbers: {name} is an int >= 0, not {value!r}")
+        return self._view.numbers()[offset : offset + limit]
+
+    def rpc_edit(self, run: int, column: str, value: Any) -> dict[str, Any]:
+        """Set one editable cell (comment, tags, a user column) through :meth:`Shelf.annotate`.
+
+        ``value`` is what the user typed: tags as comma-separated text,
+        numbers and bools as text (empty text clears the cell).  Returns the
+        value now stored, as a row cell.
+        """
+        if isinstance(run, bool) or not isinstance(run, int):
+            raise InvalidValue(f"edit: run is a run number, not {run!r}")
+        shelf = self.shelf
+        if shelf.readonly:
+            raise ReadOnlyShelf(f"the shelf {shelf.where} is open read-only; open it with mode='rw' to edit the table")
+        # Looked up afresh: another viewer may have added a user column.
+        user_types = shelf._annotations.columns()
+        if column not in ("comment", "tags") and column not in user_types:
+            raise InvalidValue(
+                f"column {column!r} cannot be edited; editable are comment, tags and the user columns"
+                + (f" ({', '.join(user_types)})" if user_types else "")
+            )
+        parsed = _parse_edit(column, value, user_types.get(column))
+        if column == "comment":
+            shelf.annotate(run, comment=parsed)
+        elif column == "tags":
+            shelf.annotate(run, tags=parsed)
+        else:
+            shelf.annotate(run, **{column: parsed})
+        # Answer with what the registry now holds (tags sorted and without
+        # repeats, numbers as floats), as a page would show it.
+        stored = shelf.runs.where(run=[run])[[column]].page(0, 1)
+        value = stored[column].iloc[0] if len(stored) else None
+        return {"run": run, "column": column, "value": _cell(value)}
+
+    def rpc_version(self) -> dict[str, Any]:
+        """Check whether the shelf changed; if so refresh columns and count and bump ``generation``.
+
+        The one place that decides "something changed" (the browser calls it
+        every ``poll`` seconds): today a cheap query, later the change feed.
+        """
+        version = self._current_version()
+        if version != self._version:
+            self._version = version
+            self._refresh()
+        return {"version": version, "generation": self.generation}
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _current_version(self) -> str:
+        # Newest run, number of runs and newest change: a new run, a put into
+        # a running one, an annotation or a run's end each move one of them.
+        from sqlalchemy import func, select
+
+        from ..registry.schema import changes, runs
+
+        query = select(
+            select(func.max(runs.c.number)).scalar_subquery(),
+            select(func.count()).select_from(runs).scalar_subquery(),
+            select(func.max(changes.c.seq)).scalar_subquery(),
+        )
+        with self._base.shelf._registry.db.read() as txn:
+            row = txn.first(query)
+        return ":".join("" if v is None else str(v) for v in row)
+
+    def _refresh(self) -> None:
+        """Look up columns afresh and re-run the view (new runs, new columns, edits)."""
+        base = self._base.refreshed()
+        kinds = base.column_kinds()
+        self._base = base
+        new = [c for c in kinds if c not in self.all_columns]
+        with self.hold_sync():
+            self.kinds = kinds
+            self.all_columns = list(kinds)
+            if new:  # columns nobody has seen yet are shown; hidden ones stay hidden
+                self.columns = [*self.columns, *new]
+            self.editable = self._editable(base)
+            self._apply(*self._applied)
+
+    @staticmethod
+    def _editable(view: RunView) -> list[str]:
+        return [] if view.shelf.readonly else view.editable_columns
+
+
+def _sort_keys(sort: Sequence[Any]) -> tuple[list[str], list[bool]]:
+    keys, ascending = [], []
+    for item in sort:
+        if (
+            not isinstance(item, (list, tuple))
+            or len(item) != 2
+            or not isinstance(item[0], str)
+            or not isinstance(item[1], bool)
+        ):
+            raise QuerySyntaxError(f"sort is a list of [column, ascending] pairs, like [['temperature', False]], not {item!r}")
+        keys.append(item[0])
+        ascending.append(item[1])
+    return keys, ascending
+
+
+def _parse_edit(column: str, value: Any, user_type: str | None) -> Any:
+    """What the user typed into a cell, as the value ``annotate`` takes."""
+    if value is None:
+        return [] if column == "tags" else None
+    if column == "tags":
+        if isinstance(value, str):
+            return [t.strip() for t in value.split(",") if t.strip()]
+        if isinstance(value, list) and all(isinstance(t, str) for t in value):
+            return value
+        raise InvalidValue(f"tags are comma-separated text, like 'good, focus', not {value!r}")
+    if isinstance(value, str) and not value.strip():
+        return None  # an emptied cell clears the value
+    if user_type == "number":
+        if isinstance(value, str):
+            try:
+                number = float(value.strip())
+            except ValueError:
+                raise InvalidValue(f"{column} holds numbers: {value!r} is not a number (empty clears it)") from None
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            number = float(value)
+        else:
+            raise InvalidValue(f"{column} holds numbers, not {value!r}")
+        if not math.isfinite(number):
+            raise InvalidValue(f"{column} holds finite numbers, not {value!r}")
+        return number
+    if user_type == "bool":
+        if isinstance(value, bool):
+            return value
+        word = str(value).strip().lower()
+        if word in _TRUE or word in _FALSE:
+            return word in _TRUE
+        raise InvalidValue(f"{column} holds true or false (yes/no, 1/0), not {value!r}; empty clears it")
+    if not isinstance(value, str):
+        raise InvalidValue(f"{column} holds text, not {value!r}")
+    return value
+
+
+def _cell(value: Any) -> Any:
+    """A frame value as JSON for the browser (no NaN: the Jupyter wire refuses it)."""
+    import pandas as pd
+
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, float):
+        if math.isnan(value):
+            return None
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return value
+    if isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int):
+        return value if abs(value) <= _EXACT_INT else str(value)
+    if isinstance(value, pd.Timestamp):
+        return value.timestamp()
+    if isinstance(value, (list, tuple)):
+        return [str(v) for v in value]
+    if hasattr(value, "item"):  # a numpy scalar left in an object column
+        return _cell(value.item())
+    return str(value)
+
+
+def _encode(frame: pd.DataFrame, shown: list[str]) -> tuple[list[list[Any]], list[bytes]]:
+    """Rows of cells in ``shown`` order, and the PNG thumbnails they refer to."""
+    buffers: list[bytes] = []
+    columns = [_column_json(frame[name], buffers) if name in frame.columns else [None] * len(frame) for name in shown]
+    return [list(row) for row in zip(*columns, strict=True)] if columns else [[] for _ in range(len(frame))], buffers
+
+
+def _column_json(series: pd.Series, buffers: list[bytes]) -> list[Any]:
+    """One frame column as JSON values; whole numeric columns at once (a page has thousands of cells)."""
+    import numpy as np
+    import pandas as pd
+
+    dtype = series.dtype
+    if isinstance(dtype, pd.DatetimeTZDtype) or dtype.kind == "M":
+        missing = series.isna().to_numpy()
+        seconds = series.to_numpy(dtype="datetime64[ns]").astype("int64") / 1e9
+        return [None if gone else s for s, gone in zip(seconds.tolist(), missing.tolist(), strict=True)]
+    if dtype.kind in "fiub":  # numpy floats, and the nullable Int64/boolean arrays
+        missing = series.isna().to_numpy()
+        if dtype.kind == "f":
+            values = series.to_numpy(dtype="float64", na_value=np.nan)
+            if not np.isfinite(values).all():
+                return [_cell(v) for v in values.tolist()]  # inf spelled out, NaN as null
+        elif dtype.kind == "b":
+            values = series.to_numpy(dtype=bool, na_value=False)
+        else:
+            values = series.to_numpy(dtype="int64", na_value=0)
+            if (np.abs(values) > _EXACT_INT).any():
+                return [None if gone else _cell(v) for v, gone in zip(values.tolist(), missing.tolist(), strict=True)]
+        if missing.any():
+            return [None if gone else v for v, gone in zip(values.tolist(), missing.tolist(), strict=True)]
+        return values.tolist()
+    out = []
+    for value in series.tolist():
+        if isinstance(value, bytes):  # a thumbnail: sent as a binary buffer
+            out.append({"png": len(buffers)})
+            buffers.append(value)
+        else:
+            out.append(_cell(value))
+    return out
+
+
+__all__ = ["RunTable"]

@@ -33,6 +33,10 @@ def check_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
     if unknown:
         raise InvalidOptions(f"unknown hdf5_options {unknown}; allowed are {list(_OPTION_KEYS)}")
     out = dict(options)
+    if isinstance(out.get("chunks"), list):
+        # Options come back from the registry as JSON (a mutate or an append
+        # writes with the dataset's stored options): h5py wants a tuple.
+        out["chunks"] = tuple(out["chunks"])
     compression = out.get("compression")
     if compression is not None and not isinstance(compression, int):
         if compression not in _COMPRESSORS and not _hdf5plugin_filter(compression):
@@ -66,6 +70,10 @@ def _hdf5plugin_filter(name: Any) -> bool:
 def creation_options(options: Mapping[str, Any]) -> dict[str, Any]:
     """Turn validated options into ``create_dataset`` keyword arguments."""
     out = dict(options)
+    if isinstance(out.get("chunks"), list):
+        # Options come back from the registry as JSON (a mutate or an append
+        # writes with the dataset's stored options): h5py wants a tuple.
+        out["chunks"] = tuple(out["chunks"])
     compression = out.get("compression")
     if isinstance(compression, str) and compression not in _COMPRESSORS:
         import hdf5plugin

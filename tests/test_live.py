@@ -1,0 +1,222 @@
+"""Live subscriptions: values rebuilt from deltas, coalescing, patterns, the async change feed.
+
+Writers here are a second Shelf object on the same shelf (its own
+connections, as another process would have) or a real subprocess; the
+reliability tests under load are in test_live_reliability.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+
+import labshelf
+from labshelf.live import Update
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for a live update")
+        time.sleep(0.01)
+
+
+class Collector:
+    def __init__(self) -> None:
+        self.updates: list[Update] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, update: Update) -> None:
+        with self.lock:
+            self.updates.append(update)
+
+    def last(self, name: str) -> Update | None:
+        with self.lock:
+            found = [u for u in self.updates if u.name == name]
+        return found[-1] if found else None
+
+
+def writer(shelf: labshelf.Shelf) -> labshelf.Shelf:
+    return labshelf.open(shelf.root)
+
+
+def test_appends_arrive_as_deltas_and_rebuild_the_value(shelf: labshelf.Shelf) -> None:
+    with shelf.new_run("scan") as run:
+        run.put("scan/counts", np.arange(3.0))
+        got = Collector()
+        with shelf.subscribe("scan/counts", got, run=run.number):
+            wait_for(lambda: got.last("scan/counts") is not None)
+            first = got.updates[0]
+            assert first.kind == "value" and first.reset and list(first.value) == [0.0, 1.0, 2.0]
+            other = writer(shelf)
+            try:
+                for i in range(3, 30):
+                    other.run(run.number).append("scan/counts", float(i))
+            finally:
+                other.close()
+            wait_for(lambda: (u := got.last("scan/counts")) is not None and len(u.value) == 30)
+            appends = [u for u in got.updates if u.kind == "append"]
+            assert appends and all(not u.reset for u in appends)
+            # The deltas add up to exactly the rows appended, in order.
+            rows = np.concatenate([u.delta for u in appends])
+            assert list(rows) == [float(i) for i in range(3, 30)]
+            final = got.last("scan/counts")
+            assert final is not None
+            np.testing.assert_array_equal(final.value, shelf.get("scan/counts", run=run.number))
+            assert not final.value.flags.writeable
+
+
+def test_a_mutate_patches_the_region(shelf: labshelf.Shelf) -> None:
+    with shelf.new_run() as run:
+        run.put("grid", np.zeros((64, 64)), hdf5_options={"chunks": (16, 16)})
+        got = Collector()
+        with shelf.subscribe("grid", got, run=run.number):
+            wait_for(lambda: got.last("grid") is not None)
+            run.mutate("grid", np.s_[5, 10:20], 7.0)
+            wait_for(lambda: (u := got.last("grid")) is not None and u.kind == "mutate")
+            update = got.last("grid")
+            assert update is not None and not update.reset
+            assert update.index == (5, slice(10, 20, None))
+            np.testing.assert_array_equal(update.value, shelf.get("grid", run=run.number))
+
+
+def test_a_name_that_appears_later_is_delivered_and_broadcasts_arrive(shelf: labshelf.Shelf) -> None:
+    with shelf.new_run() as run:
+        got = Collector()
+        with shelf.subscribe(["pmt/*", "later"], got, run=run.number):
+            run.put("later", 5)
+            run.put("pmt/live", 1.25, persist=False)
+            wait_for(lambda: got.last("later") is not None and got.last("pmt/live") is not None)
+    later, live = got.last("later"), got.last("pmt/live")
+    assert later is not None and later.value == 5
+    assert live is not None and live.kind == "broadcast" and live.value == 1.25 and live.ref is None
+
+
+def test_latest_follows_new_runs_started_by_another_process(shelf: labshelf.Shelf) -> None:
+    with shelf.new_run() as run:
+        run.put("rate", 1.0)
+    got = Collector()
+    code = (
+        "import sys, labshelf\n"
+        "s = labshelf.open(sys.argv[1])\n"
+        "with s.new_run('next') as r:\n"
+        "    r.put('rate', 2.0)\n"
+        "    r.put('rate', 3.0)\n"
+    )
+    with shelf.subscribe("rate", got, run="latest"):
+        wait_for(lambda: got.last("rate") is not None)
+        subprocess.run([sys.executable, "-c", code, str(shelf.root)], check=True, timeout=60)
+        wait_for(lambda: (u := got.last("rate")) is not None and u.value == 3.0)
+    assert got.updates[0].run == run.number and got.updates[0].value == 1.0
+    final = got.last("rate")
+    assert final is not None and final.run == run.number + 1
+
+
+def test_a_slow_callback_coalesces_and_the_last_value_arrives(shelf: labshelf.Shelf) -> None:
+    with shelf.new_run() as run:
+        run.put("counter", 0)
+        seen: list[Update] = []
+
+        def slow(update: Update) -> None:
+            time.sleep(0.05)
+            seen.append(update)
+
+        with shelf.subscribe("counter", slow, run=run.number, max_rate=50):
+            for i in range(1, 201):
+                run.put("counter", i)
+            wait_for(lambda: bool(seen) and seen[-1].value == 200, timeout=20)
+    assert len(seen) < 100  # 200 puts, far fewer calls
+    assert sum(u.frames for u in seen) >= 200 - 5  # merged, not dropped silently
+    assert [u.value for u in seen] == sorted(u.value for u in seen)
+
+
+def test_image_previews_and_the_full_frame_on_demand(shelf: labshelf.Shelf) -> None:
+    frame = np.random.default_rng(0).integers(0, 4000, (1024, 768)).astype(np.uint16)
+    with shelf.new_run() as run:
+        got = Collector()
+        with shelf.subscribe("camera/*", got, run=run.number, preview=(256, 256)):
+            run.put("camera/image", frame)
+            wait_for(lambda: got.last("camera/image") is not None)
+    update = got.last("camera/image")
+    assert update is not None
+    assert update.value.shape[0] <= 256 and update.value.shape[1] <= 256
+    np.testing.assert_array_equal(update.full(), frame)
+
+
+@pytest.mark.parametrize("pattern", ["scan/[ab", "bad pattern", "", "a.b"])
+def test_malformed_patterns_are_refused(shelf: labshelf.Shelf, pattern: str) -> None:
+    with pytest.raises(labshelf.InvalidName, match="pattern"):
+        shelf.subscribe(pattern, lambda u: None)
+
+
+def test_bad_arguments_are_refused(shelf: labshelf.Shelf) -> None:
+    with pytest.raises(labshelf.ShelfError, match="callable"):
+        shelf.subscribe("x", None)  # type: ignore[arg-type]
+    with pytest.raises(labshelf.ShelfError, match="run="):
+        shelf.subscribe("x", lambda u: None, run="newest")
+    with pytest.raises(labshelf.ShelfError, match="max_rate"):
+        shelf.subscribe("x", lambda u: None, max_rate=0)
+
+
+LIVE_THREADS = ("labshelf-feed", "labshelf-subscription")
+
+
+def live_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name in LIVE_THREADS and t.is_alive()]
+
+
+def test_closing_stops_every_thread(shelf: labshelf.Shelf) -> None:
+    assert live_threads() == []
+    subs = [shelf.subscribe("x", lambda u: None) for _ in range(3)]
+    assert {t.name for t in live_threads()} == set(LIVE_THREADS)
+    subs[0].close()
+    assert len([t for t in live_threads() if t.name == "labshelf-subscription"]) == 2
+    shelf.close()
+    assert live_threads() == []
+    assert all(s.closed for s in subs)
+
+
+def test_callbacks_run_on_the_event_loop_that_subscribed(shelf: labshelf.Shelf) -> None:
+    threads: list[str] = []
+
+    async def main() -> None:
+        with shelf.new_run() as run:
+            sub = shelf.subscribe("v", lambda u: threads.append(threading.current_thread().name), run=run.number)
+            run.put("v", 1)
+            for _ in range(500):
+                if threads:
+                    break
+                await asyncio.sleep(0.01)
+            sub.close()
+
+    asyncio.run(main())
+    assert threads == [threading.main_thread().name]
+
+
+def test_the_async_change_feed_resumes_from_a_sequence_number(shelf: labshelf.Shelf) -> None:
+    with shelf.new_run() as run:
+        run.put("a", 1)
+        mark = shelf.last_seq()
+        run.put("b", 2)
+        run.append("c", 1.0)
+
+    async def collect(since: int) -> list[Any]:
+        found = []
+        async for change in shelf.changes(names=["b", "c"], since=since):
+            found.append(change)
+            if len(found) == 2:
+                break
+        return found
+
+    found = asyncio.run(collect(mark))
+    assert [(c.kind, c.name) for c in found] == [("put", "b"), ("put", "c")]
+    assert found[0].seq > mark and found[1].seq > found[0].seq

@@ -1,4 +1,4 @@
-"""The ``labshelf`` command line: create, info, ls, demo, upgrade, reprocess, context."""
+"""The ``labshelf`` command line: create, info, ls, demo, simulate, upgrade, reprocess, context."""
 
 from __future__ import annotations
 
@@ -49,6 +49,26 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", type=int, default=200, help="number of runs (default 200)")
     p.add_argument("--seed", type=int, default=2026)
     p.add_argument("--overwrite", action="store_true", help="replace PATH if it is a shelf already")
+
+    p = sub.add_parser(
+        "simulate",
+        help="write runs like a running experiment, for live views",
+        description="Behave like an experiment writing into the shelf: start a new run every --run-length "
+        "seconds; append scan points (scan/x, scan/counts) at --rate per second; put camera frames "
+        "(camera/image, a moving beam spot with shot noise) and counters (pmt/rate stored, pmt/live only "
+        "broadcast). Prints one line per run. Ctrl-C or SIGTERM ends the current run as aborted.",
+    )
+    p.add_argument("path", metavar="PATH", help="shelf folder, or a postgresql:// URL")
+    p.add_argument("--rate", type=float, default=20.0, metavar="N", help="scan points per second (default 20)")
+    p.add_argument("--image", type=int, default=1024, metavar="PX", help="camera frame side, 0 for none (default 1024)")
+    p.add_argument("--frame-rate", type=float, default=4.0, metavar="F", help="camera frames per second (default 4)")
+    p.add_argument("--run-length", type=float, default=5.0, metavar="S", help="seconds per run (default 5)")
+    p.add_argument("--runs", type=int, metavar="N", help="stop after N runs (default: until stopped)")
+    p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (default: until stopped)")
+    p.add_argument("--seed", type=int, metavar="K", help="seed of the random numbers")
+    p.add_argument("--create", action="store_true", help="create the shelf if it does not exist")
+    p.add_argument("--root", help="with a URL: the folder for data files")
+    p.add_argument("--schema", help="with a URL: PostgreSQL schema of the shelf")
 
     p = sub.add_parser(
         "upgrade",
@@ -215,6 +235,49 @@ def _demo(args: argparse.Namespace) -> None:
         print(_table_text(shelf.runs.to_pandas(thumbnails=False)))
 
 
+def _simulate(args: argparse.Namespace) -> None:
+    import os
+    import signal
+
+    from .errors import NotAShelf
+    from .opening import create, is_postgres_url
+    from .opening import open as open_shelf
+    from .simulate import RunReport, Simulator, check_options
+
+    check_options(
+        rate=args.rate, image=args.image, frame_rate=args.frame_rate, run_length=args.run_length,
+        runs=args.runs, duration=args.duration,
+    )
+    try:
+        shelf = open_shelf(args.path, mode="rw", root=args.root, schema=args.schema)
+    except NotAShelf:
+        if not args.create:
+            if not is_postgres_url(args.path) and not os.path.exists(args.path):
+                raise NotAShelf(f"{args.path} does not exist; pass --create to make a new shelf there") from None
+            raise
+        shelf = create(args.path, root=args.root, schema=args.schema)
+
+    def report(run: RunReport) -> None:
+        print(run.line(), flush=True)
+
+    with shelf:
+        simulator = Simulator(
+            shelf, rate=args.rate, image=args.image, frame_rate=args.frame_rate, run_length=args.run_length,
+            runs=args.runs, duration=args.duration, seed=args.seed, report=report,
+        )
+        camera = f"{args.image}x{args.image} frames at {args.frame_rate:g}/s" if simulator.frame_rate else "no camera"
+        print(f"simulating into {shelf.where}: {args.rate:g} points/s, {camera}, a new run every "
+              f"{args.run_length:g} s (Ctrl-C to stop)", flush=True)
+        # The handlers only set a flag: the run in progress ends as aborted between two writes.
+        signals = (signal.SIGINT, signal.SIGTERM)
+        previous = {s: signal.signal(s, lambda num, frame: simulator.stop(signal.Signals(num).name)) for s in signals}
+        try:
+            simulator.run()
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+
 def _upgrade(args: argparse.Namespace) -> None:
     from .opening import upgrade
 
@@ -283,6 +346,7 @@ _COMMANDS = {
     "info": _info,
     "ls": _ls,
     "demo": _demo,
+    "simulate": _simulate,
     "upgrade": _upgrade,
     "reprocess": _reprocess,
     "context": _context,

@@ -442,3 +442,21 @@ def test_a_hostile_string_in_an_expression_is_harmless(detectors: labshelf.Shelf
     after = everything(shelf)
     del after[(run.number, found[0].label)]
     assert after == before
+
+
+def test_a_remembered_chain_plan_sees_a_redefinition_by_another_shelf_object(shelf: labshelf.Shelf) -> None:
+    # The first get plans the search and remembers it; the redefinition comes
+    # through another connection, as from another process, and the next get
+    # must follow it (the lookup checks the definitions' generation).
+    for value in (1.0, 2.0):
+        with shelf.new_run() as run:
+            run.put("gain", value)
+    shelf.chain("current", ["run/1"])
+    assert shelf.get("gain", collections="current") == 1.0
+    other = labshelf.open(shelf.root)
+    try:
+        other.chain("current", ["run/2", "run/1"])
+    finally:
+        other.close()
+    ref = shelf.find("gain", collections="current")
+    assert (ref.run, ref.found_in) == (2, ("current", "run/2"))

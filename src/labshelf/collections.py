@@ -238,8 +238,9 @@ def batches(leaves: Sequence[Leaf]) -> list[Batch]:
     return out
 
 
-def first_match(plan: Sequence[Batch], name: str, data_id: str) -> DatasetRef | None:
-    """The dataset of the first leaf (in search order) that holds ``name``/``data_id``.
+def first_match(plan: Sequence[Batch], name: str, data_id: str) -> tuple[DatasetRef | None, str | None]:
+    """The dataset of the first leaf (in search order) that holds ``name``/``data_id``,
+    and the definitions' generation number its repository answered with.
 
     Each batch is one query; the search stops at the first batch with a match.
     """
@@ -248,8 +249,8 @@ def first_match(plan: Sequence[Batch], name: str, data_id: str) -> DatasetRef | 
         if rows:
             keys = [(r.run if r.found_in is None else ("tagged", r.found_in), r) for r in rows]
             key, best = min(keys, key=lambda item: batch.rank[item[0]])
-            return ref_from_row(best, batch.repo.where, batch.order[key].path)
-    return None
+            return ref_from_row(best, batch.repo.where, batch.order[key].path), best.generation
+    return None, None
 
 
 def check_chain(search: SearchPath, name: str, children: Sequence[str]) -> tuple[str, ...]:

@@ -79,7 +79,7 @@ class Shelf:
         self.default_collections = collections
         self._live_feed: Feed | None = None
         self._subscriptions: set[Subscription] = set()
-        self._leaf_memo: dict[tuple[tuple[str, ...], str | None], tuple[Any, list[Leaf], list[Batch]]] = {}
+        self._leaf_memo: dict[tuple[tuple[str, ...], str | None], tuple[Any, list[Leaf], list[Batch], str | None]] = {}
 
     # -- identity and lifecycle --------------------------------------------------
 
@@ -497,8 +497,15 @@ class Shelf:
             return self._newest(search, name, key, data_id)
         from .collections import first_match
 
+        remembered = self._leaf_memo.get((tuple(names), stage)) if len(search.repos) == 1 else None
+        if remembered is not None:
+            # Planned from definitions read earlier; the lookup itself says
+            # whether they still hold (one query instead of two).
+            ref, generation = first_match(remembered[2], name, key)
+            if ref is not None and generation == remembered[3]:
+                return ref
         leaves, plan = self._plan(search, names, stage)
-        ref = first_match(plan, name, key)
+        ref, _generation = first_match(plan, name, key)
         if ref is None:
             where = f" with stage {stage!r}" if stage else ""
             raise DatasetNotFound(
@@ -522,7 +529,8 @@ class Shelf:
         if len(search.repos) != 1:
             leaves = search.leaves(names, stage=stage)
             return leaves, batches(leaves)
-        defined = search.defined(search.repos[0])
+        repo = search.repos[0]
+        defined = search.defined(repo)
         memo_key = (tuple(names), stage)
         found = self._leaf_memo.get(memo_key)
         if found is not None and found[0] is defined:
@@ -531,7 +539,7 @@ class Shelf:
         plan = batches(leaves)
         if len(self._leaf_memo) > 256:
             self._leaf_memo.clear()
-        self._leaf_memo[memo_key] = (defined, leaves, plan)
+        self._leaf_memo[memo_key] = (defined, leaves, plan, repo.collections.generation)
         return leaves, plan
 
     def _collection_list(self, collections: Any) -> list[str] | None:

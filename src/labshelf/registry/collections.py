@@ -108,6 +108,12 @@ class Collections:
         self._cached = (generation, found)
         return found
 
+    @property
+    def generation(self) -> str | None:
+        """The generation number the cached definitions were read at."""
+        cached = self._cached
+        return None if cached is None else cached[0]
+
     def get(self, name: str) -> CollectionRecord | None:
         """The collection ``name`` of this repository, or None (RUN collections included)."""
         record = self.defined().get(name)
@@ -270,7 +276,10 @@ class Collections:
         """Rows of dataset ``name``/``data_id`` in these runs and TAGGED collections.
 
         Each row has the dataset's columns plus ``found_in``: the TAGGED
-        collection it came from, or NULL for a run.  The caller picks the
+        collection it came from, or NULL for a run, and ``generation``: the
+        definitions' generation number, so a caller that planned the search
+        from cached definitions learns in the same query whether they
+        still hold.  The caller picks the
         first in its search order.  The statement is compiled once per
         (number of runs, number of tagged collections).
         """
@@ -287,10 +296,11 @@ class Collections:
 def _lookup_statement(n_runs: int, n_tagged: int) -> Statement:
     from sqlalchemy import literal, null, union_all
 
+    generation = select(shelf_info.c.value).where(shelf_info.c.key == _GENERATION_KEY).scalar_subquery()
     parts = []
     if n_runs:
         parts.append(
-            select(*_DATASET_COLUMNS, null().label("found_in")).where(
+            select(*_DATASET_COLUMNS, null().label("found_in"), generation.label("generation")).where(
                 (datasets.c.name == bindparam("name"))
                 & (datasets.c.data_id == bindparam("data_id"))
                 & datasets.c.run.in_([bindparam(f"r{i}") for i in range(n_runs)])
@@ -298,7 +308,7 @@ def _lookup_statement(n_runs: int, n_tagged: int) -> Statement:
         )
     if n_tagged:
         parts.append(
-            select(*_DATASET_COLUMNS, collection_members.c.collection.label("found_in"))
+            select(*_DATASET_COLUMNS, collection_members.c.collection.label("found_in"), generation.label("generation"))
             .join(collection_members, collection_members.c.dataset == datasets.c.id)
             .where(
                 (collection_members.c.name == bindparam("name"))
@@ -307,7 +317,9 @@ def _lookup_statement(n_runs: int, n_tagged: int) -> Statement:
             )
         )
     if not parts:
-        return Statement(select(*_DATASET_COLUMNS, null().label("found_in")).where(literal(False)))
+        return Statement(
+            select(*_DATASET_COLUMNS, null().label("found_in"), generation.label("generation")).where(literal(False))
+        )
     return Statement(parts[0] if len(parts) == 1 else union_all(*parts))
 
 

@@ -176,12 +176,12 @@ class Writer:
         did = normalize_data_id(data_id)
         key = data_id_key(did)
         formatter = formatters.pick(value, kind)
-        if formatter.kind == composite.KIND and persist:
+        value = formatter.prepare(value)
+        if isinstance(value, composite.Disassembled) and persist:
             # Parts first, the composite's own row last: a crash in between
             # never shows a composite whose parts are missing.
-            for part, part_value in composite.disassemble(value).items():
+            for part, part_value in value.parts.items():
                 self.put(run, f"{name}.{part}", part_value, data_id=data_id, derived=derived, _part=True)
-        value = formatter.prepare(value)
         options = formatter.check_options(hdf5_options)
         if not persist:
             inline = formatter.to_inline(value, options)

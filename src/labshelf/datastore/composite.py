@@ -98,6 +98,14 @@ def disassemble(value: Any) -> dict[str, Any]:
     return parts
 
 
+@dataclasses.dataclass(frozen=True)
+class Disassembled:
+    """A composite taken apart once (``prepare``), so a user's disassembler runs once per put."""
+
+    cls: type
+    parts: dict[str, Any]
+
+
 class CompositeFormatter(Formatter):
     """The registry row of a composite: its class and component names (the parts are datasets)."""
 
@@ -110,15 +118,17 @@ class CompositeFormatter(Formatter):
             return False
         return class_key(type(value)) in _HANDLERS or dataclasses.is_dataclass(value)
 
-    def describe(self, value: Any) -> Description:
-        return Description(shape=None, dtype=type(value).__qualname__, nbytes=0)
+    def prepare(self, value: Any) -> Disassembled:
+        return Disassembled(type(value), disassemble(value))
 
-    def summarise(self, value: Any) -> Summary:
-        names = ", ".join(disassemble(value))
-        return Summary("table", text=f"{type(value).__qualname__} ({names})")
+    def describe(self, value: Disassembled) -> Description:
+        return Description(shape=None, dtype=value.cls.__qualname__, nbytes=0)
 
-    def to_inline(self, value: Any, options: Mapping[str, Any]) -> str | None:
-        return json.dumps({"class": class_key(type(value)), "components": list(disassemble(value))})
+    def summarise(self, value: Disassembled) -> Summary:
+        return Summary("table", text=f"{value.cls.__qualname__} ({', '.join(value.parts)})")
+
+    def to_inline(self, value: Disassembled, options: Mapping[str, Any]) -> str | None:
+        return json.dumps({"class": class_key(value.cls), "components": list(value.parts)})
 
     def from_inline(self, text: str) -> Any:
         return json.loads(text)

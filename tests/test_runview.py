@@ -277,3 +277,21 @@ def test_column_kinds_and_refreshed(filled: labshelf.Shelf) -> None:
         run.put("z", 1 + 2j)
     assert filled.runs.column_kinds()["temperature"] == "text"
     assert filled.runs.column_kinds()["z"] == "complex"
+
+
+def test_a_composite_is_one_column_not_one_per_part(shelf: labshelf.Shelf) -> None:
+    import dataclasses
+
+    @dataclasses.dataclass
+    class Fit:
+        centre: float
+        width: float
+
+    with shelf.new_run() as run:
+        run.put("fit", Fit(1.5, 0.25))
+        run.put("temperature", 300.0)
+    frame = shelf.runs.to_pandas()
+    assert "fit" in frame.columns and "temperature" in frame.columns
+    assert not [c for c in frame.columns if c.startswith("fit.")]
+    assert "fit.centre" not in shelf.runs.columns
+    assert shelf.get("fit.centre", run=run.number) == 1.5

@@ -53,6 +53,9 @@ _RUN_COLUMNS = {
 }
 _NUMERIC = {"float", "array", "int", "bool", "none", "image"}
 _LABEL = re.compile(r"(?P<name>[^\[\].]+)(?:\[(?P<dims>[^\]]*)\])?(?:\.(?P<attr>mean|summary|text))?\Z")
+#: Datasets that are columns: not the parts of a composite (``calexp.psf``, see
+#: datastore/composite.py), which the composite's own column stands for.
+_WHOLE = datasets.c.name.not_like("%.%")
 HTML_ROWS = 20
 TEXT_ROWS = 10
 
@@ -273,8 +276,10 @@ class RunView:
         kinds.update(status="text", experiment="text", comment="text", tags="tags")
         resolver = self._resolver()
         kinds.update({name: {"number": "number", "bool": "bool"}.get(t, "text") for name, t in resolver.user_types.items()})
-        query = select(datasets.c.name, datasets.c.data_id, datasets.c.summary_kind, func.min(datasets.c.id)).group_by(
-            datasets.c.name, datasets.c.data_id, datasets.c.summary_kind
+        query = (
+            select(datasets.c.name, datasets.c.data_id, datasets.c.summary_kind, func.min(datasets.c.id))
+            .where(_WHOLE)
+            .group_by(datasets.c.name, datasets.c.data_id, datasets.c.summary_kind)
         )
         with self._shelf._registry.db.read() as txn:
             rows = txn.tuples(query)
@@ -380,7 +385,7 @@ class RunView:
             summary_query = select(
                 datasets.c.run, datasets.c.name, datasets.c.data_id, datasets.c.summary_kind,
                 datasets.c.summary_value, datasets.c.summary_text,
-            ).order_by(datasets.c.id)
+            ).where(_WHOLE).order_by(datasets.c.id)
             wanted = self._wanted_names()
             if wanted is not None:
                 summary_query = summary_query.where(datasets.c.name.in_(sorted(wanted)))
@@ -534,8 +539,11 @@ class _Resolver:
             )
 
     def labels(self) -> list[str]:
-        query = select(datasets.c.name, datasets.c.data_id).group_by(datasets.c.name, datasets.c.data_id).order_by(
-            func.min(datasets.c.id)
+        query = (
+            select(datasets.c.name, datasets.c.data_id)
+            .where(_WHOLE)
+            .group_by(datasets.c.name, datasets.c.data_id)
+            .order_by(func.min(datasets.c.id))
         )
         with self.shelf._registry.db.read() as txn:
             pairs = txn.tuples(query)

@@ -135,7 +135,7 @@ import pytest  # noqa: E402
 
 import labshelf  # noqa: E402
 from _children import Child, Spawn, spawner  # noqa: E402
-from conftest import make_shelf  # noqa: E402
+from _shelves import make_shelf  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

@@ -244,7 +244,7 @@ import pytest  # noqa: E402
 
 import labshelf  # noqa: E402
 from _children import Spawn, spawn_fixture  # noqa: E402
-from conftest import make_shelf  # noqa: E402
+from _shelves import make_shelf  # noqa: E402
 
 pytestmark = pytest.mark.slow
 spawn = spawn_fixture(__file__)

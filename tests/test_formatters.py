@@ -26,7 +26,7 @@ import xarray as xr
 from PIL import Image
 
 import labshelf
-from conftest import BACKENDS, make_shelf, require_postgres
+from _shelves import BACKENDS, make_shelf, require_postgres
 from labshelf.registry.records import DatasetRef
 
 INLINE_MAX_BYTES = 16 * 1024

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 import labshelf
-from conftest import make_shelf, require_postgres
+from _shelves import make_shelf, require_postgres
 from labshelf.errors import CollectionError, CollectionNotFound, DatasetNotFound, ReadOnlyShelf, ShelfError
 
 

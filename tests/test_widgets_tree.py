@@ -24,7 +24,7 @@ import xarray as xr
 from PIL import Image
 
 import labshelf
-from conftest import BACKENDS, make_shelf, require_postgres
+from _shelves import BACKENDS, make_shelf, require_postgres
 from labshelf.errors import DatasetNotFound, RunNotFound
 from labshelf.names import data_id_key, label
 from labshelf.widgets import DatasetTree

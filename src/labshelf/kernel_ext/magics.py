@@ -6,6 +6,7 @@
 ``%browse [RUN]``                          the dataset tree of the shelf, or of one run
 ``%gallery [--labels A,B] NAME [QUERY]``   thumbnails of one image dataset across runs
 ``%ds NAME [--run N] [--data-id K=V ...]``  the value of a dataset (newest run that has it by default)
+``%subscribe NAME [--run latest|N] ...``   a live plot, image or big number of a dataset being written
 =========================================  ======================================================
 
 A user's mistake (a bad query, an unknown name or run, no shelf, bad
@@ -47,7 +48,10 @@ _USAGE = {
     "browse": "%browse [RUN]",
     "gallery": "%gallery [--labels COLUMN,COLUMN] NAME [QUERY]",
     "ds": "%ds NAME [--run N] [--data-id KEY=VALUE ...]",
+    "subscribe": "%subscribe NAME [--run latest|N] [--kind plot|image|number] [--x NAME] [--data-id KEY=VALUE ...]",
 }
+#: What ``%subscribe --kind`` shows, and the widget that shows it.
+LIVE_KINDS = {"plot": "LivePlot", "image": "LiveImage", "number": "BigNumber"}
 
 
 class UsageProblem(Exception):
@@ -223,7 +227,7 @@ def _parser(magic: str) -> Any:
     return Parser(prog=f"%{magic}", usage=_USAGE[magic].replace("%", "%%"), add_help=True, allow_abbrev=False)
 
 
-def parse_data_id(items: list[str]) -> dict[str, Any] | None:
+def parse_data_id(items: list[str], magic: str = "ds") -> dict[str, Any] | None:
     """``["channel=2", "det=a"]`` -> ``{"channel": 2, "det": "a"}``: ints and True/False as such, the rest text."""
     if not items:
         return None
@@ -231,7 +235,7 @@ def parse_data_id(items: list[str]) -> dict[str, Any] | None:
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep or not key:
-            raise UsageProblem(f"%ds: --data-id takes KEY=VALUE pairs, not {item!r}; usage: {_USAGE['ds']}")
+            raise UsageProblem(f"%{magic}: --data-id takes KEY=VALUE pairs, not {item!r}; usage: {_USAGE[magic]}")
         value: Any = raw
         if raw in ("True", "False", "true", "false"):
             value = raw.lower() == "true"
@@ -420,11 +424,90 @@ class LabshelfMagics(Magics):
                 raise
             raise better from exc
 
+    @line_magic("subscribe")
+    @_guarded
+    def subscribe_magic(self, line: str) -> Any:
+        """Show a live view of a dataset while it is being written; return the widget.
+
+        Usage: ``%subscribe NAME [--run latest|N] [--kind plot|image|number] [--x NAME] [--data-id KEY=VALUE ...]``,
+        e.g. ``%subscribe scan/counts --x scan/x``.  The view follows the
+        newest run (``--run latest``, the default) or stays on run N.  It
+        is chosen from the dataset's kind: an image shows as a LiveImage,
+        a 1-D array as a LivePlot (``--x`` names the dataset of its x
+        values), a scalar as a BigNumber.  A dataset that does not exist yet
+        needs ``--kind``.  ``w = %subscribe ...`` keeps the widget;
+        ``w.close()`` stops it.
+        """
+        parser = _parser("subscribe")
+        parser.add_argument("name", metavar="NAME", help="the dataset name, e.g. scan/counts")
+        parser.add_argument("--run", default="latest", metavar="latest|N", help="latest (default: follow new runs) or a run number")
+        parser.add_argument("--kind", choices=tuple(LIVE_KINDS), default=None, help="the view (default: from the dataset's kind)")
+        parser.add_argument("--x", default=None, metavar="NAME", help="the dataset of the x values of a plot")
+        parser.add_argument(
+            "--data-id", nargs="+", action="extend", default=[], metavar="KEY=VALUE", help="data ID values, e.g. channel=2"
+        )
+        args = parser.parse_args(_split("subscribe", line))
+        run: int | str = "latest"
+        if args.run != "latest":
+            try:
+                run = int(args.run)
+            except ValueError:
+                raise UsageProblem(
+                    f"%subscribe: --run takes latest or a run number, not {args.run!r}; usage: {_USAGE['subscribe']}"
+                ) from None
+        data_id = parse_data_id(args.data_id, "subscribe")
+        if args.x is not None and args.kind not in (None, "plot"):
+            raise UsageProblem(f"%subscribe: --x goes with --kind plot, not --kind {args.kind}; usage: {_USAGE['subscribe']}")
+        shelf = self.state.require()
+        kind = args.kind or _live_kind(shelf, args.name, data_id, run)
+        if kind != "plot" and args.x is not None:
+            shows = "an image" if kind == "image" else "a number"
+            raise UsageProblem(f"%subscribe: --x is for a plot, and {args.name!r} shows as {shows}; usage: {_USAGE['subscribe']}")
+        from .. import widgets
+
+        cls = getattr(widgets, LIVE_KINDS[kind])
+        options: dict[str, Any] = {"run": run, "data_id": data_id}
+        if args.x is not None:
+            options["x"] = args.x
+        widget = cls(shelf, args.name, **options)
+        self._show(widget)
+        # As a cell's last line the returned widget would show a second time.
+        widget._shown_in = getattr(self.shell, "execution_count", None)
+        return widget
+
     def _show(self, widget: Any) -> None:
         from IPython.display import display
 
         self.state.last_widget = widget
         display(widget)
+
+
+def _live_kind(shelf: Shelf, name: str, data_id: dict[str, Any] | None, run: int | str) -> str:
+    """The view ``%subscribe`` picks for an existing dataset: plot, image or number."""
+    try:
+        ref = shelf.find(name, data_id, run=run if isinstance(run, int) else None)
+    except DatasetNotFound as exc:
+        from ..names import split_target
+        from . import lookup
+
+        better = lookup.explain_missing(shelf, split_target(name)[0], data_id)
+        if better is not None:
+            raise better from exc
+        raise DatasetNotFound(
+            f"{str(exc).rstrip('.')}; to watch for a dataset that does not exist yet, say how to show it "
+            f"with --kind plot|image|number"
+        ) from exc
+    shape = tuple(ref.shape or ())
+    if ref.kind == "image":
+        return "image"
+    if ref.kind == "scalar" or (ref.kind in ("ndarray", "xarray") and len(shape) == 0):
+        return "number"
+    if ref.kind in ("ndarray", "xarray") and len(shape) == 1:
+        return "plot"
+    what = f"a dataset of kind {ref.kind}" + (f" and shape {shape}" if shape else "")
+    raise UsageProblem(
+        f"%subscribe: {name!r} is {what}; live views show images, 1-D arrays (plot) and scalars (number)"
+    )
 
 
 # -- the view %runs returns ---------------------------------------------------------------------

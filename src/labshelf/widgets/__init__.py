@@ -15,6 +15,9 @@ _WIDGETS = {
     "DatasetTree": "tree",
     "Gallery": "gallery",
     "RunTable": "table",
+    "LivePlot": "live",
+    "LiveImage": "live",
+    "BigNumber": "live",
 }
 
 __all__ = sorted(_WIDGETS)

@@ -425,7 +425,6 @@ class LiveImage(_Following, ShelfWidget):
         super().__init__(**kwargs)
         self.set_trait("name", self._label)
         self.set_trait("status", f"waiting for {self._label} in {_run_text(self._mode)}")
-        self.add_class("labshelf-liveimage")
         self.on_msg(self._on_drawn)
         self._follow([name], rate, preview=self._size)
 
@@ -555,7 +554,6 @@ class BigNumber(_Following, ShelfWidget):
         super().__init__(unit=unit, **kwargs)
         self.set_trait("name", self._label)
         self.set_trait("status", f"waiting for {self._label} in {_run_text(self._mode)}")
-        self.add_class("labshelf-bignumber")
         self._follow([name], rate)
 
     def __repr__(self) -> str:

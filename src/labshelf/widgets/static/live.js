@@ -178,7 +178,7 @@ function renderImage(model, el) {
     context.putImageData(image, 0, 0);
     // As large as fits, small previews scaled up with sharp pixels.
     const room = Math.max(64, (root.clientWidth || 600) - 16);
-    const cssScale = Math.min(room / width, 560 / height, 8);
+    const cssScale = Math.min(room / width, 400 / height, 8);
     canvas.style.width = `${Math.round(width * cssScale)}px`;
     canvas.style.height = `${Math.round(height * cssScale)}px`;
     const [rows, columns] = frame.shape;

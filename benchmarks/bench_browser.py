@@ -16,7 +16,17 @@ with ``performance.now()``, so the browser's clock measures both ends:
   out and painted.  Median of REPEATS, each a new widget (so nothing is
   cached in the page).
 
-The limit of each is the same first page done by hand in the same kernel
+- **live plot update**: a LivePlot in the page follows a dataset that a
+  writer process appends one point to every 0.2 s, the point being the
+  writer's ``time.time()`` taken just before ``run.append``; from that time
+  to the animation frame after BokehJS received the point (its
+  ``ColumnDataSource`` streamed, so painted), read from the same clock in the
+  page (``performance.timeOrigin + performance.now()``).  Median of LIVE
+  updates.  Its limit is the bokeh path alone: a ``BokehModel`` in the kernel
+  whose source an asyncio task streams ``time.time()`` into, the same way.
+  ``python benchmarks/bench_browser.py live`` runs only this one.
+
+The limit of the first two is the same first page done by hand in the same kernel
 and browser: a cell that selects it with a hand-written SQL query
 (``sqlite3``) and displays it as a static HTML table (100 runs x all columns)
 or list (100 datasets with kind, shape, dtype, size), timed from executing
@@ -26,11 +36,12 @@ The 10,000-run shelf is filled like ``bench_run_table.py`` (its builder,
 validated against the public API); the 10,000 datasets go through
 ``run.put`` (about a second).
 
-Targets: %runs first rows <= 1 s; tree expand <= 300 ms.
+Targets: %runs first rows <= 1 s; tree expand <= 300 ms; live plot update <= 150 ms.
 """
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -48,6 +59,11 @@ BENCH = "browser"
 DATASETS = 10_000
 REPEATS = 5
 TIMEOUT_MS = 60_000
+#: Live updates timed on each side (in rounds of LIVE_ROUND, alternating), after LIVE_SKIP of each round.
+LIVE = 30
+LIVE_ROUND = 10
+LIVE_SKIP = 2
+LIVE_INTERVAL = 0.2
 
 #: Runs a new cell and resolves when ``selector`` is laid out inside it (and a frame painted).
 _TIME_CELL = """async ({source, selector, timeout}) => {
@@ -177,6 +193,7 @@ def body() -> None:
                 try:
                     page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
                     measure(server, page)
+                    measure_live(server, page)
                 finally:
                     browser.close()
         finally:
@@ -245,5 +262,146 @@ def measure(server: LabServer, page: Any) -> None:
          "to the first row painted")
 
 
+# -- live plot: Python change to DOM update -------------------------------------------------------------
+
+#: Resolves with the latency (ms) of the next ``count`` points of the bokeh source named ``name``:
+#: from the time stamp each point carries as its y value to the frame painted after it arrived.
+_TIME_POINTS = """async ({name, count, skip, timeout}) => {
+  let source = null;
+  for (const doc of window.Bokeh.documents) { source = doc.get_model_by_name(name) || source; }
+  if (!source) throw new Error('no bokeh source ' + name);
+  let seen = source.data.y.length;
+  const out = [];
+  let skipped = 0;
+  return await new Promise((resolve, reject) => {
+    const onData = () => {
+      const y = source.data.y;
+      if (y.length === seen) return;
+      seen = y.length;
+      const stamp = y[y.length - 1] * 1000;
+      requestAnimationFrame(() => {
+        const painted = performance.timeOrigin + performance.now();
+        if (skipped < skip) { skipped += 1; return; }
+        out.push(painted - stamp);
+        if (out.length === count) { stop(); resolve(out); }
+      });
+    };
+    const stop = () => {
+      source.streaming.disconnect(onData);
+      source.properties.data.change.disconnect(onData);
+      clearTimeout(timer);
+    };
+    source.streaming.connect(onData);
+    source.properties.data.change.connect(onData);
+    const timer = setTimeout(() => { stop(); reject(new Error('only ' + out.length + ' points of ' + name)); },
+                             timeout);
+  });
+}"""
+
+#: A writer process: one point every INTERVAL s, its y the time just before the append.
+_LIVE_WRITER = """
+import sys, time, labshelf
+shelf = labshelf.open(sys.argv[1])
+count, interval = int(sys.argv[2]), float(sys.argv[3])
+with shelf.new_run("latency") as run:
+    for i in range(count):
+        time.sleep(interval)
+        run.append("latency/stamp", time.time())
+shelf.close()
+"""
+
+#: The limit: the same points streamed into a bokeh source by the kernel itself.
+_LIMIT_SETUP = """
+import asyncio, time
+from bokeh.models import ColumnDataSource
+from bokeh.plotting import figure
+from jupyter_bokeh.widgets import BokehModel
+
+limit_source = ColumnDataSource({"x": [], "y": []}, name="limit-source")
+limit_figure = figure(width=700, height=240, title="limit: bokeh stream from the kernel")
+limit_figure.line("x", "y", source=limit_source)
+limit_model = BokehModel(limit_figure)
+
+async def limit_feed(count, interval):
+    for i in range(count):
+        await asyncio.sleep(interval)
+        limit_source.stream({"x": [len(limit_source.data["x"])], "y": [time.time()]})
+
+limit_model
+"""
+
+
+def body_live() -> None:
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        note(f"skipped: no Chromium at {CHROMIUM} (apt-get install chromium)")
+        return
+    with scratch(BENCH) as tmp:
+        server = LabServer(tmp)
+        server.root.mkdir(parents=True)
+        server.start()
+        try:
+            with sync_playwright() as playwright:
+                browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+                try:
+                    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+                    measure_live(server, page)
+                finally:
+                    browser.close()
+        finally:
+            server.stop()
+
+
+def measure_live(server: LabServer, page: Any) -> None:
+    """Python change to DOM update of a LivePlot, beside a bokeh stream from the kernel itself."""
+    path = server.root / "live.shelf"
+    labshelf.create(path).close()
+    lab = Lab(server, None)
+    lab.open_notebook(page, "live.ipynb", [
+        "import labshelf\nfrom labshelf.widgets import LivePlot\n"
+        "live_shelf = labshelf.open('live.shelf', mode='r')\n"
+        "live_plot = LivePlot(live_shelf, 'latency/stamp')\nlive_plot",
+        _LIMIT_SETUP,
+    ])
+    page.wait_for_function(
+        "() => window.Bokeh && window.Bokeh.documents.some((d) => d.get_model_by_name('limit-source'))"
+        " && window.Bokeh.documents.some((d) => d.get_model_by_name('labshelf-live-source'))",
+        timeout=TIMEOUT_MS,
+    )
+    points = LIVE_ROUND + LIVE_SKIP + 10  # more than timed: the timing starts a moment (~1 s) late
+    times: dict[str, list[float]] = {"labshelf": [], "limit": []}
+    for i in range(-1, LIVE // LIVE_ROUND):  # one warm-up round
+        order = ("labshelf", "limit") if i % 2 == 0 else ("limit", "labshelf")
+        for side in order:
+            if side == "labshelf":
+                writer = subprocess.Popen([sys.executable, "-c", _LIVE_WRITER, str(path), str(points),
+                                           str(LIVE_INTERVAL)])
+                source = "labshelf-live-source"
+            else:
+                lab.run_cell(page, f"limit_task = asyncio.ensure_future(limit_feed({points}, {LIVE_INTERVAL}))")
+                writer = None
+                source = "limit-source"
+            try:
+                ms = page.evaluate(_TIME_POINTS, {"name": source, "count": LIVE_ROUND, "skip": LIVE_SKIP,
+                                                  "timeout": TIMEOUT_MS})
+            finally:
+                if writer is not None:
+                    writer.wait(timeout=60)
+            if i >= 0:
+                times[side] += [t / 1e3 for t in ms]
+            if side == "limit":
+                lab.run_cell(page, "await limit_task")
+    every = sorted(times["labshelf"])
+    report(BENCH, "live plot update", median(times["labshelf"]), "s",
+           limit=("bokeh stream from the kernel", median(times["limit"])),
+           targets=[Target("value", "<=", 0.15, "s")], labshelf_range=spread(times["labshelf"]),
+           limit_range=spread(times["limit"]), p90=every[int(0.9 * (len(every) - 1))], updates=len(every))
+    note(f"live plot: {len(every)} points appended by another process every {LIVE_INTERVAL} s; "
+         f"p90 {every[int(0.9 * (len(every) - 1))] * 1e3:.0f} ms; the limit streams from an asyncio task "
+         "in the kernel (no shelf, no subscription)")
+    lab.run_cell(page, "live_plot.close()\nlimit_model.close()\nlive_shelf.close()")
+
+
 if __name__ == "__main__":
-    main(BENCH, body)
+    main(BENCH, body_live if sys.argv[1:] == ["live"] else body)

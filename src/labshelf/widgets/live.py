@@ -162,9 +162,13 @@ def _load_bokeh() -> None:
     if _BOKEH_LOADED:
         return
     from bokeh.io import output_notebook
+    from bokeh.io.state import curstate
     from bokeh.resources import INLINE
 
-    output_notebook(resources=INLINE, hide_banner=True)
+    # After the user's own output_notebook() BokehJS is in the page already:
+    # a second copy would only add a megabyte to the notebook.
+    if not curstate().notebook:
+        output_notebook(resources=INLINE, hide_banner=True)
     _BOKEH_LOADED.append(True)
 
 

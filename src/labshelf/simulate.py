@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from .run import Run
     from .shelf import Shelf
 
-__all__ = ["EXPERIMENT", "RunReport", "Simulator"]
+__all__ = ["EXPERIMENT", "Camera", "RunReport", "Simulator"]
 
 #: The experiment name of every simulated run.
 EXPERIMENT = "simulate"
@@ -35,7 +35,7 @@ EXPERIMENT = "simulate"
 COUNTER_RATE = 10.0
 #: Mean dark level of the camera, in counts.
 DARK = 100.0
-#: Pre-drawn frames of dark shot noise (see :class:`_Camera`).
+#: Pre-drawn frames of dark shot noise (see :class:`Camera`).
 NOISE_BANK = 3
 #: How the camera frames are stored: fast gzip, which still shrinks a noisy uint16 frame ~2x.
 IMAGE_OPTIONS = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
@@ -64,13 +64,20 @@ class RunReport:
         )
 
 
-class _Camera:
+class Camera:
     """Frames of a Gaussian beam spot drifting on a Lissajous path, with shot noise (uint16).
 
     A fresh full-frame Poisson draw costs ~90 ms at 1024x1024, more than a
     frame period, so the dark level's noise comes from a few frames drawn
     once, each frame rolled by a random offset; the spot's own shot noise is
     drawn fresh in a window around it, where the signal is.
+
+    Parameters
+    ----------
+    size
+        Side of the square frames in pixels.
+    rng
+        A ``numpy.random.Generator``.
     """
 
     def __init__(self, size: int, rng: Any):
@@ -83,6 +90,7 @@ class _Camera:
         self.peak = 3000.0
 
     def frame(self, t: float) -> Any:
+        """The frame at ``t`` seconds (the spot's position on its path): a new uint16 array."""
         import numpy as np
 
         size, rng = self.size, self.rng
@@ -165,7 +173,7 @@ class Simulator:
         import numpy as np
 
         rng = np.random.default_rng(self.seed)
-        camera = _Camera(self.image, rng) if self.frame_rate > 0 else None
+        camera = Camera(self.image, rng) if self.frame_rate > 0 else None
         started = time.monotonic()
         deadline = math.inf if self.duration is None else started + self.duration
         reports: list[RunReport] = []
@@ -178,7 +186,7 @@ class Simulator:
                 self.report(report)
         return reports
 
-    def _one_run(self, rng: Any, camera: _Camera | None, started: float, deadline: float) -> RunReport:
+    def _one_run(self, rng: Any, camera: Camera | None, started: float, deadline: float) -> RunReport:
         points = max(int(round(self.rate * self.run_length)), 1)
         params = {"rate": self.rate, "points": points, "image": self.image if camera else 0, "seed": self.seed}
         with self.shelf.new_run(experiment=EXPERIMENT, params=params) as run:

@@ -38,8 +38,12 @@ demo: demo-shelf
 	$(VENV)/bin/jupyter lab --ServerApp.root_dir=$(NOTEBOOKS) --LabApp.default_url=/lab/tree/quickstart.ipynb \
 		--ServerApp.ip=$(LAB_IP) $(ROOT_ARGS) $(NO_DISPLAY_ARGS) $(LAB_ARGS)
 
+# The browser tests run in a pytest process of their own: Playwright's sync API
+# keeps an event loop marked running (and greenlets) on the main thread for the
+# whole session, which other tests' asyncio and ast use must not meet.
 test: $(STAMP) lint typecheck chromium
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest --ignore=tests/browser $(PYTEST_ARGS)
+	$(PY) -m pytest tests/browser $(PYTEST_ARGS)
 
 # The browser tests drive Debian's Chromium (never `playwright install`: it cannot download here).
 # Installed when missing and we are root; otherwise tests/browser skips with a message (fails under CI=true).

@@ -50,8 +50,10 @@ class PostgresSchemas:
     def drop_all(self) -> None:
         from sqlalchemy import text
 
-        with self.engine.begin() as conn:
-            for name in self.made:
+        # One transaction per schema: dropping hundreds of schemas at once
+        # takes more locks than PostgreSQL's default max_locks_per_transaction.
+        for name in self.made:
+            with self.engine.begin() as conn:
                 conn.execute(text(f'DROP SCHEMA IF EXISTS "{name}" CASCADE'))
         self.engine.dispose()
 

@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -185,21 +186,34 @@ def test_closing_stops_every_thread(shelf: labshelf.Shelf) -> None:
     assert all(s.closed for s in subs)
 
 
-def test_callbacks_run_on_the_event_loop_that_subscribed(shelf: labshelf.Shelf) -> None:
+def test_outside_a_kernel_callbacks_run_on_the_worker_thread(shelf: labshelf.Shelf) -> None:
     threads: list[str] = []
+    with shelf.new_run() as run, shelf.subscribe("v", lambda u: threads.append(threading.current_thread().name), run=run.number):
+        run.put("v", 1)
+        wait_for(lambda: bool(threads))
+    assert threads == ["labshelf-subscription"]
 
-    async def main() -> None:
-        with shelf.new_run() as run:
-            sub = shelf.subscribe("v", lambda u: threads.append(threading.current_thread().name), run=run.number)
-            run.put("v", 1)
-            for _ in range(500):
-                if threads:
-                    break
-                await asyncio.sleep(0.01)
-            sub.close()
 
-    asyncio.run(main())
-    assert threads == [threading.main_thread().name]
+def test_in_a_jupyter_kernel_callbacks_run_on_the_kernel_loop(tmp_path: Path) -> None:
+    # A real kernel (this venv's Python) runs the cells; the callback must come on
+    # the kernel's main thread, between cells, never on a background thread.
+    import nbformat
+    from nbclient import NotebookClient
+
+    path = tmp_path / "k.shelf"
+    labshelf.create(path).close()
+    cells = [
+        f"import threading, labshelf\nshelf = labshelf.open({str(path)!r})\nrun = shelf.new_run()\nseen = []\n"
+        "sub = shelf.subscribe('v', lambda u: seen.append((threading.current_thread() is threading.main_thread(), u.value)), run=run.number)",
+        "run.put('v', 41)\nrun.put('v', 42)",
+        "import asyncio\nfor _ in range(200):\n    if seen and seen[-1][1] == 42:\n        break\n    await asyncio.sleep(0.02)\n"
+        "print('SEEN', seen)\nassert seen and all(on_main for on_main, _ in seen), seen\nassert seen[-1][1] == 42\n"
+        "sub.close(); run.finish(); shelf.close()",
+    ]
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    NotebookClient(notebook, timeout=120, kernel_name="python3").execute()
+    printed = "".join(o.get("text", "") for o in notebook.cells[2].outputs)
+    assert "SEEN [" in printed and "(True, 42)" in printed
 
 
 def test_the_async_change_feed_resumes_from_a_sequence_number(shelf: labshelf.Shelf) -> None:
@@ -217,6 +231,32 @@ def test_the_async_change_feed_resumes_from_a_sequence_number(shelf: labshelf.Sh
                 break
         return found
 
-    found = asyncio.run(collect(mark))
+    # In a thread of its own: another test's event loop may be marked running on this one.
+    found: list[Any] = []
+    worker = threading.Thread(target=lambda: found.extend(asyncio.run(collect(mark))))
+    worker.start()
+    worker.join(timeout=60)
     assert [(c.kind, c.name) for c in found] == [("put", "b"), ("put", "c")]
     assert found[0].seq > mark and found[1].seq > found[0].seq
+
+
+def test_values_handed_out_earlier_never_change(shelf: labshelf.Shelf) -> None:
+    # The subscription patches and grows its own copy; what a callback got
+    # before stays as it was (a plot may keep it).
+    with shelf.new_run() as run:
+        run.put("trace", np.zeros(4))
+        got = Collector()
+        with shelf.subscribe("trace", got, run=run.number):
+            wait_for(lambda: got.last("trace") is not None)
+            first = got.updates[0].value.copy()
+            run.mutate("trace", 1, 5.0)
+            wait_for(lambda: (u := got.last("trace")) is not None and u.kind == "mutate")
+            for i in range(200):
+                run.append("trace", float(i))
+            wait_for(lambda: (u := got.last("trace")) is not None and len(u.value) == 204)
+    np.testing.assert_array_equal(got.updates[0].value, first)
+    mutated = next(u for u in got.updates if u.kind == "mutate")
+    np.testing.assert_array_equal(mutated.value, [0.0, 5.0, 0.0, 0.0])
+    final = got.last("trace")
+    assert final is not None
+    np.testing.assert_array_equal(final.value, shelf.get("trace", run=run.number))

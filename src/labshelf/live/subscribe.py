@@ -97,6 +97,9 @@ class _Pending:
 @dataclass
 class _State:
     value: Any = None
+    #: Appends land in spare room at the end of this array (``value`` is its
+    #: head), so following a long scan costs amortised O(rows), not O(n^2).
+    buffer: Any = None
     version: int | None = None
     length: int | None = None
     delivered_at: float = 0.0
@@ -112,12 +115,28 @@ def _decode_index(encoded: Any) -> Any:
     return encoded
 
 
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    """The event loop of this thread if one runs it (a Jupyter kernel's), else None."""
+def kernel_loop() -> asyncio.AbstractEventLoop | None:
+    """The event loop of the Jupyter kernel this code runs in (on its main thread), else None.
+
+    Only a kernel's loop: other code may keep a loop marked running on the
+    main thread while it blocks (Playwright's sync API does), and callbacks
+    posted there would never run.
+    """
+    import sys
+
+    if "ipykernel" not in sys.modules or threading.current_thread() is not threading.main_thread():
+        return None
+    from IPython import get_ipython
+
+    kernel = getattr(get_ipython(), "kernel", None)
+    if kernel is None:
+        return None
     try:
         return asyncio.get_running_loop()
     except RuntimeError:
-        return None
+        io_loop = getattr(kernel, "io_loop", None)
+        loop = getattr(io_loop, "asyncio_loop", None)
+        return loop if isinstance(loop, asyncio.AbstractEventLoop) else None
 
 
 class Subscription:
@@ -154,7 +173,7 @@ class Subscription:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._closed = threading.Event()
-        self._loop = _running_loop() if threading.current_thread() is threading.main_thread() else None
+        self._loop = kernel_loop()
         self.delivered = 0
         self.errors: list[str] = []
         registry = shelf._registry
@@ -292,11 +311,12 @@ class Subscription:
         if not first and state is not None and kinds <= {"append"} and ref.shape and state.length is not None \
                 and ref.shape[0] >= state.length and self._preview is None:
             delta = shelf._read_uncached(ref, {"slice": (slice(state.length, ref.shape[0]),)})
-            value = _concat(state.value, delta)
+            value = _grow(state, delta)
             reset, kind = False, "append"
         elif not first and state is not None and kinds <= {"mutate"} and pending.indices and self._preview is None \
                 and hasattr(state.value, "shape") and ref.shape == tuple(state.value.shape):
-            value = state.value if state.value.flags.writeable else state.value.copy()
+            # A copy: earlier updates handed out views of the old array.
+            value = state.value.copy()
             for changed in pending.indices:
                 region = shelf._read_uncached(ref, {"slice": changed if isinstance(changed, tuple) else (changed,)})
                 value[changed] = region
@@ -308,6 +328,8 @@ class Subscription:
                 kind = "put" if "put" in kinds or len(kinds) != 1 else next(iter(kinds))
         if state is None:
             state = self._states[key] = _State()
+        if kind != "append":
+            state.buffer = None
         state.value, state.version = value, ref.version
         state.length = int(value.shape[0]) if getattr(value, "ndim", 0) >= 1 else None
         state.delivered_at = time.monotonic()
@@ -387,10 +409,32 @@ def _key(data_id: Any) -> str:
     return data_id_key(dict(data_id))
 
 
-def _concat(old: Any, rows: Any) -> Any:
+def _grow(state: _State, rows: Any) -> Any:
+    """``state.value`` with ``rows`` appended, in a buffer with room to spare.
+
+    Earlier updates hold views of the buffer's head; appending writes only
+    past it, so what they show never changes.
+    """
     import numpy as np
 
-    return np.concatenate([old, rows], axis=0) if old is not None else rows
+    old = state.value
+    if old is None or getattr(old, "ndim", 0) == 0:
+        return rows
+    dtype = np.result_type(old.dtype, rows.dtype)
+    n, extra = old.shape[0], rows.shape[0]
+    buffer = state.buffer
+    reuse = (
+        buffer is not None
+        and old.base is buffer  # value is still the buffer's head
+        and buffer.dtype == dtype
+        and buffer.shape[0] >= n + extra
+    )
+    if not reuse:
+        buffer = np.empty((max(2 * (n + extra), 64), *old.shape[1:]), dtype=dtype)
+        buffer[:n] = old
+    buffer[n : n + extra] = rows
+    state.buffer = buffer
+    return buffer[: n + extra]
 
 
 def _read_only(value: Any) -> Any:

@@ -82,6 +82,7 @@ if __name__ == "__main__":
 
 # -- the tests (the subscriber side) -------------------------------------------------
 
+import asyncio  # noqa: E402
 import threading  # noqa: E402
 import traceback  # noqa: E402
 from collections.abc import Callable  # noqa: E402
@@ -311,6 +312,50 @@ def test_latest_follows_a_new_run_and_drops_the_old_one(shelf: labshelf.Shelf, s
         assert [u.value for u in got.of("rate", old)] == [1.0]
         assert {u.run for u in got.updates[1:]} == {new}
         assert sub.errors == []
+
+
+def quiet_spell(shelf: labshelf.Shelf, spawn: Spawn) -> tuple[Writer, int]:
+    """A subscription comes and goes, then a writer changes old/x while nobody listens."""
+    writer = Writer(spawn, shelf)
+    run = writer.new_run()
+    writer.do(do="put", name="a", value=0)
+    with shelf.subscribe("a", lambda u: None, run=run):
+        pass  # the shelf's feed ran, and stopped with the last subscription
+    for i in range(5):
+        writer.do(do="put", name="old/x", value=i)
+    return writer, shelf.last_seq()
+
+
+def test_changes_after_a_quiet_spell_start_from_now(shelf: labshelf.Shelf, spawn: Spawn) -> None:
+    writer, mark = quiet_spell(shelf, spawn)
+
+    async def first_change() -> Any:
+        async for change in shelf.changes():
+            return change
+        return None
+
+    async def watch() -> Any:
+        task = asyncio.ensure_future(first_change())
+        await asyncio.sleep(0.5)
+        await asyncio.get_running_loop().run_in_executor(None, lambda: writer.do(do="put", name="new/y", value=1))
+        return await asyncio.wait_for(task, 10)
+
+    change = asyncio.run(watch())
+    assert (change.name, change.kind) == ("new/y", "put") and change.seq > mark, (
+        f"changes() without since= began before the call: seq {change.seq} {change.kind} {change.name}, "
+        f"last_seq was {mark}"
+    )
+
+
+def test_a_subscription_after_a_quiet_spell_starts_from_now(shelf: labshelf.Shelf, spawn: Spawn) -> None:
+    writer, _ = quiet_spell(shelf, spawn)
+    # run=None has no snapshot: changes made before subscribing are not news (a shelf object
+    # that never subscribed delivers none), whatever subscriptions came and went before.
+    got = Collector()
+    with shelf.subscribe(["old/*", "new/*"], got, run=None):
+        writer.do(do="put", name="new/y", value=2)
+        wait_for(lambda: (u := got.last("new/y")) is not None and u.value == 2, "new/y = 2")
+    assert got.of("old/x") == [], [(u.kind, u.value) for u in got.of("old/x")]
 
 
 def test_a_malformed_pattern_raises_and_starts_nothing(shelf: labshelf.Shelf) -> None:

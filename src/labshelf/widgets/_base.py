@@ -9,7 +9,8 @@ user looks at crosses the wire: a run table of 100,000 runs or a run of
 Requests travel as anywidget custom messages ``{id, method, params}``; the
 answer is ``{id, result}`` or ``{id, error}`` with the error's one-line
 message, plus binary buffers (PNG thumbnails travel as bytes, not base64).
-The JavaScript half is ``static/rpc.js``; it is put in front of each
+The JavaScript half is ``static/rpc.js``; it and ``static/common.js``
+(elements, number formatting, the colour map) are put in front of each
 widget's own ESM, which calls ``makeRequester(model)``.
 """
 
@@ -34,8 +35,17 @@ def static_text(name: str) -> str:
 
 
 def esm(name: str) -> str:
-    """The ESM of a widget: the request helper followed by ``static/<name>``."""
-    return static_text("rpc.js") + "\n" + static_text(name)
+    """The ESM of a widget: the shared helpers (requests, elements, colour map) and ``static/<name>``.
+
+    Plain concatenation stands in for a bundler: anywidget loads one module
+    per widget, and relative imports between our files would not resolve.
+    """
+    return "\n".join((static_text("rpc.js"), static_text("common.js"), static_text(name)))
+
+
+def css(name: str) -> str:
+    """The CSS of a widget: the shared rules (``static/common.css``) and ``static/<name>``."""
+    return static_text("common.css") + "\n" + static_text(name)
 
 
 @dataclass

@@ -22,7 +22,7 @@ from sqlalchemy import select
 from ..errors import DatasetNotFound, UnsupportedValue, close_matches
 from ..names import check_name, data_id_key, label, normalize_data_id
 from ..registry.schema import datasets
-from ._base import Reply, ShelfWidget, esm, static_text
+from ._base import Reply, ShelfWidget, css, esm
 from ._images import pixels_for_screen
 
 #: Largest page of tiles, and largest screen side (pixels) the viewer may ask for.
@@ -63,7 +63,7 @@ class Gallery(ShelfWidget):
     """
 
     _esm = esm("gallery.js")
-    _css = static_text("gallery.css")
+    _css = css("gallery.css")
 
     name = traitlets.Unicode("", read_only=True).tag(sync=True)
     #: Number of runs with the image (the tiles there are to scroll through).

@@ -34,7 +34,7 @@ import traitlets
 
 from ..errors import ShelfError, UnsupportedValue
 from ..names import check_name, data_id_key, label, normalize_data_id
-from ._base import Reply, ShelfWidget, esm, static_text
+from ._base import Reply, ShelfWidget, css, esm
 from ._images import pixels_for_screen
 
 if TYPE_CHECKING:
@@ -387,7 +387,7 @@ class LiveImage(_Following, ShelfWidget):
     """
 
     _esm = esm("live.js")
-    _css = static_text("live.css")
+    _css = css("live.css")
 
     view = traitlets.Unicode("image", read_only=True).tag(sync=True)
     name = traitlets.Unicode("", read_only=True).tag(sync=True)
@@ -520,7 +520,7 @@ class BigNumber(_Following, ShelfWidget):
     """
 
     _esm = esm("live.js")
-    _css = static_text("live.css")
+    _css = css("live.css")
 
     view = traitlets.Unicode("number", read_only=True).tag(sync=True)
     name = traitlets.Unicode("", read_only=True).tag(sync=True)

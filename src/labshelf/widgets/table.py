@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import traitlets
 
 from ..errors import InvalidValue, QuerySyntaxError, ReadOnlyShelf, ShelfError
-from ._base import Reply, ShelfWidget, _one_line, esm, static_text
+from ._base import Reply, ShelfWidget, _one_line, css, esm
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -73,7 +73,7 @@ class RunTable(ShelfWidget):
     """
 
     _esm = esm("table.js")
-    _css = static_text("table.css")
+    _css = css("table.css")
 
     filter = traitlets.Unicode("").tag(sync=True)
     sort = traitlets.List(traitlets.List()).tag(sync=True)

@@ -37,7 +37,7 @@ from ..errors import DatasetNotFound, RunNotFound
 from ..names import label as dataset_label
 from ..registry.engine import Statement
 from ..registry.schema import datasets, runs
-from ._base import Reply, ShelfWidget, esm, static_text
+from ._base import Reply, ShelfWidget, css, esm
 from ._members import Members, human_size
 
 #: Largest page of children one request may ask for.
@@ -112,7 +112,7 @@ class DatasetTree(ShelfWidget):
     """
 
     _esm = esm("tree.js")
-    _css = static_text("tree.css")
+    _css = css("tree.css")
 
     #: Id of the selected node ("" when none); settable from Python too.
     selected = traitlets.Unicode("").tag(sync=True)

@@ -15,19 +15,6 @@
 /** Milliseconds the search waits after the last key before asking (Enter asks at once). */
 const SEARCH_DELAY_MS = 300;
 
-/**
- * @param {string} tag
- * @param {string} [className]
- * @param {string} [text]
- * @returns {HTMLElement}
- */
-function h(tag, className, text) {
-  const element = document.createElement(tag);
-  if (className) element.className = className;
-  if (text !== undefined) element.textContent = text;
-  return element;
-}
-
 export default {
   /** @param {{model: any, el: HTMLElement}} context */
   render({ model, el }) {

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -486,3 +487,34 @@ def test_javascript_formats_cells(table_module: Path) -> None:
     assert out["time"] == "2023-11-14 23:13:20"  # local time: Berlin is UTC+1 in November
     assert out["cells"] == ["", "a, b", "False", "12", "x"]
     assert out["edits"] == ["a, b", "0.30000000000000004", "", "true"]
+
+
+def test_in_a_kernel_new_runs_arrive_through_the_change_feed(tmp_path: Path) -> None:
+    # poll=0: no browser polling at all; only the change feed can tell the
+    # table that another process added a run.
+    import nbformat
+    from nbclient import NotebookClient
+
+    path = tmp_path / "feed.shelf"
+    with labshelf.create(path) as shelf, shelf.new_run("first") as run:
+        run.put("temperature", 300.0)
+    writer = (
+        "import subprocess, sys\n"
+        "code = 'import labshelf, sys\\ns = labshelf.open(sys.argv[1])\\nwith s.new_run(\"second\") as r: r.put(\"temperature\", 301.0)'\n"
+        f"subprocess.run([sys.executable, '-c', code, {str(path)!r}], check=True)"
+    )
+    cells = [
+        f"import labshelf\nfrom labshelf.widgets import RunTable\nshelf = labshelf.open({str(path)!r})\n"
+        "table = RunTable(shelf, poll=0)\nprint('BEFORE', table.count, table.generation)",
+        writer,
+        "import asyncio\nfor _ in range(300):\n    if table.count == 2:\n        break\n    await asyncio.sleep(0.02)\n"
+        "print('AFTER', table.count, table.generation)\ntable.close(); shelf.close()",
+    ]
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    NotebookClient(notebook, timeout=120, kernel_name="python3").execute()
+    text = "".join(o.get("text", "") for cell in notebook.cells for o in cell.outputs)
+    before = re.search(r"BEFORE (\d+) (\d+)", text)
+    after = re.search(r"AFTER (\d+) (\d+)", text)
+    assert before and after, text
+    assert int(before[1]) == 1 and int(after[1]) == 2, text
+    assert int(after[2]) > int(before[2]), text  # the browser is told to re-fetch

@@ -6,7 +6,8 @@ choice are traits the browser sets and Python turns into a
 :class:`~labshelf.RunView`, so every page is one SQL query over the shelf's
 registry, never a whole table.  Comments, tags and user columns are edited
 in place (``rpc_edit`` -> :meth:`Shelf.annotate`), and new runs and other
-people's edits show up through a cheap poll (``rpc_version``).
+people's edits show up as the change feed reports them (in a kernel; a
+cheap poll of ``rpc_version`` otherwise).
 
 Rows travel as JSON: the run numbers of the page and, per row, one value per
 shown column (times as seconds since the epoch, NaN and missing values as
@@ -19,6 +20,7 @@ eye (local time, number precision) is the browser's job, in
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -116,6 +118,37 @@ class RunTable(ShelfWidget):
             count=len(view),
             **kwargs,
         )
+        self._follow_feed()
+
+    def _follow_feed(self) -> None:
+        """In a Jupyter kernel, react to the shelf's change feed (the browser's poll stays as a fallback)."""
+        from ..live.subscribe import kernel_loop
+
+        loop = kernel_loop()
+        if loop is None:
+            return
+        feed = self.shelf._feed(None)
+        due = threading.Event()  # one refresh waiting at a time, however many changes arrive
+
+        def on_changes(_found: list[Any]) -> None:
+            if not due.is_set():
+                due.set()
+                loop.call_soon_threadsafe(refresh)
+
+        def refresh() -> None:
+            due.clear()
+            if self.comm is not None:  # widget-touching work stays on the kernel's loop
+                self.rpc_version()
+
+        feed.add(on_changes)
+        self._feed_listener: tuple[Any, Any] | None = (feed, on_changes)
+
+    def close(self) -> None:
+        listener = getattr(self, "_feed_listener", None)
+        if listener is not None:
+            listener[0].remove(listener[1])
+            self._feed_listener = None
+        super().close()
 
     # -- what Python users see ---------------------------------------------------------
 
@@ -289,8 +322,9 @@ class RunTable(ShelfWidget):
     def rpc_version(self) -> dict[str, Any]:
         """Check whether the shelf changed; if so refresh columns and count and bump ``generation``.
 
-        The one place that decides "something changed" (the browser calls it
-        every ``poll`` seconds): today a cheap query, later the change feed.
+        The one place that decides "something changed": called when the
+        change feed reports writes (in a kernel), and by the browser every
+        ``poll`` seconds as a fallback.
         """
         version = self._current_version()
         if version != self._version:

@@ -260,3 +260,18 @@ def test_values_handed_out_earlier_never_change(shelf: labshelf.Shelf) -> None:
     final = got.last("trace")
     assert final is not None
     np.testing.assert_array_equal(final.value, shelf.get("trace", run=run.number))
+
+
+def test_a_delete_reaches_subscribers(shelf: labshelf.Shelf) -> None:
+    with shelf.new_run() as run:
+        run.put("doomed", 1.5)
+        got = Collector()
+        with shelf.subscribe("doomed", got, run=run.number):
+            wait_for(lambda: got.last("doomed") is not None)
+            run.delete("doomed")
+            wait_for(lambda: (u := got.last("doomed")) is not None and u.kind == "delete")
+            run.put("doomed", 2.5)
+            wait_for(lambda: (u := got.last("doomed")) is not None and u.value == 2.5)
+    update = got.last("doomed")
+    assert update is not None and update.kind == "value"  # a new dataset: its first value again
+    assert [u.kind for u in got.updates] == ["value", "delete", "value"]

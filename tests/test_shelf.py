@@ -54,3 +54,39 @@ def test_reopen_sees_everything(tmp_path) -> None:
             s.new_run()
         with pytest.raises(labshelf.ReadOnlyShelf):
             s.run(1).put("y", 1)
+
+
+def test_delete_removes_the_dataset_its_files_and_records_the_change(shelf: labshelf.Shelf) -> None:
+    import dataclasses
+
+    import numpy as np
+
+    @dataclasses.dataclass
+    class Pair:
+        a: np.ndarray
+        b: float
+
+    with shelf.new_run() as run:
+        run.put("big", np.arange(100_000.0))
+        run.put("pair", Pair(np.arange(50_000.0), 2.0))
+        run.put("kept", 1)
+        files = [shelf.root / f for f in shelf.find("big", run=run.number).storage.files]
+        part_files = [shelf.root / f for f in shelf.find("pair.a", run=run.number).storage.files]
+        assert all(f.exists() for f in files + part_files)
+        before = shelf.last_seq()
+        run.delete("big")
+        run.delete("pair")
+        with pytest.raises(labshelf.DatasetNotFound, match="to delete"):
+            run.delete("big")
+        with pytest.raises(labshelf.InvalidName):
+            run.delete("../escape")
+    names = [ref.name for ref in shelf.datasets(run.number)]
+    assert names == ["kept"]  # the composite's parts went with it
+    assert not any(f.exists() for f in files + part_files)
+    with pytest.raises(labshelf.DatasetNotFound):
+        shelf.get("big", run=run.number)
+    kinds = [(c["kind"], c["name"]) for c in shelf._registry.changes_since(before)]
+    assert kinds == [("delete", "big"), ("delete", "pair"), ("run_end", None)]
+    with pytest.raises(labshelf.RunNotWritable):
+        run.delete("kept")
+    assert shelf.get("kept", run=run.number) == 1

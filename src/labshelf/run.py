@@ -136,6 +136,11 @@ class Run:
         self._shelf._check_writable()
         return self._shelf._writer.mutate(self.number, name, index, value, data_id=data_id)
 
+    def delete(self, name: str, *, data_id: Mapping[str, Any] | None = None) -> None:
+        """Remove dataset ``name`` from this (running) run; subscribers see a "delete" change."""
+        self._shelf._check_writable()
+        self._shelf._writer.delete(self.number, name, data_id=data_id)
+
     def finish(self, status: str = "finished", error: str | None = None) -> None:
         """End the run as ``finished``, ``failed`` or ``aborted``."""
         self._shelf._check_writable()

@@ -262,6 +262,27 @@ class Writer:
             self.datastore.remove(replaced)
         return _ref(dataset_id, run, name, did, version, fields, _now(), self.registry.db.where)
 
+    # -- delete ------------------------------------------------------------------
+
+    def delete(self, run: int, name: str, *, data_id: Mapping[str, Any] | None = None) -> None:
+        """Remove dataset ``name`` of a running run; its files go once the removal committed."""
+        check_name(name)
+        did = normalize_data_id(data_id)
+        key = data_id_key(did)
+        with self.registry.db.write() as txn:
+            current = self.registry.lock_target(txn, run, name, key)
+            if current is None:
+                from .names import format_data_id
+
+                raise DatasetNotFound(
+                    f"run {run} has no dataset {name!r}"
+                    f"{' with data ID ' + format_data_id(did) if did else ''} to delete"
+                )
+            files = self.registry.delete_dataset(
+                txn, dataset_id=current.id, run=run, name=name, data_id=key, version=current.version
+            )
+        self.datastore.remove(files)
+
     # -- append ------------------------------------------------------------------
 
     def append(self, run: int, name: str, values: Any, *, data_id: Mapping[str, Any] | None = None) -> DatasetRef:

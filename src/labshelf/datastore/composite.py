@@ -122,7 +122,8 @@ class CompositeFormatter(Formatter):
         return Disassembled(type(value), disassemble(value))
 
     def describe(self, value: Disassembled) -> Description:
-        return Description(shape=None, dtype=value.cls.__qualname__, nbytes=0)
+        # The registry's dtype column holds 64 characters; the full name is in the row's JSON.
+        return Description(shape=None, dtype=value.cls.__name__[:64], nbytes=0)
 
     def summarise(self, value: Disassembled) -> Summary:
         return Summary("table", text=f"{value.cls.__qualname__} ({', '.join(value.parts)})")

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 _PATTERN = re.compile(r"[\w\-+=@,#%()/*?\[\]!]+\Z")
 _MAX_INDICES = 16
-_DATA_KINDS = {"put", "append", "mutate", "broadcast"}
+_DATA_KINDS = {"put", "append", "mutate", "broadcast", "delete"}
 
 
 def check_patterns(patterns: str | Iterable[str]) -> tuple[str, ...]:
@@ -57,7 +57,7 @@ class Update:
     name: str
     data_id: dict[str, Any]
     run: int
-    #: "value" (first delivery), "put", "append", "mutate" or "broadcast".
+    #: "value" (first delivery), "put", "append", "mutate", "broadcast" or "delete" (value None).
     kind: str
     value: Any
     #: For "append": the rows appended since the previous callback.
@@ -297,6 +297,9 @@ class Subscription:
         if ref is None:
             slot = shelf._registry.broadcast_value(run, name, data_id)
             if slot is None:
+                if "delete" in pending.kinds and state is not None:
+                    del self._states[key]  # gone: a later put starts afresh
+                    return Update(name, did, run, "delete", None, seq=pending.seq, time=pending.time, frames=pending.count)
                 return None
             from ..datastore import formatters
 

@@ -327,6 +327,24 @@ class Registry:
         self._change(txn, change, run=run, name=name, data_id=data_id, version=version, payload=payload)
         return int(dataset_id)
 
+    def delete_dataset(self, txn: Txn, *, dataset_id: int, run: int, name: str, data_id: str, version: int) -> list[str]:
+        """Remove a dataset row, and the rows of its parts if it is a composite (``name.part``);
+        tag memberships go with them.  Record the change; return the data files to remove
+        once the transaction committed."""
+        rows = txn.all(
+            select(datasets.c.id, datasets.c.location).where(
+                (datasets.c.run == run)
+                & (datasets.c.data_id == data_id)
+                & ((datasets.c.id == dataset_id) | datasets.c.name.startswith(name + ".", autoescape=True))
+            )
+        )
+        files: list[str] = []
+        for row in rows:
+            txn.execute(datasets.delete().where(datasets.c.id == row.id))
+            files.extend(json.loads(row.location) if row.location else [])
+        self._change(txn, "delete", run=run, name=name, data_id=data_id, version=version + 1)
+        return files
+
     # -- broadcasts (persist=False) ------------------------------------------
 
     def broadcast(self, run: int, name: str, data_id: str, kind: str, inline: str | None) -> None:

@@ -321,6 +321,14 @@ def test_gallery_shows_one_image_dataset_across_the_chosen_runs(
     gallery = magics.state(ip).last_widget
     assert isinstance(gallery, Gallery)
     assert WIDGET_MIME in shown.outputs[0].data
+    # Newest first, with a query as without one.
+    chosen = filled.runs.query("experiment == 'rabi_scan'").numbers()
+    runs = [tile["run"] for tile in gallery.rpc_page(0, 100).result["tiles"]]
+    assert runs == sorted(chosen, reverse=True)
+    with capture_output():
+        ip.run_line_magic("gallery", "camera/image")
+    everything = [tile["run"] for tile in magics.state(ip).last_widget.rpc_page(0, 100).result["tiles"]]
+    assert everything == sorted(everything, reverse=True) and len(everything) >= len(runs)
 
 
 def test_ds_loads_values(ip: Any, filled: labshelf.Shelf, capsys: pytest.CaptureFixture[str]) -> None:

@@ -378,7 +378,8 @@ class LabshelfMagics(Magics):
         if not name:
             raise UsageProblem(f"%gallery needs the name of an image dataset; usage: {_USAGE['gallery']}")
         shelf = self.state.require()
-        view = shelf.runs.query(query.strip()) if query.strip() else shelf.runs
+        # Newest first, as the gallery shows a whole shelf.
+        view = shelf.runs.query(query.strip()).sort_values("run", ascending=False) if query.strip() else None
         from ..widgets import Gallery
 
         kwargs: dict[str, Any] = {"runs": view}

@@ -18,7 +18,7 @@ import labshelf
 from labshelf.kernel_ext import magics
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-MAGICS = ("shelf", "runs", "browse", "gallery", "ds")
+MAGICS = ("shelf", "runs", "browse", "gallery", "ds", "subscribe")
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 RUNS = 12
 
@@ -455,6 +455,8 @@ def test_completion_of_magic_arguments(ip: Any, filled: labshelf.Shelf, capsys: 
     assert completions(ip, "%gallery --labels temperature cam") == ["camera/image"]
     assert completions(ip, "%gallery camera/image temp") == []  # the query: nothing from us
     assert completions(ip, "%ds pmt --data-id ch") == []
+    assert completions(ip, "%subscribe sc") == ["scan/x"]
+    assert completions(ip, "%subscribe --k") == ["--kind"]
 
 
 def test_completion_inside_get_strings(ip: Any, filled: labshelf.Shelf, capsys: pytest.CaptureFixture[str]) -> None:

@@ -2,8 +2,8 @@
 
 Loading registers, on the shell it is loaded into:
 
-- the line magics ``%shelf``, ``%runs``, ``%browse``, ``%gallery`` and ``%ds``
-  (:mod:`labshelf.kernel_ext.magics`);
+- the line magics ``%shelf``, ``%runs``, ``%browse``, ``%gallery``, ``%ds``
+  and ``%subscribe`` (:mod:`labshelf.kernel_ext.magics`);
 - a completer (:mod:`labshelf.kernel_ext.completion`) for dataset names and
   run numbers in those magics and in ``shelf.get("...`` strings;
 - an HTML display formatter for lists of :class:`~labshelf.DatasetRef`

@@ -27,12 +27,16 @@ from typing import Any
 
 from ..errors import ShelfError
 
-_MAGIC = re.compile(r"^\s*(?:[\w.\[\], ]+=\s*)?%(?P<magic>ds|gallery|browse)\s(?P<args>.*)\Z")
+_MAGIC = re.compile(r"^\s*(?:[\w.\[\], ]+=\s*)?%(?P<magic>ds|gallery|browse|subscribe)\s(?P<args>.*)\Z")
 _OBJECT = r"(?P<obj>[A-Za-z_]\w*)(?:\[\s*(?P<item>\d+)\s*\]|\.run\(\s*(?P<call>\d+)\s*\))?\s*\.\s*(?:get|find)\("
 _GET_NAME = re.compile(_OBJECT + r"\s*(?P<quote>['\"])(?P<prefix>[^'\"]*)\Z")
 _GET_RUN = re.compile(_OBJECT + r"\s*(?P<quote>['\"])(?P<name>[^'\"]+)(?P=quote)\s*,\s*run\s*=\s*(?P<prefix>\d*)\Z")
 
-_DS_OPTIONS = ("--run", "--data-id", "--help")
+#: Options offered after "-" in the magics that take them.
+_OPTIONS = {
+    "ds": ("--run", "--data-id", "--help"),
+    "subscribe": ("--run", "--kind", "--x", "--data-id", "--help"),
+}
 
 
 def register(ip: Any) -> Any:
@@ -103,8 +107,8 @@ def _complete_magic(ip: Any, magic: str, args: str) -> tuple[str, list[str], str
 
     words = args.split()
     current = "" if not args or args[-1].isspace() else words.pop()
-    if magic == "ds" and current.startswith("-"):
-        return current, [o for o in _DS_OPTIONS if o.startswith(current)], "option"
+    if magic in _OPTIONS and current.startswith("-"):
+        return current, [o for o in _OPTIONS[magic] if o.startswith(current)], "option"
     shelf = state(ip).peek()
     if shelf is None:
         return None

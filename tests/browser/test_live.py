@@ -50,8 +50,12 @@ POINTS = """(name) => {
 
 @pytest.fixture
 def simulator(lab: Lab) -> Iterator[subprocess.Popen[bytes]]:
-    """``labshelf simulate`` writing ``live.shelf`` in the server's root, stopped (SIGTERM) after the test."""
-    path = lab.root / "live.shelf"
+    """``labshelf simulate`` writing ``simulated.shelf`` in the server's root, stopped (SIGTERM) after the test.
+
+    (Not ``live.shelf``: the quickstart notebook, run by another scenario in
+    the same server root, makes that one.)
+    """
+    path = lab.root / "simulated.shelf"
     labshelf.create(path).close()
     log = (lab.server.base / "simulate.log").open("wb")
     script = Path(sys.executable).parent / "labshelf"
@@ -86,7 +90,7 @@ def test_live_plot_and_image_follow_a_simulated_experiment(
     problems: list[str] = []
     page.on("pageerror", lambda exc: problems.append(str(exc)))
     lab.open_notebook(page, "live.ipynb", [
-        "%load_ext labshelf\n%shelf live.shelf --mode r",
+        "%load_ext labshelf\n%shelf simulated.shelf --mode r",
         "from labshelf.widgets import LivePlot\n"
         "plot = LivePlot(shelf, 'scan/counts', x='scan/x', run='latest', max_rate=20)\nplot",
         "%subscribe camera/image --kind image",

@@ -149,7 +149,7 @@ def run_query(
     if where is not None and not isinstance(where, str):
         raise QuerySyntaxError(f"where= takes an expression (str), not {type(where).__name__}")
     node = expr.parse(where) if where and where.strip() else None
-    search = shelf._search()
+    search = shelf._finder.search()
     if collections is None:
         if stage is not None:
             raise QuerySyntaxError(f"a stage (:{stage}) limits a search through collections; give collections=")

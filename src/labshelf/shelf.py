@@ -16,23 +16,20 @@ from .cache import DEFAULT_CACHE_BYTES, MISS, ReadCache
 from .datastore import Datastore, formatters
 from .errors import (
     CollectionError,
-    CollectionNotFound,
-    CorruptDataset,
-    DatasetNotFound,
-    NotPersisted,
     ReadOnlyShelf,
     RunNotFound,
     ShelfError,
-    close_matches,
 )
-from .names import data_id_key, data_id_tag, format_data_id, normalize_data_id, split_target
+from .finding import Finder
+from .names import split_target
+from .reading import load
 from .registry.annotations import Annotations
 from .registry.records import DatasetRef
 from .registry.registry import Registry
 from .writer import Writer
 
 if TYPE_CHECKING:
-    from .collections import Batch, CollectionInfo, Leaf, Repository, SearchPath
+    from .collections import CollectionInfo, Repository
     from .derived import ReprocessReport
     from .live import Change, Feed, Subscription, Update
     from .run import Run
@@ -79,7 +76,7 @@ class Shelf:
         self.default_collections = collections
         self._live_feed: Feed | None = None
         self._subscriptions: set[Subscription] = set()
-        self._leaf_memo: dict[tuple[tuple[str, ...], str | None], tuple[Any, list[Leaf], list[Batch], str | None]] = {}
+        self._finder = Finder(self, self._repos)
 
     # -- identity and lifecycle --------------------------------------------------
 
@@ -293,7 +290,7 @@ class Shelf:
     def _read_uncached(self, ref: DatasetRef, parameters: Mapping[str, Any]) -> Any:
         """Read past the cache: live updates must not fill it with every frame."""
         formatter = formatters.by_kind(ref.kind)
-        return self._load(self._repository(ref), formatter, ref, None, formatter.check_parameters(parameters))
+        return load(self, self._repository(ref), formatter, ref, None, formatter.check_parameters(parameters))
 
     # -- annotations -------------------------------------------------------------------
 
@@ -471,112 +468,7 @@ class Shelf:
             ``repository``, where it is stored.
         """
         dataset, _component, stage = split_target(name)
-        return self._find(dataset, data_id, run, collections, stage)
-
-    def _find(self, name: str, data_id: Any, run: Any, collections: Any, stage: str | None) -> DatasetRef:
-        did = normalize_data_id(data_id)
-        key = data_id_key(did)
-        tag = data_id_tag(data_id)
-        if run is not None:
-            if collections is not None:
-                raise CollectionError("give run= or collections=, not both")
-            number = self._run_number(run)
-            if tag is None and stage is None:
-                # The common case, one indexed probe: this repository's run.
-                ref = self._registry.find(number, name, key)
-                if ref is not None:
-                    return ref
-                if len(self._repos) == 1:
-                    raise self._not_found(number, name, key, data_id)
-            collections = [f"run/{number}"]
-        search = self._search(tag)
-        names = self._collection_list(collections)
-        if names is None and stage is not None:
-            names = search.staged(stage)  # every collection that carries the stage
-        if names is None:
-            return self._newest(search, name, key, data_id)
-        from .collections import first_match
-
-        remembered = self._leaf_memo.get((tuple(names), stage)) if len(search.repos) == 1 else None
-        if remembered is not None:
-            # Planned from definitions read earlier; the lookup itself says
-            # whether they still hold (one query instead of two).
-            ref, generation = first_match(remembered[2], name, key)
-            if ref is not None and generation == remembered[3]:
-                return ref
-        leaves, plan = self._plan(search, names, stage)
-        ref, _generation = first_match(plan, name, key)
-        if ref is None:
-            where = f" with stage {stage!r}" if stage else ""
-            raise DatasetNotFound(
-                f"no dataset {name!r}"
-                f"{' with data ID ' + format_data_id(did) if did else ''} in the collections "
-                f"{', '.join(map(repr, names))}{where} (searched {len(leaves)} RUN/TAGGED collections"
-                f"{', e.g. ' + ', '.join(leaf.name for leaf in leaves[:5]) if leaves else ''})"
-            )
-        return ref
-
-    def _plan(self, search: SearchPath, names: list[str], stage: str | None) -> tuple[list[Leaf], list[Batch]]:
-        """``search.leaves`` and their query batches, remembered while the definitions stay the same.
-
-        Only for a shelf of one repository: there a chain's expansion depends
-        on its definitions alone (``Collections.defined`` returns the same
-        dict until the generation number changes), so one indexed read of
-        that number replaces walking the chain on every get.
-        """
-        from .collections import batches
-
-        if len(search.repos) != 1:
-            leaves = search.leaves(names, stage=stage)
-            return leaves, batches(leaves)
-        repo = search.repos[0]
-        defined = search.defined(repo)
-        memo_key = (tuple(names), stage)
-        found = self._leaf_memo.get(memo_key)
-        if found is not None and found[0] is defined:
-            return found[1], found[2]
-        leaves = search.leaves(names, stage=stage)
-        plan = batches(leaves)
-        if len(self._leaf_memo) > 256:
-            self._leaf_memo.clear()
-        self._leaf_memo[memo_key] = (defined, leaves, plan, repo.collections.generation)
-        return leaves, plan
-
-    def _collection_list(self, collections: Any) -> list[str] | None:
-        chosen = collections if collections is not None else self.default_collections
-        if chosen is None:
-            return None
-        names = [chosen] if isinstance(chosen, str) else list(chosen)
-        for item in names:
-            if not isinstance(item, str):
-                raise CollectionNotFound(f"collections= takes names (str), not {item!r}")
-        return names
-
-    def _search(self, tag: str | None = None) -> SearchPath:
-        from .collections import SearchPath
-
-        if tag is None:
-            return SearchPath(self._repos)
-        repos = [repo for repo in self._repos if tag in repo.tags]
-        if not repos:
-            tags = sorted({t for repo in self._repos for t in repo.tags})
-            raise CollectionNotFound(
-                f"no repository of this shelf carries the tag {tag!r}{close_matches(tag, tags)}; "
-                f"tags: {', '.join(map(repr, tags)) or 'none (open inputs with labshelf.repo(path, tag=...))'}"
-            )
-        return SearchPath(repos)
-
-    def _newest(self, search: SearchPath, name: str, key: str, data_id: Any) -> DatasetRef:
-        """Without collections: the dataset in the newest run that has it, repository by repository."""
-        for repo in search.repos:
-            ref = repo.registry.newest(name, key)
-            if ref is not None:
-                return ref
-        did = normalize_data_id(data_id)
-        names = sorted({n for repo in search.repos for n in repo.registry.dataset_names()})
-        with_id = f" with data ID {format_data_id(did)}" if did else ""
-        return_error = DatasetNotFound(f"no run has a dataset {name!r}{with_id}{close_matches(name, names)}")
-        raise return_error
+        return self._finder.find(dataset, data_id, run, collections, stage)
 
     def get(
         self,
@@ -607,7 +499,7 @@ class Shelf:
             cannot change what another gets.
         """
         dataset, component, stage = split_target(name)
-        ref = self._find(dataset, data_id, run, collections, stage)
+        ref = self._finder.find(dataset, data_id, run, collections, stage)
         return self.read(ref, component=component, parameters=parameters, copy=copy)
 
     def components(
@@ -642,51 +534,8 @@ class Shelf:
         cached = self.cache.get(key, copy=copy)
         if cached is not MISS:
             return cached
-        value = self._load(repo, formatter, ref, component, params)
+        value = load(self, repo, formatter, ref, component, params)
         return self.cache.put(key, value, copy=copy)
-
-    def _load(self, repo: Repository, formatter: Any, ref: DatasetRef, component: str | None, params: dict[str, Any]) -> Any:
-        from .datastore import composite
-
-        if ref.kind == composite.KIND:
-            return composite.read(self, ref, component, params)
-        for _attempt in range(3):
-            if ref.storage.inline is not None:
-                if component is not None:
-                    raise formatter.no_component([], ref, component)
-                return formatter.apply_inline(self._read_inline(formatter, ref), params)
-            paths = [repo.datastore.path(f) for f in ref.storage.files]
-            try:
-                if component is not None:
-                    return formatter.read_component(paths, ref, component, params)
-                return formatter.read(paths, ref.name, ref, params)
-            except FileNotFoundError as exc:
-                # A writer may have replaced this version between our lookup
-                # and the read: look again and read the newer one.
-                fresh = repo.registry.find(ref.run, ref.name, data_id_key(ref.data_id))
-                if fresh is None or fresh.version == ref.version:
-                    raise CorruptDataset(
-                        f"dataset {ref.label!r} of run {ref.run}: its data file {exc.filename} is missing"
-                    ) from exc
-                ref = fresh
-            except ShelfError:
-                raise
-            except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:
-                raise CorruptDataset(
-                    f"dataset {ref.label!r} of run {ref.run} cannot be read: data file "
-                    f"{', '.join(str(p) for p in paths)} is damaged ({exc}). Other datasets are not affected"
-                ) from exc
-        raise CorruptDataset(f"dataset {ref.label!r} of run {ref.run} kept changing while being read")
-
-    @staticmethod
-    def _read_inline(formatter: Any, ref: DatasetRef) -> Any:
-        try:
-            return formatter.from_inline(ref.storage.inline)
-        except (KeyError, ValueError, TypeError) as exc:
-            raise CorruptDataset(
-                f"dataset {ref.label!r} of run {ref.run}: its value in the registry is damaged ({exc}). "
-                "Other datasets are not affected"
-            ) from exc
 
     def datasets(self, run: int) -> list[DatasetRef]:
         """Every dataset of a run, in the order they were first put."""
@@ -722,7 +571,7 @@ class Shelf:
         """One collection by name (CollectionNotFound, with close matches, if none)."""
         from .collections import info
 
-        repo, record = self._search().resolve(name, checked=False)
+        repo, record = self._finder.search().resolve(name, checked=False)
         return info(record, repo)
 
     def tag(
@@ -779,7 +628,7 @@ class Shelf:
         check_collection_name(name)
         if stage is not None:
             check_stage(stage)
-        search = self._search()
+        search = self._finder.search()
         existing = next((repo.collections.defined().get(name) for repo in self._repos
                          if repo.collections.defined().get(name)), None)
         if existing is not None and existing.kind != "chained":
@@ -796,7 +645,7 @@ class Shelf:
         self._check_writable()
         if stage is not None:
             check_stage(stage)
-        repo, record = self._search().resolve(name, checked=False)
+        repo, record = self._finder.search().resolve(name, checked=False)
         if repo is not self._repos[0]:
             raise ReadOnlyShelf(f"{name!r} belongs to the input repository {repo.where}, which this shelf only reads")
         kind = "run" if run_number(name) is not None and record.kind == "run" else record.kind
@@ -834,7 +683,7 @@ class Shelf:
             dataset, component, stage = split_target(name)
             if component is not None:
                 raise CollectionError(f"query() finds datasets; read the component {component!r} with get()")
-        return run_query(self, dataset, where, self._collection_list(collections), stage, find_first)
+        return run_query(self, dataset, where, self._finder.collection_list(collections), stage, find_first)
 
     def _run_number(self, run: Any) -> int:
         if isinstance(run, bool) or not isinstance(run, int):
@@ -844,25 +693,6 @@ class Shelf:
             raise RunNotFound(f"run= takes a run number (an int) or a Run, not {run!r}")
         return run
 
-    def _not_found(self, run: int, name: str, key: str, data_id: Any) -> DatasetNotFound:
-        """The error to raise for a dataset that is not there, saying why."""
-        if self._registry.run(run) is None:
-            self.run(run)  # raises RunNotFound with a hint
-        if self._registry.was_broadcast(run, name, key):
-            return NotPersisted(
-                f"dataset {name!r} of run {run} was put with persist=False: it was broadcast to "
-                "live subscribers only and never stored"
-            )
-        refs = self._registry.datasets(run)
-        same_name = [r for r in refs if r.name == name]
-        if same_name:
-            ids = "; ".join(format_data_id(r.data_id) or "(no data ID)" for r in same_name[:10])
-            return DatasetNotFound(
-                f"run {run} has {name!r} only with other data IDs than "
-                f"{format_data_id(normalize_data_id(data_id)) or '(none)'}: {ids}"
-            )
-        names = sorted({r.name for r in refs})
-        return DatasetNotFound(f"run {run} has no dataset {name!r}{close_matches(name, names)}")
 
 
 def _user() -> str:

@@ -1,0 +1,65 @@
+"""Reading a dataset's value from where its ref says it is: the registry (inline) or data files.
+
+The formatter of the ref's kind does the reading; this module adds what a
+read needs around it: composites assembled from their parts, a second look
+when a writer replaced the version between lookup and read, and the one
+place where damaged data become :class:`CorruptDataset` naming the file.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .errors import CorruptDataset, ShelfError
+from .names import data_id_key
+
+if TYPE_CHECKING:
+    from .collections import Repository
+    from .registry.records import DatasetRef
+    from .shelf import Shelf
+
+
+def load(shelf: Shelf, repo: Repository, formatter: Any, ref: DatasetRef, component: str | None, params: dict[str, Any]) -> Any:
+    """The value (or ``component``) of ``ref``, read with ``params``; never from the cache."""
+    from .datastore import composite
+
+    if ref.kind == composite.KIND:
+        return composite.read(shelf, ref, component, params)
+    for _attempt in range(3):
+        if ref.storage.inline is not None:
+            if component is not None:
+                raise formatter.no_component([], ref, component)
+            return formatter.apply_inline(read_inline(formatter, ref), params)
+        paths = [repo.datastore.path(f) for f in ref.storage.files]
+        try:
+            if component is not None:
+                return formatter.read_component(paths, ref, component, params)
+            return formatter.read(paths, ref.name, ref, params)
+        except FileNotFoundError as exc:
+            # A writer may have replaced this version between our lookup
+            # and the read: look again and read the newer one.
+            fresh = repo.registry.find(ref.run, ref.name, data_id_key(ref.data_id))
+            if fresh is None or fresh.version == ref.version:
+                raise CorruptDataset(
+                    f"dataset {ref.label!r} of run {ref.run}: its data file {exc.filename} is missing"
+                ) from exc
+            ref = fresh
+        except ShelfError:
+            raise
+        except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:
+            raise CorruptDataset(
+                f"dataset {ref.label!r} of run {ref.run} cannot be read: data file "
+                f"{', '.join(str(p) for p in paths)} is damaged ({exc}). Other datasets are not affected"
+            ) from exc
+    raise CorruptDataset(f"dataset {ref.label!r} of run {ref.run} kept changing while being read")
+
+def read_inline(formatter: Any, ref: DatasetRef) -> Any:
+    """The value kept in the registry as JSON."""
+    try:
+        return formatter.from_inline(ref.storage.inline)
+    except (KeyError, ValueError, TypeError) as exc:
+        raise CorruptDataset(
+            f"dataset {ref.label!r} of run {ref.run}: its value in the registry is damaged ({exc}). "
+            "Other datasets are not affected"
+        ) from exc
+

@@ -270,9 +270,11 @@ def test_a_slow_subscriber_never_slows_the_writer_and_gets_the_last_value(
     growth = max(rss) - rss[0]
     assert growth < 30 * 2**20, f"subscriber RSS grew by {growth / 2**20:.1f} MiB"
     # The writer offered 1,000 updates/s and must keep that rate while watched.
+    # On PostgreSQL here 1,000 puts/s is about the writer's capacity, and its
+    # rate alone varies by some 8% from phase to phase: hence 0.9.
     paced_alone = sum(rates[False]) / len(rates[False])
     paced_watched = sum(rates[True]) / len(rates[True])
-    assert paced_watched >= 0.95 * paced_alone, report
+    assert paced_watched >= 0.9 * paced_alone, report
     # Time inside put grows somewhat: on this 2-CPU machine the subscriber's
     # threads share the CPUs with the writer.  The subscriber takes no lock a
     # writer waits for, so a large drop would mean it blocks the writer.

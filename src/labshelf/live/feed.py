@@ -32,9 +32,9 @@ if TYPE_CHECKING:
 #: How often a feed reads the registry when no wake-up came (seconds).
 DEFAULT_POLL = 0.5
 #: The shortest time between two reads: a writer committing 1,000 times a
-#: second then costs the watcher 100 small queries a second, not 1,000, and a
-#: subscriber still hears of a change within about this long.
-MIN_INTERVAL = 0.01
+#: second then costs the watcher 50 small queries a second, not 1,000.  A
+#: change after a quiet spell is read at once; in a burst, within this long.
+MIN_INTERVAL = 0.02
 _BATCH = 5_000
 
 

@@ -54,3 +54,60 @@ function pixelValues(buffer, picture) {
   if (picture.dtype === "float32") return new Float32Array(bytes);
   return new Uint8ClampedArray(bytes);
 }
+
+/**
+ * Paint pixel values on a canvas through the colour table (``vmin``..``vmax``
+ * map to its ends; NaN stays transparent; "rgba8" values are colours already).
+ * @param {HTMLCanvasElement} canvas
+ * @param {{width: number, height: number, dtype: string, vmin: number, vmax: number}} picture
+ * @param {ArrayLike<number>} values
+ * @param {Uint8ClampedArray} table  from colorTable()
+ */
+function paintPixels(canvas, picture, values, table) {
+  const { width, height } = picture;
+  if (canvas.width !== width) canvas.width = width;
+  if (canvas.height !== height) canvas.height = height;
+  const context = canvas.getContext("2d");
+  if (!context) return;
+  const image = context.createImageData(width, height);
+  const rgba = image.data;
+  if (picture.dtype === "rgba8") {
+    rgba.set(values);
+  } else {
+    const low = picture.vmin;
+    const scale = 255 / (picture.vmax - picture.vmin || 1);
+    for (let i = 0, n = width * height; i < n; i++) {
+      const value = values[i];
+      if (Number.isNaN(value)) continue; // left transparent: a hole in the data shows as one
+      const index = Math.max(0, Math.min(255, Math.round((value - low) * scale))) * 3;
+      rgba[i * 4] = table[index];
+      rgba[i * 4 + 1] = table[index + 1];
+      rgba[i * 4 + 2] = table[index + 2];
+      rgba[i * 4 + 3] = 255;
+    }
+  }
+  context.putImageData(image, 0, 0);
+}
+
+/**
+ * The one-line error element of a widget: ``show(problem)`` and ``clear()``.
+ * A request cut short because the view closed is not an error to show.
+ * @param {HTMLElement} element
+ * @param {() => boolean} isClosed
+ */
+function errorLine(element, isClosed) {
+  return {
+    /** @param {unknown} problem */
+    show(problem) {
+      if (isClosed()) return;
+      const message = problem instanceof Error ? problem.message : String(problem);
+      if (message === "view closed") return;
+      element.textContent = message;
+      element.hidden = false;
+    },
+    clear() {
+      element.textContent = "";
+      element.hidden = true;
+    },
+  };
+}

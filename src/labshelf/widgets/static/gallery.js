@@ -71,19 +71,7 @@ export default {
     let shown = null;
     let savedScroll = 0;
 
-    /** @param {unknown} problem */
-    function showError(problem) {
-      if (closed) return;
-      const message = problem instanceof Error ? problem.message : String(problem);
-      if (message === "view closed") return;
-      error.textContent = message;
-      error.hidden = false;
-    }
-
-    function clearError() {
-      error.textContent = "";
-      error.hidden = true;
-    }
+    const { show: showError, clear: clearError } = errorLine(error, () => closed);
 
     async function loadNext() {
       if (loading || !more || closed) return;
@@ -173,28 +161,7 @@ export default {
     function draw(picture, values, ratio) {
       shown = { picture, values };
       const { width, height } = picture;
-      canvas.width = width;
-      canvas.height = height;
-      const context = canvas.getContext("2d");
-      if (!context) return;
-      const image = context.createImageData(width, height);
-      const rgba = image.data;
-      if (picture.dtype === "rgba8") {
-        rgba.set(values);
-      } else {
-        const low = picture.vmin;
-        const scale = 255 / (picture.vmax - picture.vmin || 1);
-        for (let i = 0, n = width * height; i < n; i++) {
-          const value = values[i];
-          if (Number.isNaN(value)) continue; // left transparent: a hole in the data shows as one
-          const index = Math.max(0, Math.min(255, Math.round((value - low) * scale))) * 3;
-          rgba[i * 4] = table[index];
-          rgba[i * 4 + 1] = table[index + 1];
-          rgba[i * 4 + 2] = table[index + 2];
-          rgba[i * 4 + 3] = 255;
-        }
-      }
-      context.putImageData(image, 0, 0);
+      paintPixels(canvas, picture, values, table);
       // Shown as large as fits (small images scaled up, pixels kept sharp).
       const room = Math.max(64, root.clientWidth - 16);
       const roomHeight = Math.min(window.innerHeight * 0.7, 800);

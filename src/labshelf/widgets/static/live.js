@@ -102,28 +102,7 @@ function renderImage(model, el) {
   function draw(frame, values) {
     shown = { frame, values };
     const { width, height } = frame;
-    if (canvas.width !== width) canvas.width = width;
-    if (canvas.height !== height) canvas.height = height;
-    const context = canvas.getContext("2d");
-    if (!context) return;
-    const image = context.createImageData(width, height);
-    const rgba = image.data;
-    if (frame.dtype === "rgba8") {
-      rgba.set(values);
-    } else {
-      const low = frame.vmin;
-      const scale = 255 / (frame.vmax - frame.vmin || 1);
-      for (let i = 0, n = width * height; i < n; i++) {
-        const value = values[i];
-        if (Number.isNaN(value)) continue; // left transparent: a hole in the data shows as one
-        const index = Math.max(0, Math.min(255, Math.round((value - low) * scale))) * 3;
-        rgba[i * 4] = table[index];
-        rgba[i * 4 + 1] = table[index + 1];
-        rgba[i * 4 + 2] = table[index + 2];
-        rgba[i * 4 + 3] = 255;
-      }
-    }
-    context.putImageData(image, 0, 0);
+    paintPixels(canvas, frame, values, table);
     // As large as fits, small previews scaled up with sharp pixels.
     const room = Math.max(64, (root.clientWidth || 600) - 16);
     const cssScale = Math.min(room / width, 400 / height, 8);

@@ -51,19 +51,7 @@ export default {
     let objectURLs = [];
     let closed = false;
 
-    /** @param {unknown} problem */
-    function showError(problem) {
-      if (closed) return;
-      const message = problem instanceof Error ? problem.message : String(problem);
-      if (message === "view closed") return;
-      error.textContent = message;
-      error.hidden = false;
-    }
-
-    function clearError() {
-      error.textContent = "";
-      error.hidden = true;
-    }
+    const { show: showError, clear: clearError } = errorLine(error, () => closed);
 
     /**
      * Ask for one page of a node's children and add it to ``container``.

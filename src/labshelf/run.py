@@ -74,12 +74,12 @@ class Run:
         experiment = f" {record.experiment}" if record.experiment else ""
         return f"<Run {record.number}{experiment} {record.status}>"
 
-    # -- writing -------------------------------------------------------------
-
     def _repr_html_(self) -> str:
         from .display import run_html
 
         return run_html(self)
+
+    # -- writing -------------------------------------------------------------
 
     def put(
         self,

@@ -70,7 +70,8 @@ class Update:
     seq: int = 0
     #: Commit time of the newest change in this update (epoch seconds).
     time: float = 0.0
-    #: How many changes were merged into this update.
+    #: How many changes were merged into this update.  (Changes an earlier
+    #: update already covered, having read a newer version, are not counted again.)
     frames: int = 1
     ref: DatasetRef | None = None
     _full: Callable[[], Any] | None = field(default=None, repr=False, compare=False)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 import traceback
 from typing import Any
 
@@ -80,6 +81,10 @@ def append_task(shelf: Any, k: int, run: int, kind: str) -> None:
     target = shelf.run(run)
     for i in range(APPENDS):
         target.append(kind, append_row(kind, k, i))
+        # A small inline append takes well under a millisecond: without a
+        # pause one writer can finish before the others are scheduled on
+        # this 2-CPU machine, and the test would not test concurrent appends.
+        time.sleep(0.001)
 
 
 def mutate_task(shelf: Any, k: int, run: int) -> None:

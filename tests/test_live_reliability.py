@@ -213,7 +213,10 @@ def test_a_writer_killed_mid_run_leaves_the_subscriber_working(shelf: labshelf.S
 
 # -- a slow subscriber facing a fast writer --------------------------------------------------
 
-LOAD_RATE = 1_000  # puts per second asked of the writer
+LOAD_RATE = {"sqlite": 1_000, "postgres": 500}  # puts per second asked of the writer
+# On PostgreSQL a writer on this 2-CPU machine manages about 1,000 puts/s
+# alone, so asking 1,000/s there measures how the CPUs are shared, not
+# whether the subscriber holds the writer back: it is asked half that.
 #: (subscribed, seconds): short phases, alternating (and swapping which goes first), so that
 #: machine noise (other processes, a shared PostgreSQL server) hits both sides alike; 8 s subscribed.
 PHASES = [phase for i in range(6) for phase in ([(False, 1.0), (True, 1.35)][:: 1 if i % 2 == 0 else -1])]
@@ -221,7 +224,7 @@ PHASES = [phase for i in range(6) for phase in ([(False, 1.0), (True, 1.35)][:: 
 
 @pytest.mark.slow
 def test_a_slow_subscriber_never_slows_the_writer_and_gets_the_last_value(
-    shelf: labshelf.Shelf, spawn: Spawn
+    shelf: labshelf.Shelf, spawn: Spawn, backend: str
 ) -> None:
     writer = Writer(spawn, shelf)
     run = writer.new_run()
@@ -244,7 +247,7 @@ def test_a_slow_subscriber_never_slows_the_writer_and_gets_the_last_value(
         if sub is not None:
             calls = len(delivered)
             wait_for(lambda: len(delivered) > calls, "the first delivery")  # noqa: B023 - called at once
-        answer = writer.do("loaded ", do="load", name="load/counter", rate=LOAD_RATE, seconds=seconds, start=value)
+        answer = writer.do("loaded ", do="load", name="load/counter", rate=LOAD_RATE[backend], seconds=seconds, start=value)
         count, last, inside, elapsed = answer.split()[1:]
         work[subscribed][0] += int(count)
         work[subscribed][1] += float(inside)
@@ -269,9 +272,8 @@ def test_a_slow_subscriber_never_slows_the_writer_and_gets_the_last_value(
     assert delivered == sorted(delivered)
     growth = max(rss) - rss[0]
     assert growth < 30 * 2**20, f"subscriber RSS grew by {growth / 2**20:.1f} MiB"
-    # The writer offered 1,000 updates/s and must keep that rate while watched.
-    # On PostgreSQL here 1,000 puts/s is about the writer's capacity, and its
-    # rate alone varies by some 8% from phase to phase: hence 0.9.
+    # The writer keeps the rate it was asked for while watched (0.9: its rate
+    # alone varies by several percent from phase to phase).
     paced_alone = sum(rates[False]) / len(rates[False])
     paced_watched = sum(rates[True]) / len(rates[True])
     assert paced_watched >= 0.9 * paced_alone, report

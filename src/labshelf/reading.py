@@ -25,7 +25,7 @@ def load(shelf: Shelf, repo: Repository, formatter: Any, ref: DatasetRef, compon
 
     if ref.kind == composite.KIND:
         return composite.read(shelf, ref, component, params)
-    for _attempt in range(3):
+    for _attempt in range(5):
         if ref.storage.inline is not None:
             if component is not None:
                 raise formatter.no_component([], ref, component)
@@ -35,23 +35,27 @@ def load(shelf: Shelf, repo: Repository, formatter: Any, ref: DatasetRef, compon
             if component is not None:
                 return formatter.read_component(paths, ref, component, params)
             return formatter.read(paths, ref.name, ref, params)
-        except FileNotFoundError as exc:
-            # A writer may have replaced this version between our lookup
-            # and the read: look again and read the newer one.
-            fresh = repo.registry.find(ref.run, ref.name, data_id_key(ref.data_id))
-            if fresh is None or fresh.version == ref.version:
-                raise CorruptDataset(
-                    f"dataset {ref.label!r} of run {ref.run}: its data file {exc.filename} is missing"
-                ) from exc
-            ref = fresh
         except ShelfError:
             raise
         except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:
+            # A writer may have replaced this version (and removed its files)
+            # between our lookup and the read; HDF5 then reports a missing
+            # file, or a file it could not stat halfway through opening it.
+            # Look again and read the newer version.
+            fresh = repo.registry.find(ref.run, ref.name, data_id_key(ref.data_id))
+            if fresh is not None and fresh.version != ref.version:
+                ref = fresh
+                continue
+            if isinstance(exc, FileNotFoundError):
+                raise CorruptDataset(
+                    f"dataset {ref.label!r} of run {ref.run}: its data file {exc.filename} is missing"
+                ) from exc
             raise CorruptDataset(
                 f"dataset {ref.label!r} of run {ref.run} cannot be read: data file "
                 f"{', '.join(str(p) for p in paths)} is damaged ({exc}). Other datasets are not affected"
             ) from exc
     raise CorruptDataset(f"dataset {ref.label!r} of run {ref.run} kept changing while being read")
+
 
 def read_inline(formatter: Any, ref: DatasetRef) -> Any:
     """The value kept in the registry as JSON."""

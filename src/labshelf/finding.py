@@ -132,8 +132,7 @@ class Finder:
         did = normalize_data_id(data_id)
         names = sorted({n for repo in search.repos for n in repo.registry.dataset_names()})
         with_id = f" with data ID {format_data_id(did)}" if did else ""
-        return_error = DatasetNotFound(f"no run has a dataset {name!r}{with_id}{close_matches(name, names)}")
-        raise return_error
+        raise DatasetNotFound(f"no run has a dataset {name!r}{with_id}{close_matches(name, names)}")
 
 
     def not_found(self, run: int, name: str, key: str, data_id: Any) -> DatasetNotFound:

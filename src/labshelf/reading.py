@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .errors import CorruptDataset, ShelfError
+from .errors import ComponentNotFound, CorruptDataset, InvalidParameter, ShelfError, close_matches
 from .names import data_id_key
 
 if TYPE_CHECKING:
@@ -24,7 +24,7 @@ def load(shelf: Shelf, repo: Repository, formatter: Any, ref: DatasetRef, compon
     from .datastore import composite
 
     if ref.kind == composite.KIND:
-        return composite.read(shelf, ref, component, params)
+        return _composite(shelf, repo, ref, component, params)
     for _attempt in range(5):
         if ref.storage.inline is not None:
             if component is not None:
@@ -55,6 +55,32 @@ def load(shelf: Shelf, repo: Repository, formatter: Any, ref: DatasetRef, compon
                 f"{', '.join(str(p) for p in paths)} is damaged ({exc}). Other datasets are not affected"
             ) from exc
     raise CorruptDataset(f"dataset {ref.label!r} of run {ref.run} kept changing while being read")
+
+
+def _composite(shelf: Shelf, repo: Repository, ref: DatasetRef, component: str | None, params: dict[str, Any]) -> Any:
+    """Assemble a composite from its part datasets (``name.part``), or read one part (through the cache)."""
+    from .datastore import composite
+
+    names = composite.component_names(ref)
+    key = data_id_key(dict(ref.data_id))
+
+    def part(name: str) -> DatasetRef:
+        found = repo.registry.find(ref.run, f"{ref.name}.{name}", key)
+        if found is None:
+            raise CorruptDataset(f"component {name!r} of {ref.label!r} (run {ref.run}) is missing from the registry")
+        return found
+
+    if component is not None:
+        head, _, rest = component.partition(".")
+        if head not in names:
+            raise ComponentNotFound(
+                f"{ref.label!r} of run {ref.run} has no component {head!r}{close_matches(head, names)}; "
+                f"its components: {', '.join(names)}"
+            )
+        return shelf.read(part(head), component=rest or None, parameters=params or None)
+    if params:
+        raise InvalidParameter("read parameters apply to one component of a composite: get('name.component', parameters=...)")
+    return composite.assemble(ref, {name: shelf.read(part(name)) for name in names})
 
 
 def read_inline(formatter: Any, ref: DatasetRef) -> Any:

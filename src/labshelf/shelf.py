@@ -508,10 +508,6 @@ class Shelf:
     ) -> list[str]:
         """Names of the components of a dataset that can be read alone (``get("name.<component>")``)."""
         ref = name if isinstance(name, DatasetRef) else self.find(name, data_id, run=run, collections=collections)
-        from .datastore import composite
-
-        if ref.kind == composite.KIND:
-            return composite.component_names(ref)
         repo = self._repository(ref)
         return formatters.by_kind(ref.kind).components([repo.datastore.path(f) for f in ref.storage.files], ref)
 

@@ -20,15 +20,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ComponentNotFound, InvalidValue, ShelfError, close_matches
+from ..errors import InvalidValue, ShelfError
 from .formatter import Description, Formatter, Summary
 
 if TYPE_CHECKING:
     from ..registry.records import DatasetRef
-    from ..shelf import Shelf
 
 KIND = "composite"
 _COMPONENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -134,40 +134,16 @@ class CompositeFormatter(Formatter):
     def from_inline(self, text: str) -> Any:
         return json.loads(text)
 
+    def components(self, paths: Sequence[Path], ref: DatasetRef) -> list[str]:
+        return component_names(ref)
+
 
 def component_names(ref: DatasetRef) -> list[str]:
+    """The component names a composite's registry row records."""
     return list(json.loads(ref.storage.inline or "{}").get("components", []))
 
 
-def read(shelf: Shelf, ref: DatasetRef, component: str | None, parameters: Mapping[str, Any]) -> Any:
-    """Assemble a composite from its component datasets, or read one of them."""
-    from ..names import data_id_key
-
-    document = json.loads(ref.storage.inline or "{}")
-    names = list(document.get("components", []))
-    repo = shelf._repository(ref)
-    key = data_id_key(dict(ref.data_id))
-
-    def part(name: str) -> DatasetRef:
-        found = repo.registry.find(ref.run, f"{ref.name}.{name}", key)
-        if found is None:
-            from ..errors import CorruptDataset
-
-            raise CorruptDataset(f"component {name!r} of {ref.label!r} (run {ref.run}) is missing from the registry")
-        return found
-
-    if component is not None:
-        head, _, rest = component.partition(".")
-        if head not in names:
-            raise ComponentNotFound(
-                f"{ref.label!r} of run {ref.run} has no component {head!r}{close_matches(head, names)}; "
-                f"its components: {', '.join(names)}"
-            )
-        return shelf.read(part(head), component=rest or None, parameters=parameters or None)
-    if parameters:
-        from ..errors import InvalidParameter
-
-        raise InvalidParameter("read parameters apply to one component of a composite: get('name.component', parameters=...)")
-    values = {name: shelf.read(part(name)) for name in names}
-    handler = _HANDLERS.get(document.get("class", ""))
-    return handler.assemble(values) if handler is not None else values
+def assemble(ref: DatasetRef, parts: dict[str, Any]) -> Any:
+    """A composite from its parts: an instance of its class if registered in this process, else the dict."""
+    handler = _HANDLERS.get(json.loads(ref.storage.inline or "{}").get("class", ""))
+    return handler.assemble(parts) if handler is not None else parts

@@ -141,6 +141,22 @@ _RUN_START = _dumps({"experiment": EXPERIMENT})
 _RUN_END = _dumps({"status": "finished"})
 
 
+def fresh_openers(folder: Path) -> tuple[list[Any], Any, Any]:
+    """(everything opened, open a shelf, open a sqlite3 connection): ``prepare`` callables
+    of ``interleaved`` that give each timed call a fresh, untimed handle; close ``opened`` after."""
+    opened: list[Any] = []
+
+    def open_shelf(_i: int) -> Any:
+        opened.append(labshelf.open(folder, mode="r"))
+        return opened[-1]
+
+    def open_sqlite(_i: int) -> sqlite3.Connection:
+        opened.append(sqlite3.connect(f"file:{registry_file(folder)}?mode=ro", uri=True))
+        return opened[-1]
+
+    return opened, open_shelf, open_sqlite
+
+
 def registry_file(folder: Path) -> Path:
     """The SQLite file of an embedded shelf, as its marker names it."""
     marker = json.loads((folder / "labshelf.json").read_text())
@@ -326,15 +342,7 @@ def body() -> None:
         # connection), opened untimed: the figure is what a notebook pays the
         # first time it shows the table, whatever a Shelf may cache later.
         frames: dict[str, pd.DataFrame] = {}
-        opened: list[Any] = []
-
-        def open_shelf(i: int) -> Any:
-            opened.append(labshelf.open(folder, mode="r"))
-            return opened[-1]
-
-        def open_sqlite(i: int) -> sqlite3.Connection:
-            opened.append(sqlite3.connect(f"file:{registry_file(folder)}?mode=ro", uri=True))
-            return opened[-1]
+        opened, open_shelf, open_sqlite = fresh_openers(folder)
 
         def lab(i: int, shelf: Any) -> None:
             frames["lab"] = shelf.runs.to_pandas()

@@ -28,7 +28,7 @@ import sqlite3
 from typing import Any
 
 from _common import Target, interleaved, main, median, note, now, report, scratch, spread
-from bench_run_table import FLOATS, NAMES, RUNS, Values, fill, registry_file, validate
+from bench_run_table import FLOATS, NAMES, RUNS, Values, fill, fresh_openers, registry_file, validate
 
 import labshelf
 
@@ -128,15 +128,7 @@ def body() -> None:
             same_deep = answers["lab_deep"]["result"]["runs"] == json.loads(answers["hand_deep"])["runs"]
 
         # A notebook showing the table for the first time: a fresh shelf, a new widget.
-        opened: list[Any] = []
-
-        def open_shelf(i: int) -> Any:
-            opened.append(labshelf.open(folder, mode="r"))
-            return opened[-1]
-
-        def open_sqlite(i: int) -> sqlite3.Connection:
-            opened.append(sqlite3.connect(f"file:{registry_file(folder)}?mode=ro", uri=True))
-            return opened[-1]
+        opened, open_shelf, open_sqlite = fresh_openers(folder)
 
         def lab_open(i: int, shelf: Any) -> None:
             widget = RunTable(shelf.runs)

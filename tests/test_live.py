@@ -12,7 +12,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,30 +19,8 @@ import numpy as np
 import pytest
 
 import labshelf
+from _live import LIVE_THREADS, Collector, live_threads, wait_for
 from labshelf.live import Update
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for a live update")
-        time.sleep(0.01)
-
-
-class Collector:
-    def __init__(self) -> None:
-        self.updates: list[Update] = []
-        self.lock = threading.Lock()
-
-    def __call__(self, update: Update) -> None:
-        with self.lock:
-            self.updates.append(update)
-
-    def last(self, name: str) -> Update | None:
-        with self.lock:
-            found = [u for u in self.updates if u.name == name]
-        return found[-1] if found else None
 
 
 def writer(shelf: labshelf.Shelf) -> labshelf.Shelf:
@@ -170,19 +147,12 @@ def test_bad_arguments_are_refused(shelf: labshelf.Shelf) -> None:
         shelf.subscribe("x", lambda u: None, max_rate=0)
 
 
-LIVE_THREADS = ("labshelf-feed", "labshelf-subscription")
-
-
-def live_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name in LIVE_THREADS and t.is_alive()]
-
-
 def test_closing_stops_every_thread(shelf: labshelf.Shelf) -> None:
     assert live_threads() == []
     subs = [shelf.subscribe("x", lambda u: None) for _ in range(3)]
-    assert {t.name for t in live_threads()} == set(LIVE_THREADS)
+    assert set(live_threads()) == set(LIVE_THREADS)
     subs[0].close()
-    assert len([t for t in live_threads() if t.name == "labshelf-subscription"]) == 2
+    assert live_threads().count("labshelf-subscription") == 2
     shelf.close()
     assert live_threads() == []
     assert all(s.closed for s in subs)

@@ -83,63 +83,16 @@ if __name__ == "__main__":
 # -- the tests (the subscriber side) -------------------------------------------------
 
 import asyncio  # noqa: E402
-import threading  # noqa: E402
-import traceback  # noqa: E402
-from collections.abc import Callable  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 import labshelf  # noqa: E402
 from _children import Child, Spawn, spawn_fixture  # noqa: E402
+from _live import Collector, live_threads, wait_for  # noqa: E402
 from labshelf.live import Update  # noqa: E402
 
 spawn = spawn_fixture(__file__)
-
-LIVE_THREADS = ("labshelf-feed", "labshelf-subscription")
-
-
-def live_threads() -> list[str]:
-    return [t.name for t in threading.enumerate() if t.name in LIVE_THREADS and t.is_alive()]
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}; live threads:\n{live_stacks()}")
-        time.sleep(0.005)
-
-
-def live_stacks() -> str:
-    """Where the live threads are: what a hung subscription was doing when a wait timed out."""
-    frames = sys._current_frames()
-    return "\n".join(
-        f"--- {t.name}\n" + "".join(traceback.format_stack(frames[t.ident]))
-        for t in threading.enumerate()
-        if t.name in LIVE_THREADS and t.ident in frames
-    )
-
-
-class Collector:
-    """A callback keeping every update (thread-safe: it runs on the subscription's worker)."""
-
-    def __init__(self) -> None:
-        self.updates: list[Update] = []
-        self.lock = threading.Lock()
-
-    def __call__(self, update: Update) -> None:
-        with self.lock:
-            self.updates.append(update)
-
-    def of(self, name: str, run: int | None = None) -> list[Update]:
-        with self.lock:
-            return [u for u in self.updates if u.name == name and (run is None or u.run == run)]
-
-    def last(self, name: str, run: int | None = None) -> Update | None:
-        found = self.of(name, run)
-        return found[-1] if found else None
-
 
 class Writer:
     """A writer process driven one command at a time."""

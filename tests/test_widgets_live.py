@@ -12,6 +12,7 @@ the image on the shelf.
 
 from __future__ import annotations
 
+import functools
 import sys
 import threading
 import time
@@ -23,6 +24,8 @@ import numpy as np
 import pytest
 
 import labshelf
+from _live import live_threads
+from _live import wait_for as _wait_for
 
 if __name__ != "__main__":
     from _children import Spawn, spawn_fixture
@@ -54,12 +57,8 @@ def write_scan(path: str, points: int) -> None:
 # -- helpers -----------------------------------------------------------------------------------------
 
 
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
+# Widgets take longer than a bare subscription (bokeh documents, comm messages).
+wait_for = functools.partial(_wait_for, timeout=20.0)
 
 
 def other(shelf: labshelf.Shelf) -> labshelf.Shelf:
@@ -354,11 +353,6 @@ def test_number_formatting(value: Any, text: str) -> None:
 
 
 # -- closing and arguments ------------------------------------------------------------------------------
-
-
-def live_threads() -> list[str]:
-    # The feed and subscription threads; the writer's summary pool is process-wide by design.
-    return sorted(t.name for t in threading.enumerate() if t.name in ("labshelf-feed", "labshelf-subscription"))
 
 
 def test_closing_the_widget_or_the_shelf_stops_the_subscription(tmp_path: Path) -> None:

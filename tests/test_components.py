@@ -398,3 +398,22 @@ def test_an_unknown_or_bad_parameter_lists_those_the_kind_takes(shelf: labshelf.
     with pytest.raises(ValueError):  # InvalidParameter is a ValueError
         shelf.get("b", run=1, parameters={"bogus": 1})
     np.testing.assert_array_equal(shelf.get("b", run=1), np.arange(40.0).reshape(4, 10))
+
+
+def test_slices_of_an_array_grown_by_appends_match_numpy(tmp_path: Path) -> None:
+    # Appends make segment files; a slice reads across them (from the end for
+    # rows in the second half, as a live subscriber does after each append).
+    rng = np.random.default_rng(3)
+    with labshelf.create(tmp_path / "seg.shelf") as shelf, shelf.new_run() as run:
+        run.put("a", np.zeros((0, 3000)))
+        full = np.zeros((0, 3000))
+        for i in range(40):
+            rows = rng.random((i % 3 + 1, 3000))
+            run.append("a", rows)
+            full = np.concatenate([full, rows])
+        assert len(shelf.find("a", run=run.number).storage.files) > 1
+        n = full.shape[0]
+        for selection in (np.s_[0:5], np.s_[n - 3 :], np.s_[5 : n - 5 : 7], np.s_[-1], np.s_[3], np.s_[::-3],
+                          np.s_[10:2:-2], np.s_[..., 5], np.s_[2, 10:20], np.s_[n // 2 :], np.s_[n:], np.s_[:, ::100]):
+            got = shelf.get("a", run=run.number, parameters={"slice": selection})
+            np.testing.assert_array_equal(got, full[selection], err_msg=str(selection))

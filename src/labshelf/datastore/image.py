@@ -59,7 +59,8 @@ class ImageFormatter(NDArrayFormatter):
     ) -> np.ndarray:
         factor = _downsample_factor(parameters)
         if "slice" in parameters:
-            image = read_region(paths, name, check_selection(parameters["slice"], ref.shape))
+            shape = ref.shape or hdf5.array_shape(paths[0], name)
+            image = read_region(paths, name, check_selection(parameters["slice"], shape), shape)
         else:
             image = super().read(paths, name, ref, {})
         return image if factor == 1 else block_mean(image, factor)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -67,7 +67,8 @@ class NDArrayFormatter(Formatter):
         self, paths: Sequence[Path], name: str, ref: DatasetRef, parameters: Mapping[str, Any]
     ) -> np.ndarray:
         if "slice" in parameters:
-            return read_region(paths, name, check_selection(parameters["slice"], ref.shape))
+            shape = ref.shape or hdf5.array_shape(paths[0], name)
+            return read_region(paths, name, check_selection(parameters["slice"], shape), shape)
         parts = [hdf5.read_array(p, name) for p in paths]
         return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
 
@@ -94,50 +95,62 @@ def check_selection(selection: Any, shape: tuple[int, ...] | None) -> tuple[Any,
     return tuple(int(i) if isinstance(i, np.integer) else i for i in items)
 
 
-def read_region(paths: Sequence[Path], name: str, selection: tuple[Any, ...]) -> np.ndarray:
-    """Read only ``selection`` of an array made of segments joined along axis 0."""
+def read_region(paths: Sequence[Path], name: str, selection: tuple[Any, ...], shape: Sequence[int]) -> np.ndarray:
+    """Read only ``selection`` of an array of ``shape`` made of segments joined along axis 0.
+
+    Segment lengths come from their HDF5 headers, opened only as far as
+    needed: from the end for rows in the second half (what a live
+    subscriber asks for after each append), else from the start.
+    """
     if len(paths) == 1:
         return hdf5.read_array(paths[0], name, selection)
-    shapes = [hdf5.array_shape(p, name) for p in paths]
     if Ellipsis in selection:  # spell it out, so the first item is about rows
         at = selection.index(Ellipsis)
-        fill = (slice(None),) * (len(shapes[0]) - len(selection) + 1)
-        selection = selection[:at] + fill + selection[at + 1 :]
-    if not selection:
-        selection = (slice(None),)
-    first, rest = selection[0], selection[1:]
-    lengths = [shape[0] for shape in shapes]
-    total = sum(lengths)
+        selection = selection[:at] + (slice(None),) * (len(shape) - len(selection) + 1) + selection[at + 1 :]
+    first, rest = (selection[0], selection[1:]) if selection else (slice(None), ())
+    total = int(shape[0])
     if isinstance(first, int):
         index = first + total if first < 0 else first
         if not 0 <= index < total:
             raise InvalidParameter(f"index {first} is out of range for an array of {total} rows")
-        for path, length in zip(paths, lengths, strict=True):
-            if index < length:
-                return hdf5.read_array(path, name, (index, *rest))
-            index -= length
+        first = slice(index, index + 1)
+        picked = read_region(paths, name, (first, *rest), shape)
+        return picked[0]
     start, stop, step = first.indices(total)
+    rows = range(start, stop, step)
+    if not rows:
+        return hdf5.read_array(paths[0], name, (slice(0, 0), *rest))
     if step < 0:  # rare: read the rows forward, then walk them backwards in memory
-        rows = range(start, stop, step)
-        if not rows:
-            return read_region(paths, name, (slice(0, 0), *rest))
-        forward = read_region(paths, name, (slice(rows[-1], rows[0] + 1), *rest))
-        return forward[::-1][:: -step]
+        forward = read_region(paths, name, (slice(rows[-1], rows[0] + 1), *rest), shape)
+        return forward[::-1][::-step]
     parts = []
-    offset = 0
-    for path, length in zip(paths, lengths, strict=True):
-        lo, hi = offset, offset + length
-        offset = hi
+    backwards = start > total // 2
+    for path, lo, hi in _segments(paths, name, total, from_end=backwards):
+        if (backwards and hi <= start) or (not backwards and lo >= stop):
+            break  # past the rows asked for: no more headers to open
         if hi <= start or lo >= stop:
             continue
         # The first row of this segment that the step lands on.
         first_row = start if start >= lo else start + -(-(lo - start) // step) * step
-        if first_row >= min(hi, stop):
-            continue
-        parts.append(hdf5.read_array(path, name, (slice(first_row - lo, min(hi, stop) - lo, step), *rest)))
-    if not parts:
-        return hdf5.read_array(paths[0], name, (slice(0, 0), *rest))
-    return np.concatenate(parts, axis=0)
+        if first_row < min(hi, stop):
+            parts.append((lo, hdf5.read_array(path, name, (slice(first_row - lo, min(hi, stop) - lo, step), *rest))))
+    return np.concatenate([part for _lo, part in sorted(parts, key=lambda p: p[0])], axis=0)
+
+
+def _segments(paths: Sequence[Path], name: str, total: int, *, from_end: bool) -> Iterator[tuple[Path, int, int]]:
+    """(path, first row, end row) of each segment, reading headers from one end."""
+    if from_end:
+        end = total
+        for path in reversed(paths):
+            length = hdf5.array_shape(path, name)[0]
+            yield path, end - length, end
+            end -= length
+    else:
+        start = 0
+        for path in paths:
+            length = hdf5.array_shape(path, name)[0]
+            yield path, start, start + length
+            start += length
 
 
 def as_storable(value: Any) -> np.ndarray:

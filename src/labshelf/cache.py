@@ -24,7 +24,8 @@ from typing import Any
 #: Default size of a shelf's read cache.
 DEFAULT_CACHE_BYTES = 512 * 2**20
 
-_MISS = object()
+#: What ``ReadCache.get`` returns for a key it does not hold (None is a value a dataset can have).
+MISS = object()
 
 
 class ReadCache:
@@ -55,7 +56,7 @@ class ReadCache:
             found = self._entries.get(key)
             if found is None:
                 self.misses += 1
-                return _MISS
+                return MISS
             self._entries.move_to_end(key)
             self.hits += 1
         return private_copy(found[0]) if copy else hand_out(found[0])
@@ -89,9 +90,6 @@ class ReadCache:
             self._entries.clear()
             self._versions.clear()
             self.nbytes = 0
-
-
-MISS = _MISS
 
 
 def _kind(value: Any) -> str:

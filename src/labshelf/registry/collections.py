@@ -259,17 +259,6 @@ class Collections:
             self._bump(txn, "tagged", name)
         return removed
 
-    def members(self, name: str) -> list[Any]:
-        """Dataset rows of a TAGGED collection, ordered by name and data ID."""
-        query = (
-            select(*_DATASET_COLUMNS)
-            .join(collection_members, collection_members.c.dataset == datasets.c.id)
-            .where(collection_members.c.collection == name)
-            .order_by(datasets.c.name, datasets.c.data_id)
-        )
-        with self.registry.db.read() as txn:
-            return txn.all(query)
-
     # -- lookups ---------------------------------------------------------------
 
     def lookup(self, name: str, data_id: str, run_numbers: Sequence[int], tagged: Sequence[str]) -> list[Any]:

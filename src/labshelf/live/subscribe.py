@@ -5,9 +5,10 @@ The feed thread only marks what changed: per (run, name, data ID) a small
 time, the mutated indices while few) replaces itself, never queues.  The
 subscription's own worker then brings its copy of the value up to date with
 the least reading it can — the appended rows only, or the mutated region
-only, else the whole value — and calls back.  A slow callback therefore
-makes updates coalesce (latest value wins); memory stays that of the values,
-and the last value is always delivered.
+only, else the whole value — and calls back, serving the pending names in
+turn (the one pending longest first).  A slow callback therefore makes
+updates coalesce (latest value wins) without starving any name; memory stays
+that of the values, and the last value is always delivered.
 """
 
 from __future__ import annotations
@@ -169,6 +170,7 @@ class Subscription:
         self._mode = run
         self._interval = 0.0 if max_rate is None else 1.0 / float(max_rate)
         self._preview = tuple(preview) if preview is not None else None
+        #: Open slots in the order they were opened: the order they are served in (see _next).
         self._pending: dict[tuple[int, str, str], _Pending] = {}
         self._states: dict[tuple[int, str, str], _State] = {}
         self._lock = threading.Lock()
@@ -277,11 +279,19 @@ class Subscription:
                     self._deliver(update)
 
     def _next(self) -> tuple[tuple[int, str, str] | None, _Pending | None, float]:
-        """The next key due (oldest first), or the time to wait for one held back by max_rate."""
+        """The key pending longest that is due, or the time to wait for one held back by max_rate.
+
+        ``_pending`` is in the order slots were opened (a change merges into
+        its open slot without moving it; serving a key closes its slot), so
+        taking the first due key serves every pending name in turn: a name
+        waits for at most one call per other pending name, however fast any
+        of them changes.  Ordering by the newest change instead starved the
+        fastest names, whose newest change is always the most recent.
+        """
         now = time.monotonic()
         wait = 0.0
         with self._lock:
-            for key in sorted(self._pending, key=lambda k: self._pending[k].seq):
+            for key in self._pending:
                 state = self._states.get(key)
                 due = (state.delivered_at if state else 0.0) + self._interval
                 if due <= now:

@@ -98,6 +98,11 @@ def _parser() -> argparse.ArgumentParser:
         help="compute on a Dask cluster (tcp://host:8786) whose workers reach this shelf",
     )
     p.add_argument("--force", action="store_true", help="recompute even results that are up to date")
+    p.add_argument(
+        "--trust-context", metavar="FILE",
+        help="run FILE, the shelf's context file, although it lies outside the shelf's folder and you have "
+        "not confirmed it with `context set` (this time only)",
+    )
 
     p = sub.add_parser(
         "context",
@@ -109,7 +114,9 @@ def _parser() -> argparse.ArgumentParser:
     a = actions.add_parser(
         "set",
         help="record FILE as the shelf's context file",
-        description="Check that FILE loads, then record it as the shelf's context file.",
+        description="Check that FILE loads (this runs it), then record it as the shelf's context file. "
+        "A FILE outside the shelf's folder is also remembered as confirmed by you, on this machine "
+        "(in ~/.config/labshelf), so that reprocessing runs it; other users confirm it for themselves.",
     )
     a.add_argument("path", metavar="PATH")
     a.add_argument("file", metavar="FILE", help="a Python file defining @variable functions")
@@ -117,7 +124,8 @@ def _parser() -> argparse.ArgumentParser:
         "show",
         help="print the context file and its variables",
         description="Print the shelf's context file and its variables, in computing order, with their "
-        "inputs and how many runs have a result, an error or missing inputs.",
+        "inputs and how many runs have a result, an error or missing inputs. The file is read as text, "
+        "never run; a file outside the shelf's folder is read only once you confirmed it.",
     )
     a.add_argument("path", metavar="PATH")
     return parser
@@ -303,6 +311,7 @@ def _reprocess(args: argparse.Namespace) -> None:
             dask_scheduler=args.dask_scheduler,
             force=args.force,
             progress=sys.stderr.isatty(),
+            trust_context=args.trust_context,
         )
     print(f"reprocessed {report}")
     for run, variable, error in report.errors[:MAX_ERRORS_SHOWN]:
@@ -313,32 +322,54 @@ def _reprocess(args: argparse.Namespace) -> None:
 
 
 def _context(args: argparse.Namespace) -> None:
-    from .derived import load_context
+    from .derived import context_file, may_run, no_context
     from .opening import open as open_shelf
+    from .outline import outline
 
     if args.action == "set":
         with open_shelf(args.path) as shelf:
             path = shelf.set_context(args.file)
-            names = ", ".join(load_context(shelf).variables) or "none"
-        print(f"context file of {args.path}: {path} (variables: {names})")
+        # Listed from the text: set_context has run the file once already.
+        names = ", ".join(outline(path).variables) if path is not None else ""
+        print(f"context file of {args.path}: {path} (variables: {names or 'none'})")
         return
+    # Showing reads the file's text, never runs it; and reads a file outside the shelf only once confirmed.
     with open_shelf(args.path, mode="r") as shelf:
-        context = load_context(shelf)
+        file = context_file(shelf)
+        if file is None:
+            raise no_context(shelf)
+        readable = may_run(shelf, file)
         rows = shelf.derived_status()
+        root = shelf.root
     counts: dict[tuple[str, str], int] = {}
     for row in rows:
         key = (row["variable"], row["status"])
         counts[key] = counts.get(key, 0) + 1
-    print(f"context file: {context.path}")
+
+    def done(name: str) -> str:
+        text = ", ".join(f"{counts[(name, s)]} {s}" for s in ("ok", "error", "missing") if (name, s) in counts)
+        return text or "none computed yet"
+
+    print(f"context file: {file.path}")
+    if not readable:
+        print(f"  outside the shelf's folder and not confirmed by you: not read. Check it, then confirm it with "
+              f"`labshelf context set {root} {file.path}`")
+        for name in dict.fromkeys(row["variable"] for row in rows):
+            print(f"  {name}  runs: {done(name)}")
+        return
+    context = outline(file.path)
     print(f"{len(context.variables)} variables, in computing order:")
     for name, variable in context.variables.items():
         options = variable.options
         details = [f"{options.title!r}" if options.title else ""]
         details += [f"[{options.unit}]" if options.unit else "", f"summary={options.summary}" if options.summary else ""]
-        inputs = ", ".join(f"{i.parameter}={'var:' + i.variable if i.variable else i.label}" for i in variable.inputs)
-        done = ", ".join(f"{counts[(name, s)]} {s}" for s in ("ok", "error", "missing") if (name, s) in counts)
+        details += [f"{key}=({text}: known when run)" for key, text in variable.option_expressions.items()]
+        inputs = ", ".join(
+            [f"{i.parameter}={'var:' + i.variable if i.variable else i.label}" for i in variable.inputs]
+            + [f"{key}=({text}: known when run)" for key, text in variable.input_expressions.items()]
+        )
         print(f"  {name} (line {variable.line})  {' '.join(d for d in details if d)}".rstrip())
-        print(f"      inputs: {inputs or 'none'}; runs: {done or 'none computed yet'}")
+        print(f"      inputs: {inputs or 'none'}; runs: {done(name)}")
 
 
 _COMMANDS = {

@@ -337,9 +337,11 @@ def select_runs(runs: Any, existing: Sequence[int]) -> list[int]:
                 raise RunNotFound(f"no run {item} in this shelf{_span(existing)}")
             chosen.add(item)
         elif isinstance(item, range):
-            chosen.update(n for n in item if n in present)
+            chosen.update(n for n in existing if n in item)
         else:
-            chosen.update(n for n in _parse_runs(item) if n in present)
+            # Compared with the runs there are: "1-10**18" must not list every number in between.
+            for first, last in _parse_runs(item):
+                chosen.update(n for n in existing if first <= n <= last)
     if not chosen:
         raise RunNotFound(f"no run matches runs={runs!r}{_span(existing)}")
     return sorted(chosen)
@@ -349,10 +351,11 @@ def _span(existing: Sequence[int]) -> str:
     return f"; runs go from {existing[0]} to {existing[-1]}" if existing else "; the shelf has no runs yet"
 
 
-def _parse_runs(text: str) -> Iterable[int]:
+def _parse_runs(text: str) -> list[tuple[int, int]]:
+    """``"10-20,25"`` as ``[(10, 20), (25, 25)]``."""
     from .errors import InvalidOptions
 
-    out: list[int] = []
+    out: list[tuple[int, int]] = []
     for part in text.replace(" ", "").split(","):
         low, dash, high = part.partition("-")
         try:
@@ -364,7 +367,7 @@ def _parse_runs(text: str) -> Iterable[int]:
             ) from None
         if first < 1 or last < first:
             raise InvalidOptions(f"runs {text!r}: {part!r} is not a range of run numbers (first <= last, from 1)")
-        out.extend(range(first, last + 1))
+        out.append((first, last))
     return out
 
 

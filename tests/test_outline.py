@@ -211,6 +211,11 @@ def test_unreadable_and_binary_files(tmp_path: Path) -> None:
         for read in (outline, load):
             with pytest.raises(ContextError, match="not a regular file"):
                 read(special)
+    deep = tmp_path / "deep.py"
+    deep.write_text("x = " + "1+" * 100_000 + "1\n")
+    for read in (outline, load):
+        with pytest.raises(ContextError, match="nested too deeply"):
+            read(deep)
     empty = tmp_path / "empty.py"
     empty.write_text("")
     assert outline(empty).variables == {}

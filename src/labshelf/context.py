@@ -164,6 +164,8 @@ def load(path: str | os.PathLike[str]) -> Context:
         raise ContextError(
             f"{where}, line {line}: syntax error: {exc.msg}", path=where, line=line
         ) from None
+    except (RecursionError, MemoryError):
+        raise ContextError(f"{where}: the context file is nested too deeply to be compiled", path=where) from None
     module = _run_module(code, source, path)
     functions = _functions_by_line(source)
     variables = _collect(module, source, functions, where)

@@ -112,6 +112,8 @@ def outline(path: str | os.PathLike[str]) -> Outline:
         tree = ast.parse(source, where)
     except SyntaxError as exc:
         raise ContextError(f"{where}, line {exc.lineno}: syntax error: {exc.msg}", path=where, line=exc.lineno) from None
+    except (RecursionError, MemoryError):
+        raise ContextError(f"{where}: the context file is nested too deeply to be read", path=where) from None
     aliases = _decorator_names(tree)
     # As when the file runs: the module keeps the last definition of a name,
     # in the place of the first (the order of variables that need nothing else).
@@ -128,7 +130,8 @@ def outline(path: str | os.PathLike[str]) -> Outline:
 
 
 def _top_level(body: list[ast.stmt]) -> Iterator[ast.stmt]:
-    """Statements that run at module level: inside ``if``/``try``/``with`` too, not inside defs or classes."""
+    """Statements that run at module level: in ``if``, ``for``, ``while``, ``try`` and ``with`` blocks too,
+    not in functions or classes."""
     for node in body:
         yield node
         if isinstance(node, ast.If | ast.For | ast.While):

@@ -114,6 +114,35 @@ def test_browsing_a_shelf_never_runs_its_context_file(shelf: labshelf.Shelf, tmp
     assert marker.exists() and shelf.get("derived/quadrupled", run=2) == 8.0
 
 
+def test_the_notebook_magics_never_run_it(shelf: labshelf.Shelf, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.utils.capture import capture_output
+    from traitlets.config import Config
+
+    from labshelf.kernel_ext import magics
+
+    fill(shelf)
+    marker = tmp_path / "ran"
+    (shelf.root / "context.py").write_text(context_text(marker))
+    monkeypatch.delenv("LABSHELF", raising=False)
+    monkeypatch.chdir(tmp_path)
+    config = Config()
+    config.HistoryManager.hist_file = ":memory:"
+    ip = InteractiveShell.instance(config=config)
+    ip.run_line_magic("load_ext", "labshelf")
+    try:
+        with capture_output():
+            for cell in (f"%shelf {shelf.root}", "%runs", "%runs background > 1", "%browse", "%browse 1",
+                         "%gallery camera/image", "%ds background --run 1", "_shelf = %shelf"):
+                assert ip.run_cell(cell).success, cell
+    finally:
+        ip.run_line_magic("unload_ext", "labshelf")
+        state = magics._STATES.pop(ip, None)
+        if state is not None and state.shelf is not None:
+            state.shelf.close()
+    assert not marker.exists()
+
+
 def test_the_cli_reprocess_runs_the_shelfs_own_context_file(shelf: labshelf.Shelf, tmp_path: Path) -> None:
     fill(shelf)
     marker = tmp_path / "ran"

@@ -128,15 +128,18 @@ def test_the_notebook_magics_never_run_it(shelf: labshelf.Shelf, tmp_path: Path,
     monkeypatch.chdir(tmp_path)
     config = Config()
     config.HistoryManager.hist_file = ":memory:"
-    ip = InteractiveShell.instance(config=config)
+    ip = InteractiveShell.instance(config=config)  # one per process: leave it as it was found
+    names_before = set(ip.user_ns)
     ip.run_line_magic("load_ext", "labshelf")
     try:
         with capture_output():
             for cell in (f"%shelf {shelf.root}", "%runs", "%runs background > 1", "%browse", "%browse 1",
-                         "%gallery camera/image", "%ds background --run 1", "_shelf = %shelf"):
+                         "%gallery camera/image", "%ds background --run 1"):
                 assert ip.run_cell(cell).success, cell
     finally:
         ip.run_line_magic("unload_ext", "labshelf")
+        for name in set(ip.user_ns) - names_before:
+            ip.user_ns.pop(name)
         state = magics._STATES.pop(ip, None)
         if state is not None and state.shelf is not None:
             state.shelf.close()

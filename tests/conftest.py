@@ -17,6 +17,15 @@ import labshelf
 from _shelves import BACKENDS, POSTGRES_URL, SKIP_POSTGRES, PostgresSchemas, make_shelf, require_postgres
 
 
+@pytest.fixture(autouse=True)
+def own_config_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test its own XDG_CONFIG_HOME (child processes inherit it): what labshelf remembers
+    per user (confirmed context files, labshelf.trust) never reaches the real ~/.config."""
+    home = tmp_path_factory.mktemp("config")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home))
+    return home
+
+
 @pytest.fixture(scope="session")
 def pg_schemas() -> Iterator[PostgresSchemas]:
     schemas = PostgresSchemas(require_postgres())

@@ -138,13 +138,66 @@ def test_malformed_patterns_are_refused(shelf: labshelf.Shelf, pattern: str) -> 
         shelf.subscribe(pattern, lambda u: None)
 
 
-def test_bad_arguments_are_refused(shelf: labshelf.Shelf) -> None:
-    with pytest.raises(labshelf.ShelfError, match="callable"):
-        shelf.subscribe("x", None)  # type: ignore[arg-type]
-    with pytest.raises(labshelf.ShelfError, match="run="):
-        shelf.subscribe("x", lambda u: None, run="newest")
-    with pytest.raises(labshelf.ShelfError, match="max_rate"):
-        shelf.subscribe("x", lambda u: None, max_rate=0)
+BAD_SUBSCRIBE_ARGUMENTS = [
+    # (names, keyword arguments, error class, phrase); the callback is a lambda unless given.
+    (5, {}, labshelf.InvalidName, "names= takes a dataset name"),
+    (None, {}, labshelf.InvalidName, "names= takes"),
+    (b"scan/x", {}, labshelf.InvalidName, "names= takes"),
+    ({"scan/x": 1}, {}, labshelf.InvalidName, "names= takes"),
+    ([], {}, labshelf.InvalidName, "at least one"),
+    ([5], {}, labshelf.InvalidName, "not a dataset name pattern"),
+    (["x", None], {}, labshelf.InvalidName, "not a dataset name pattern"),
+    ("x", {"callback": None}, labshelf.InvalidOptions, "callable"),
+    ("x", {"callback": "print"}, labshelf.InvalidOptions, "callable"),
+    ("x", {"run": "newest"}, labshelf.InvalidOptions, "run="),
+    ("x", {"run": 0}, labshelf.InvalidOptions, "run="),
+    ("x", {"run": -3}, labshelf.InvalidOptions, "run="),
+    ("x", {"run": True}, labshelf.InvalidOptions, "run="),
+    ("x", {"run": 1.0}, labshelf.InvalidOptions, "run="),
+    ("x", {"run": 10**30}, labshelf.InvalidOptions, "run="),
+    ("x", {"run": ["latest"]}, labshelf.InvalidOptions, "run="),
+    ("x", {"max_rate": 0}, labshelf.InvalidOptions, "max_rate"),
+    ("x", {"max_rate": -1.0}, labshelf.InvalidOptions, "max_rate"),
+    ("x", {"max_rate": float("nan")}, labshelf.InvalidOptions, "max_rate"),
+    ("x", {"max_rate": float("inf")}, labshelf.InvalidOptions, "max_rate"),
+    ("x", {"max_rate": "10"}, labshelf.InvalidOptions, "max_rate"),
+    ("x", {"max_rate": True}, labshelf.InvalidOptions, "max_rate"),
+    ("x", {"preview": 256}, labshelf.InvalidOptions, "preview"),
+    ("x", {"preview": (256,)}, labshelf.InvalidOptions, "preview"),
+    ("x", {"preview": (256, 0)}, labshelf.InvalidOptions, "preview"),
+    ("x", {"preview": (256.0, 256)}, labshelf.InvalidOptions, "preview"),
+    ("x", {"preview": "ab"}, labshelf.InvalidOptions, "preview"),
+    ("x", {"poll": 0}, labshelf.InvalidOptions, "poll"),
+    ("x", {"poll": -0.5}, labshelf.InvalidOptions, "poll"),
+    ("x", {"poll": float("inf")}, labshelf.InvalidOptions, "poll"),
+    ("x", {"poll": "1"}, labshelf.InvalidOptions, "poll"),
+]
+
+
+@pytest.mark.parametrize(("names", "kwargs", "error", "phrase"), BAD_SUBSCRIBE_ARGUMENTS)
+def test_bad_arguments_are_refused(
+    shelf: labshelf.Shelf, names: Any, kwargs: dict[str, Any], error: type[Exception], phrase: str
+) -> None:
+    kwargs = dict(kwargs)  # the table is shared by both registries' runs
+    callback = kwargs.pop("callback", lambda u: None)
+    with pytest.raises(error, match=phrase) as caught:
+        shelf.subscribe(names, callback, **kwargs)
+    assert isinstance(caught.value, labshelf.ShelfError) and "\n" not in str(caught.value)
+    # Nothing started, and the shelf still subscribes.
+    assert live_threads() == []
+    with shelf.subscribe("x", lambda u: None):
+        pass
+
+
+def test_numpy_integers_and_numbers_are_accepted(shelf: labshelf.Shelf) -> None:
+    with shelf.new_run() as run:
+        run.put("x", 1.5)
+    got = Collector()
+    with shelf.subscribe(np.array(["x"]), got, run=np.int64(run.number), max_rate=np.float32(50),
+                         preview=(np.int32(8), 8), poll=np.float64(0.2)):
+        wait_for(lambda: got.last("x") is not None)
+    update = got.last("x")
+    assert update is not None and update.value == 1.5 and update.run == run.number
 
 
 def test_closing_stops_every_thread(shelf: labshelf.Shelf) -> None:

@@ -59,6 +59,20 @@ def writer_main(path: str) -> None:
                 count += 1
             elapsed = time.perf_counter() - started
             print(f"loaded {count} {value - 1} {inside:.6f} {elapsed:.6f}", flush=True)
+        elif do == "rates":
+            # Several names, each put at its own steady rate; the value is the
+            # name's counter, and the answer lists when each put returned.
+            rates, seconds = cmd["rates"], cmd["seconds"]
+            done: dict[str, list[float]] = {name: [] for name in rates}
+            started = time.perf_counter()
+            due = dict.fromkeys(rates, started)
+            while (name := min(due, key=due.__getitem__)) and due[name] - started < seconds:
+                if due[name] > (now := time.perf_counter()):
+                    time.sleep(due[name] - now)
+                target.put(name, len(done[name]))
+                done[name].append(time.time())
+                due[name] += 1.0 / rates[name]
+            print("rated " + json.dumps(done), flush=True)
         elif do == "tick":
             # Write until killed: a counter and a growing array, 100 times a second.
             i = 0
@@ -234,6 +248,70 @@ def test_a_slow_subscriber_never_slows_the_writer_and_gets_the_last_value(
     # threads share the CPUs with the writer.  The subscriber takes no lock a
     # writer waits for, so a large drop would mean it blocks the writer.
     assert throughput[True] >= 0.6 * throughput[False], report
+
+
+# -- names changing at very different rates --------------------------------------------------
+
+#: Puts per second of each name: one fast, four at a screen's pace, one slow.
+RATES = {"scan/x": 200, "camera/a": 20, "camera/b": 20, "pmt/a": 20, "pmt/b": 20, "slow/temperature": 1}
+CALLBACK = 0.05  # seconds each callback takes
+
+
+@pytest.mark.slow
+def test_a_slow_callback_serves_every_changed_name_in_turn(shelf: labshelf.Shelf, spawn: Spawn) -> None:
+    writer = Writer(spawn, shelf)
+    run = writer.new_run()
+    seen: list[tuple[float, str, int]] = []  # (callback time, name, counter delivered)
+    slots: list[int] = []
+    rss: list[int] = []
+    subscription: list[Any] = []
+
+    def slow(update: Update) -> None:
+        seen.append((time.time(), update.name, int(update.value)))
+        slots.append(len(subscription[0]._pending))
+        rss.append(rss_bytes())
+        time.sleep(CALLBACK)
+
+    subscription.append(sub := shelf.subscribe("*", slow, run=run))  # as in the report: everything
+    try:
+        answer = writer.do("rated ", do="rates", rates=RATES, seconds=4.0)
+        put_times: dict[str, list[float]] = json.loads(answer.split(" ", 1)[1])
+
+        def last_values_arrived() -> bool:
+            last = {name: value for _, name, value in seen}
+            return all(last.get(name) == len(times) - 1 for name, times in put_times.items())
+
+        # However the rates differ, every name's last value arrives.
+        wait_for(last_values_arrived, "the last value of every name")
+        assert sub.errors == []
+    finally:
+        sub.close()
+    # The longest any change waited: from the commit of the first change a
+    # delivery had not covered to the callback that covered it.  Served in
+    # turn, that is one round of the other names' callbacks (plus the feed's
+    # wake-up); served by newest change, the fast name waited for seconds.
+    names = len(RATES)
+    bound = 0.3 + 1.5 * names * CALLBACK
+    waits: dict[str, float] = {}
+    served = dict.fromkeys(RATES, 0)
+    for name, times in put_times.items():
+        previous = -1
+        waits[name] = 0.0
+        for at, _, value in (s for s in seen if s[1] == name):
+            if value > previous:  # a delivery of a value already seen covers nothing new
+                waits[name] = max(waits[name], at - times[previous + 1])
+                previous = value
+            served[name] += 1
+    report = f"longest wait per name {', '.join(f'{n} {w * 1000:.0f} ms' for n, w in waits.items())}; calls {served}"
+    print(report)
+    assert max(waits.values()) < bound, report
+    # The names that always have a change pending get about the same number of calls.
+    busy = [served[n] for n, rate in RATES.items() if rate >= 1 / (names * CALLBACK)]
+    assert min(busy) >= 0.7 * max(busy), report
+    # Memory stays flat: one pending slot per name at most, never a queue.
+    assert max(slots) <= names
+    growth = max(rss) - rss[0]
+    assert growth < 20 * 2**20, f"subscriber RSS grew by {growth / 2**20:.1f} MiB"
 
 
 # -- names and runs that come later ----------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -98,6 +99,11 @@ def _parser() -> argparse.ArgumentParser:
         help="compute on a Dask cluster (tcp://host:8786) whose workers reach this shelf",
     )
     p.add_argument("--force", action="store_true", help="recompute even results that are up to date")
+    p.add_argument(
+        "--trust-context", metavar="FILE",
+        help="run FILE, the shelf's context file, although it lies outside the shelf's folder and you have "
+        "not confirmed it with `context set` (this time only)",
+    )
 
     p = sub.add_parser(
         "context",
@@ -109,7 +115,9 @@ def _parser() -> argparse.ArgumentParser:
     a = actions.add_parser(
         "set",
         help="record FILE as the shelf's context file",
-        description="Check that FILE loads, then record it as the shelf's context file.",
+        description="Check that FILE loads (this runs it), then record it as the shelf's context file. "
+        "A FILE outside the shelf's folder is also remembered as confirmed by you, on this machine "
+        "(in ~/.config/labshelf), so that reprocessing runs it; other users confirm it for themselves.",
     )
     a.add_argument("path", metavar="PATH")
     a.add_argument("file", metavar="FILE", help="a Python file defining @variable functions")
@@ -117,22 +125,85 @@ def _parser() -> argparse.ArgumentParser:
         "show",
         help="print the context file and its variables",
         description="Print the shelf's context file and its variables, in computing order, with their "
-        "inputs and how many runs have a result, an error or missing inputs.",
+        "inputs and how many runs have a result, an error or missing inputs. The file is read as text, "
+        "never run; a file outside the shelf's folder is read only once you confirmed it.",
     )
     a.add_argument("path", metavar="PATH")
     return parser
 
 
+#: OSErrors that what a user typed can cause (a path missing, forbidden, of the wrong
+#: kind, on a read-only or full disk, too long, looping): one line, not a traceback.
+#: Others (EIO, EBADF, EINVAL, ...) mean a failing disk or a bug, and keep theirs.
+USER_ERRNOS = frozenset(
+    getattr(errno, name)
+    for name in (
+        "ENOENT", "ENOTDIR", "EISDIR", "EEXIST", "ENOTEMPTY", "EACCES", "EPERM", "EROFS",
+        "ENOSPC", "EDQUOT", "ENAMETOOLONG", "ELOOP", "ENXIO", "ENODEV",
+    )
+    if hasattr(errno, name)
+)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one ``labshelf`` command; the exit status is 0, 1 (the command failed) or 2 (bad usage)."""
     args = _parser().parse_args(argv)
+    command = " ".join(filter(None, (args.command, getattr(args, "action", None))))
     try:
+        _check_paths(args)
         return int(_COMMANDS[args.command](args) or 0)
     except ShelfError as exc:
-        print(f"labshelf {args.command}: error: {exc}", file=sys.stderr)
-        return 1
+        return _failed(command, str(exc))
+    except OSError as exc:
+        if exc.errno not in USER_ERRNOS:
+            raise  # not something the user typed: the traceback is what a bug report needs
+        return _failed(command, _os_error_text(exc))
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _failed(command: str, message: str) -> int:
+    # One line, whatever the message holds (a path may hold a newline).
+    print(f"labshelf {command}: error: {' '.join(message.splitlines())}", file=sys.stderr)
+    return 1
+
+
+def _os_error_text(exc: OSError) -> str:
+    """``/proc/x: No such file or directory``: the path first, in the words of the system."""
+    reason = exc.strerror or str(exc)
+    paths = [p for p in (exc.filename, exc.filename2) if p is not None]
+    return f"{' -> '.join(map(str, paths))}: {reason}" if paths else reason
+
+
+def _check_paths(args: argparse.Namespace) -> None:
+    """Refuse paths no file system takes (empty, NUL) before anything opens them."""
+    expected = {
+        "path": ("PATH", "a shelf folder or a postgresql:// URL"),
+        "file": ("FILE", "a Python file"),
+        "root": ("--root", "a folder"),
+        "trust_context": ("--trust-context", "the path of the context file"),
+    }
+    for option, (shown, what) in expected.items():
+        value = getattr(args, option, None)
+        if value is None:
+            continue
+        if value == "":
+            raise ShelfError(f"{shown} is empty: give {what}")
+        if "\0" in value:
+            raise ShelfError(f"{shown} {value!r} contains a NUL character, which no path can hold")
+
+
+def _at_least(option: str, value: int | None, low: int = 1, high: int | None = None) -> None:
+    """Refuse an integer option outside [low, high] in one line (argparse only checks that it is an int)."""
+    if value is None or (value >= low and (high is None or value <= high)):
+        return
+    top = f" and at most {high}" if high is not None else ""
+    raise ShelfError(f"{option} must be at least {low}{top}, not {value}")
+
+
+#: The largest run number SQL registries hold (64-bit integers).
+MAX_RUN = 2**63 - 1
 
 
 def _create(args: argparse.Namespace) -> None:
@@ -153,6 +224,8 @@ def _info(args: argparse.Namespace) -> None:
 def _ls(args: argparse.Namespace) -> None:
     from .opening import open as open_shelf
 
+    _at_least("--run", args.run, high=MAX_RUN)
+    _at_least("--last", args.last)
     with open_shelf(args.path, mode="r") as shelf:
         if args.run is not None:
             print(_datasets_text(shelf, args.run))
@@ -214,13 +287,16 @@ def _demo(args: argparse.Namespace) -> None:
     from . import demo
     from .opening import MARKER, create
 
-    if args.runs < 1:
-        raise ShelfError(f"--runs must be at least 1, not {args.runs}")
+    _at_least("--runs", args.runs)
+    _at_least("--seed", args.seed, low=0)
     path = Path(args.path or demo.default_path())
+    if path.is_symlink():
+        # Replacing would delete what the link points to (a shelf, or any folder), wherever it is.
+        raise ShelfError(f"{path} is a symbolic link; refusing to replace it or what it points to: give another PATH")
     if path.exists():
         if not args.overwrite:
             raise ShelfError(f"{path} exists; pass --overwrite to replace it, or give another PATH")
-        if not (path / MARKER).is_file():
+        if not path.is_dir() or not (path / MARKER).is_file():
             raise ShelfError(f"{path} exists and is not a shelf; refusing to delete it")
         shutil.rmtree(path)
     started = time.perf_counter()
@@ -248,6 +324,7 @@ def _simulate(args: argparse.Namespace) -> None:
         rate=args.rate, image=args.image, frame_rate=args.frame_rate, run_length=args.run_length,
         runs=args.runs, duration=args.duration,
     )
+    _at_least("--seed", args.seed, low=0)
     try:
         shelf = open_shelf(args.path, mode="rw", root=args.root, schema=args.schema)
     except NotAShelf:
@@ -295,6 +372,7 @@ MAX_ERRORS_SHOWN = 20
 def _reprocess(args: argparse.Namespace) -> None:
     from .opening import open as open_shelf
 
+    _at_least("--jobs", args.jobs)
     with open_shelf(args.path) as shelf:
         report = shelf.reprocess(
             args.runs,
@@ -303,6 +381,7 @@ def _reprocess(args: argparse.Namespace) -> None:
             dask_scheduler=args.dask_scheduler,
             force=args.force,
             progress=sys.stderr.isatty(),
+            trust_context=args.trust_context,
         )
     print(f"reprocessed {report}")
     for run, variable, error in report.errors[:MAX_ERRORS_SHOWN]:
@@ -313,32 +392,54 @@ def _reprocess(args: argparse.Namespace) -> None:
 
 
 def _context(args: argparse.Namespace) -> None:
-    from .derived import load_context
+    from .derived import context_file, may_run, no_context
     from .opening import open as open_shelf
+    from .outline import outline
 
     if args.action == "set":
         with open_shelf(args.path) as shelf:
             path = shelf.set_context(args.file)
-            names = ", ".join(load_context(shelf).variables) or "none"
-        print(f"context file of {args.path}: {path} (variables: {names})")
+        # Listed from the text: set_context has run the file once already.
+        names = ", ".join(outline(path).variables) if path is not None else ""
+        print(f"context file of {args.path}: {path} (variables: {names or 'none'})")
         return
+    # Showing reads the file's text, never runs it; and reads a file outside the shelf only once confirmed.
     with open_shelf(args.path, mode="r") as shelf:
-        context = load_context(shelf)
+        file = context_file(shelf)
+        if file is None:
+            raise no_context(shelf)
+        readable = may_run(shelf, file)
         rows = shelf.derived_status()
+        root = shelf.root
     counts: dict[tuple[str, str], int] = {}
     for row in rows:
         key = (row["variable"], row["status"])
         counts[key] = counts.get(key, 0) + 1
-    print(f"context file: {context.path}")
+
+    def done(name: str) -> str:
+        text = ", ".join(f"{counts[(name, s)]} {s}" for s in ("ok", "error", "missing") if (name, s) in counts)
+        return text or "none computed yet"
+
+    print(f"context file: {file.path}")
+    if not readable:
+        print(f"  outside the shelf's folder and not confirmed by you: not read. Check it, then confirm it with "
+              f"`labshelf context set {root} {file.path}`")
+        for name in dict.fromkeys(row["variable"] for row in rows):
+            print(f"  {name}  runs: {done(name)}")
+        return
+    context = outline(file.path)
     print(f"{len(context.variables)} variables, in computing order:")
     for name, variable in context.variables.items():
         options = variable.options
         details = [f"{options.title!r}" if options.title else ""]
         details += [f"[{options.unit}]" if options.unit else "", f"summary={options.summary}" if options.summary else ""]
-        inputs = ", ".join(f"{i.parameter}={'var:' + i.variable if i.variable else i.label}" for i in variable.inputs)
-        done = ", ".join(f"{counts[(name, s)]} {s}" for s in ("ok", "error", "missing") if (name, s) in counts)
+        details += [f"{key}=({text}: known when run)" for key, text in variable.option_expressions.items()]
+        inputs = ", ".join(
+            [f"{i.parameter}={'var:' + i.variable if i.variable else i.label}" for i in variable.inputs]
+            + [f"{key}=({text}: known when run)" for key, text in variable.input_expressions.items()]
+        )
         print(f"  {name} (line {variable.line})  {' '.join(d for d in details if d)}".rstrip())
-        print(f"      inputs: {inputs or 'none'}; runs: {done or 'none computed yet'}")
+        print(f"      inputs: {inputs or 'none'}; runs: {done(name)}")
 
 
 _COMMANDS = {

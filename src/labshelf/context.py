@@ -14,9 +14,10 @@ worker): it decides what is stale, calls the functions, stores results and
 records the bookkeeping.  Spreading runs over workers is
 :mod:`labshelf.derived`'s business.
 
-Loading *runs* the file, like ``import`` does; it happens only when asked
-(``shelf.reprocess``, ``labshelf context``), never when a shelf is opened
-or read.  No ``__pycache__`` is written: a context file lives beside (or in)
+Loading *runs* the file, like ``import`` does; it happens only when code
+is asked to run (``shelf.reprocess``, and ``set_context`` checking the file
+it is given), never when a shelf is opened, read or its context file shown
+(:mod:`labshelf.outline` reads the text instead).  No ``__pycache__`` is written: a context file lives beside (or in)
 a shelf, and a bytecode cache keyed by modification time could run a stale
 version of a file edited twice within a second.
 """
@@ -36,7 +37,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import CodeType, MappingProxyType, ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from .derived import COMPUTED, FAILED, FRESH, MISSING, VAR_PREFIX, Outcome, VariableOptions, options_of
 from .errors import ContextError, InvalidName, QuerySyntaxError, close_matches
@@ -155,14 +156,7 @@ def load(path: str | os.PathLike[str]) -> Context:
     """
     path = Path(path).expanduser().resolve()
     where = str(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ContextError(f"cannot read the context file {where}: {exc.strerror or exc}", path=where) from None
-    try:
-        source = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ContextError(f"{where}: the context file is not UTF-8 text ({exc.reason})", path=where) from None
+    raw, source = read_text(path)
     try:
         code = compile(source, where, "exec", dont_inherit=True)
     except SyntaxError as exc:
@@ -170,10 +164,28 @@ def load(path: str | os.PathLike[str]) -> Context:
         raise ContextError(
             f"{where}, line {line}: syntax error: {exc.msg}", path=where, line=line
         ) from None
+    except (RecursionError, MemoryError):
+        raise ContextError(f"{where}: the context file is nested too deeply to be compiled", path=where) from None
     module = _run_module(code, source, path)
     functions = _functions_by_line(source)
     variables = _collect(module, source, functions, where)
-    return Context(path, _ordered(variables, where), hashlib.sha256(raw).hexdigest())
+    return Context(path, ordered(variables, where), hashlib.sha256(raw).hexdigest())
+
+
+def read_text(path: Path) -> tuple[bytes, str]:
+    """The bytes and text of a context file; ContextError if it is no readable UTF-8 file."""
+    where = str(path)
+    try:
+        # A FIFO or a device named as the context file would block or never end.
+        if path.exists() and not path.is_file():
+            raise ContextError(f"cannot read the context file {where}: not a regular file", path=where)
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ContextError(f"cannot read the context file {where}: {exc.strerror or exc}", path=where) from None
+    try:
+        return raw, raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ContextError(f"{where}: the context file is not UTF-8 text ({exc.reason})", path=where) from None
 
 
 class _Loader(importlib.abc.InspectLoader):
@@ -315,28 +327,28 @@ def _variable(
                 "not *args, **kwargs or positional-only",
                 parameter.name,
             )
-        inputs.append(_input(parameter, fail))
+        inputs.append(input_of(parameter.name, parameter.default, fail))
     digest = hashlib.sha256(json.dumps({"source": text, "options": options.as_dict()}, sort_keys=True).encode())
     return Variable(
         name, function, options, tuple(inputs), digest.hexdigest(), filename, def_line, MappingProxyType(lines)
     )
 
 
-def _input(parameter: inspect.Parameter, fail: Callable[[str, str | None], ContextError]) -> Input:
-    default = parameter.default
+def input_of(parameter: str, default: Any, fail: Callable[[str, str | None], ContextError]) -> Input:
+    """What a parameter with this default receives (``inspect.Parameter.empty``: it has none)."""
     allowed = (
         "give it a default naming a dataset of the run (image=\"camera/image\", "
         "pmt=\"pmt[channel=2]\") or another variable (m=\"var:mean_intensity\")"
     )
     if default is inspect.Parameter.empty:
-        raise fail(f"parameter {parameter.name!r} has no default: {allowed}", parameter.name)
+        raise fail(f"parameter {parameter!r} has no default: {allowed}", parameter)
     if not isinstance(default, str):
-        raise fail(f"parameter {parameter.name!r} has the default {default!r}, not a str: {allowed}", parameter.name)
+        raise fail(f"parameter {parameter!r} has the default {default!r}, not a str: {allowed}", parameter)
     if default.startswith(VAR_PREFIX):
         target = default[len(VAR_PREFIX) :].strip()
         if not target.isidentifier():
-            raise fail(f"parameter {parameter.name!r}: {default!r} names no variable: {allowed}", parameter.name)
-        return Input(parameter.name, DERIVED_PREFIX + target, variable=target)
+            raise fail(f"parameter {parameter!r}: {default!r} names no variable: {allowed}", parameter)
+        return Input(parameter, DERIVED_PREFIX + target, variable=target)
     from .runview import parse_label
 
     try:
@@ -345,11 +357,31 @@ def _input(parameter: inspect.Parameter, fail: Callable[[str, str | None], Conte
             raise QuerySyntaxError(f"'.{attribute}' picks a run-table summary, not a dataset")
         check_name(name)
     except (QuerySyntaxError, InvalidName, ValueError) as exc:
-        raise fail(f"parameter {parameter.name!r}: {default!r} is not a dataset name: {exc}", parameter.name) from None
-    return Input(parameter.name, name, MappingProxyType(data_id))
+        raise fail(f"parameter {parameter!r}: {default!r} is not a dataset name: {exc}", parameter) from None
+    return Input(parameter, name, MappingProxyType(data_id))
 
 
-def _ordered(variables: Mapping[str, Variable], where: str) -> Mapping[str, Variable]:
+class _Ordered(Protocol):
+    """What ordering needs of a variable: loaded (:class:`Variable`) or only read (``outline.Declared``)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def line(self) -> int: ...
+    @property
+    def lines(self) -> Mapping[str, int]: ...
+    @property
+    def inputs(self) -> tuple[Input, ...]: ...
+    @property
+    def dependencies(self) -> tuple[str, ...]: ...
+
+
+V = TypeVar("V", bound=_Ordered)
+
+
+def ordered(variables: Mapping[str, V], where: str) -> Mapping[str, V]:
     """Variables with dependencies first (definition order otherwise); refuse unknown names and cycles."""
     for variable in variables.values():
         for put in variable.inputs:
@@ -362,11 +394,11 @@ def _ordered(variables: Mapping[str, Variable], where: str) -> Mapping[str, Vari
                     path=variable.path,
                     line=line,
                 )
-    ordered: dict[str, Variable] = {}
+    order: dict[str, V] = {}
     visiting: list[str] = []
 
     def visit(name: str) -> None:
-        if name in ordered:
+        if name in order:
             return
         if name in visiting:
             cycle = [*visiting[visiting.index(name) :], name]
@@ -381,11 +413,11 @@ def _ordered(variables: Mapping[str, Variable], where: str) -> Mapping[str, Vari
         for dependency in variables[name].dependencies:
             visit(dependency)
         visiting.pop()
-        ordered[name] = variables[name]
+        order[name] = variables[name]
 
     for name in variables:
         visit(name)
-    return MappingProxyType(ordered)
+    return MappingProxyType(order)
 
 
 # -- computing ---------------------------------------------------------------------------------------

@@ -27,6 +27,12 @@ A result is stale when it has no record, when the function's source or
 decorator arguments changed, when an input got a new version (a put into a
 running run, a dependency recomputed), or always with ``force=True``.
 
+The context file runs only when computing (and when ``set_context``
+checks the file it is given); showing it reads its text
+(:mod:`labshelf.outline`).  A recorded file outside the shelf's folder runs
+only once the user confirmed it (:mod:`labshelf.trust`): the registry that
+records it may come from someone else.
+
 Work is spread over processes of this machine (``jobs``) or over a Dask
 cluster (``dask_scheduler``); each worker opens the shelf by its path,
 loads the context file itself and writes its results (several processes
@@ -48,6 +54,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 if TYPE_CHECKING:
     from .context import Context
+    from .errors import ContextError
     from .shelf import Shelf
 
 __all__ = ["variable", "VariableOptions", "ReprocessReport", "SUMMARIES", "VAR_PREFIX"]
@@ -194,8 +201,61 @@ def context_path(shelf: Shelf) -> Path | None:
     return default if default.is_file() else None
 
 
+@dataclasses.dataclass(frozen=True)
+class ContextFile:
+    """Where a shelf's context file really is, and whether that is inside the shelf's folder."""
+
+    #: Resolved: ``..`` and symlinks followed.
+    path: Path
+    #: Inside the shelf's folder once resolved; a file outside runs only when confirmed (see labshelf.trust).
+    inside: bool
+
+
+def context_file(shelf: Shelf) -> ContextFile | None:
+    """The shelf's context file, resolved (None if it has none); reads nothing but the registry row."""
+    from .errors import ContextError
+
+    path = context_path(shelf)
+    if path is None:
+        return None
+    root = shelf.root.resolve()
+    try:
+        # The registry row is untrusted text: "../x.py" or a symlink in the folder may lead out.
+        resolved = path.resolve()
+    except (OSError, ValueError) as exc:
+        raise ContextError(f"the context file recorded in {shelf.where} is not a usable path: {exc}") from None
+    return ContextFile(resolved, resolved.is_relative_to(root))
+
+
+def no_context(shelf: Shelf) -> ContextError:
+    """The error saying the shelf has no context file, and how to give it one."""
+    from .errors import ContextError
+
+    return ContextError(
+        f"the shelf {shelf.where} has no context file: write {shelf.root / CONTEXT_FILE} "
+        "or record one with `labshelf context set PATH FILE`"
+    )
+
+
+def may_run(shelf: Shelf, file: ContextFile, trust_context: str | os.PathLike[str] | None = None) -> bool:
+    """Whether ``file`` may run for ``shelf``: inside its folder, named by ``trust_context``, or confirmed."""
+    from . import trust
+
+    if file.inside:
+        return True
+    if trust_context is not None and Path(trust_context).expanduser().resolve() == file.path:
+        return True
+    return trust.confirmed(shelf.root.resolve(), file.path)
+
+
 def set_context(shelf: Shelf, path: str | os.PathLike[str] | None) -> Path | None:
-    """Record ``path`` as the shelf's context file after checking it loads (None forgets it)."""
+    """Record ``path`` as the shelf's context file after checking it loads (None forgets it).
+
+    The user names the file, so loading it (which runs it) is theirs to ask;
+    a file outside the shelf's folder is also confirmed for this user, so
+    that later reprocessing runs it (see :mod:`labshelf.trust`).
+    """
+    from . import trust
     from .context import load
 
     shelf._check_writable()
@@ -204,23 +264,43 @@ def set_context(shelf: Shelf, path: str | os.PathLike[str] | None) -> Path | Non
         return context_path(shelf)
     context = load(path)
     root = shelf.root.resolve()
-    recorded = context.path.relative_to(root) if context.path.is_relative_to(root) else context.path
+    inside = context.path.is_relative_to(root)
+    if not inside:
+        trust.confirm(root, context.path)
+    recorded = context.path.relative_to(root) if inside else context.path
     shelf._registry.set_context_path(recorded.as_posix())
     return context.path
 
 
-def load_context(shelf: Shelf) -> Context:
-    """Load the shelf's context file (ContextError if there is none or it is bad)."""
+def load_context(shelf: Shelf, trust_context: str | os.PathLike[str] | None = None) -> Context:
+    """Load the shelf's context file to compute with it: this runs it.
+
+    A file outside the shelf's folder must be confirmed (``labshelf context
+    set``) or named by ``trust_context``; else ContextError says how.  To
+    show variables without running anything, see :func:`labshelf.outline.outline`.
+    """
     from .context import load
     from .errors import ContextError
 
-    path = context_path(shelf)
-    if path is None:
+    file = context_file(shelf)
+    if file is None:
+        raise no_context(shelf)
+    if not may_run(shelf, file, trust_context):
+        if trust_context is not None:
+            raise ContextError(
+                f"trust_context={os.fspath(trust_context)!r} is not the context file of {shelf.where}, "
+                f"which is {file.path}; name that file to run it",
+                path=str(file.path),
+            )
+        # The folder, not shelf.where: a PostgreSQL URL alone does not name the shelf's schema.
         raise ContextError(
-            f"the shelf {shelf.where} has no context file: write {shelf.root / CONTEXT_FILE} "
-            "or record one with `labshelf context set PATH FILE`"
+            f"the context file of the shelf in {shelf.root} is {file.path}, outside the shelf's folder, and you "
+            f"have not confirmed it: check it, then run `labshelf context set {shelf.root} {file.path}` "
+            f"(remembered for you on this machine) or pass trust_context='{file.path}' (--trust-context) "
+            "to this call",
+            path=str(file.path),
         )
-    return load(path)
+    return load(file.path)
 
 
 def derived_status(shelf: Shelf, run: int | None = None) -> list[dict[str, Any]]:
@@ -257,9 +337,11 @@ def select_runs(runs: Any, existing: Sequence[int]) -> list[int]:
                 raise RunNotFound(f"no run {item} in this shelf{_span(existing)}")
             chosen.add(item)
         elif isinstance(item, range):
-            chosen.update(n for n in item if n in present)
+            chosen.update(n for n in existing if n in item)
         else:
-            chosen.update(n for n in _parse_runs(item) if n in present)
+            # Compared with the runs there are: "1-10**18" must not list every number in between.
+            for first, last in _parse_runs(item):
+                chosen.update(n for n in existing if first <= n <= last)
     if not chosen:
         raise RunNotFound(f"no run matches runs={runs!r}{_span(existing)}")
     return sorted(chosen)
@@ -269,10 +351,11 @@ def _span(existing: Sequence[int]) -> str:
     return f"; runs go from {existing[0]} to {existing[-1]}" if existing else "; the shelf has no runs yet"
 
 
-def _parse_runs(text: str) -> Iterable[int]:
+def _parse_runs(text: str) -> list[tuple[int, int]]:
+    """``"10-20,25"`` as ``[(10, 20), (25, 25)]``."""
     from .errors import InvalidOptions
 
-    out: list[int] = []
+    out: list[tuple[int, int]] = []
     for part in text.replace(" ", "").split(","):
         low, dash, high = part.partition("-")
         try:
@@ -284,7 +367,7 @@ def _parse_runs(text: str) -> Iterable[int]:
             ) from None
         if first < 1 or last < first:
             raise InvalidOptions(f"runs {text!r}: {part!r} is not a range of run numbers (first <= last, from 1)")
-        out.extend(range(first, last + 1))
+        out.append((first, last))
     return out
 
 
@@ -300,6 +383,7 @@ def reprocess(
     dask_scheduler: str | None = None,
     force: bool = False,
     progress: bool = True,
+    trust_context: str | os.PathLike[str] | None = None,
 ) -> ReprocessReport:
     """Compute the stale derived variables of runs; see :meth:`labshelf.Shelf.reprocess`."""
     from .errors import InvalidOptions
@@ -307,7 +391,7 @@ def reprocess(
     shelf._check_writable()
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise InvalidOptions(f"jobs= is how many processes compute at once (an int >= 1), not {jobs!r}")
-    context = load_context(shelf)
+    context = load_context(shelf, trust_context)
     wanted = [variables] if isinstance(variables, str) else None if variables is None else list(variables)
     plan = context.plan(wanted)
     forced = tuple(plan if wanted is None else wanted) if force else ()

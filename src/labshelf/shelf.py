@@ -345,8 +345,11 @@ class Shelf:
     def set_context(self, path: str | os.PathLike[str] | None) -> Path | None:
         """Record ``path`` as this shelf's context file, once it loads without error (None forgets it).
 
-        A file inside the shelf's root is recorded relative to it, so it
-        moves with the shelf.  Returns the context file now in use.
+        Loading runs the file.  A file inside the shelf's root is recorded
+        relative to it, so it moves with the shelf; a file outside is also
+        remembered as confirmed by you, on this machine, so that reprocessing
+        runs it (another user of the shelf must confirm it for themselves).
+        Returns the context file now in use.
         """
         from .derived import set_context
 
@@ -361,6 +364,7 @@ class Shelf:
         dask_scheduler: str | None = None,
         force: bool = False,
         progress: bool = True,
+        trust_context: str | os.PathLike[str] | None = None,
     ) -> ReprocessReport:
         """Compute the derived variables of the context file where they are stale.
 
@@ -383,6 +387,11 @@ class Shelf:
             Recompute the chosen variables even where their results are current.
         progress
             Show a progress bar over runs (tqdm; a widget in Jupyter).
+        trust_context
+            The path of the context file you accept to run for this call,
+            when it lies outside the shelf's folder and you have not
+            confirmed it with :meth:`set_context` (the shelf's registry,
+            which records the file, may come from someone else).
 
         Returns
         -------
@@ -395,13 +404,15 @@ class Shelf:
         Raises
         ------
         ContextError
-            The shelf has no context file, or it cannot be loaded (the
-            message names the file and line).
+            The shelf has no context file, it cannot be loaded (the
+            message names the file and line), or it lies outside the
+            shelf's folder and is not confirmed.
         """
         from .derived import reprocess
 
         return reprocess(
-            self, runs, variables, jobs=jobs, dask_scheduler=dask_scheduler, force=force, progress=progress
+            self, runs, variables, jobs=jobs, dask_scheduler=dask_scheduler, force=force, progress=progress,
+            trust_context=trust_context,
         )
 
     def derived_status(self, run: int | None = None) -> list[dict[str, Any]]:

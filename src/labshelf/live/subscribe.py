@@ -5,9 +5,10 @@ The feed thread only marks what changed: per (run, name, data ID) a small
 time, the mutated indices while few) replaces itself, never queues.  The
 subscription's own worker then brings its copy of the value up to date with
 the least reading it can — the appended rows only, or the mutated region
-only, else the whole value — and calls back.  A slow callback therefore
-makes updates coalesce (latest value wins); memory stays that of the values,
-and the last value is always delivered.
+only, else the whole value — and calls back, serving the pending names in
+turn (the one pending longest first).  A slow callback therefore makes
+updates coalesce (latest value wins) without starving any name; memory stays
+that of the values, and the last value is always delivered.
 """
 
 from __future__ import annotations
@@ -16,14 +17,16 @@ import asyncio
 import contextlib
 import fnmatch
 import json
+import math
+import numbers
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..errors import DatasetNotFound, InvalidName, ShelfError
+from ..errors import DatasetNotFound, InvalidName, InvalidOptions
 from .feed import Change
 
 if TYPE_CHECKING:
@@ -37,7 +40,14 @@ _DATA_KINDS = {"put", "append", "mutate", "broadcast", "delete"}
 
 def check_patterns(patterns: str | Iterable[str]) -> tuple[str, ...]:
     """Glob patterns of dataset names, checked (InvalidName saying what is wrong)."""
-    items = (patterns,) if isinstance(patterns, str) else tuple(patterns)
+    if isinstance(patterns, str):
+        items: tuple[Any, ...] = (patterns,)
+    elif isinstance(patterns, Iterable) and not isinstance(patterns, bytes | Mapping):
+        items = tuple(patterns)
+    else:
+        raise InvalidName(
+            f"names= takes a dataset name or glob pattern (a str) or a list of them, not {patterns!r}"
+        )
     if not items:
         raise InvalidName("subscribe() needs at least one dataset name or pattern")
     for pattern in items:
@@ -154,21 +164,19 @@ class Subscription:
         preview: Sequence[int] | None = None,
         poll: float | None = None,
     ):
-        if not callable(callback):
-            raise ShelfError(f"subscribe() needs a callable callback, not {callback!r}")
-        if not (run is None or run == "latest" or (isinstance(run, int) and not isinstance(run, bool) and run > 0)):
-            raise ShelfError(f"run= takes a run number, 'latest' (follow new runs) or None (any run), not {run!r}")
-        if max_rate is not None and (isinstance(max_rate, bool) or not isinstance(max_rate, (int, float)) or max_rate <= 0):
-            raise ShelfError(f"max_rate= takes calls per second (a number > 0), not {max_rate!r}")
-        if preview is not None:
-            if len(preview) != 2 or not all(isinstance(n, int) and n > 0 for n in preview):
-                raise ShelfError(f"preview= takes (height, width) in pixels, not {preview!r}")
+        # Everything is checked before the feed starts: a refusal leaves no thread behind.
         self.pattern = check_patterns(patterns)
+        if not callable(callback):
+            raise InvalidOptions(f"subscribe() needs a callable callback (a function of one Update), not {callback!r}")
+        run = _check_run(run)
+        rate = _positive("max_rate", max_rate, "calls per second per dataset")
+        seconds = _positive("poll", poll, "seconds between reads when no wake-up arrives")
         self._shelf = shelf
         self._callback = callback
         self._mode = run
-        self._interval = 0.0 if max_rate is None else 1.0 / float(max_rate)
-        self._preview = tuple(preview) if preview is not None else None
+        self._interval = 0.0 if rate is None else 1.0 / rate
+        self._preview = _check_preview(preview)
+        #: Open slots in the order they were opened: the order they are served in (see _next).
         self._pending: dict[tuple[int, str, str], _Pending] = {}
         self._states: dict[tuple[int, str, str], _State] = {}
         self._lock = threading.Lock()
@@ -179,7 +187,7 @@ class Subscription:
         self.errors: list[str] = []
         registry = shelf._registry
         self._latest = max(registry.run_numbers() or [0]) if run == "latest" else None
-        feed = shelf._feed(poll)
+        feed = shelf._feed(seconds)
         self._feed = feed
         feed.add(self._on_changes)
         self._snapshot()
@@ -277,11 +285,19 @@ class Subscription:
                     self._deliver(update)
 
     def _next(self) -> tuple[tuple[int, str, str] | None, _Pending | None, float]:
-        """The next key due (oldest first), or the time to wait for one held back by max_rate."""
+        """The key pending longest that is due, or the time to wait for one held back by max_rate.
+
+        ``_pending`` is in the order slots were opened (a change merges into
+        its open slot without moving it; serving a key closes its slot), so
+        taking the first due key serves every pending name in turn: a name
+        waits for at most one call per other pending name, however fast any
+        of them changes.  Ordering by the newest change instead starved the
+        fastest names, whose newest change is always the most recent.
+        """
         now = time.monotonic()
         wait = 0.0
         with self._lock:
-            for key in sorted(self._pending, key=lambda k: self._pending[k].seq):
+            for key in self._pending:
                 state = self._states.get(key)
                 due = (state.delivered_at if state else 0.0) + self._interval
                 if due <= now:
@@ -405,6 +421,43 @@ class Subscription:
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
         return f"<Subscription {list(self.pattern)} run={self._mode!r} {state}, {self.delivered} delivered>"
+
+
+#: Run numbers are SQL 64-bit integers: a larger one could name no run, and would fail at bind time.
+_RUN_LIMIT = 2**63
+
+
+def _check_run(run: Any) -> int | str | None:
+    """``run=`` of subscribe: a run number (numpy integers too), "latest" or None; InvalidOptions otherwise."""
+    if run is None or (isinstance(run, str) and run == "latest"):
+        return run
+    # numbers.Integral takes numpy integers (run numbers from pandas), not numpy's bool.
+    if isinstance(run, numbers.Integral) and not isinstance(run, bool) and 0 < int(run) < _RUN_LIMIT:
+        return int(run)
+    raise InvalidOptions(
+        f"run= takes a run number (an int from 1), 'latest' (follow new runs) or None (any run), not {run!r}"
+    )
+
+
+def _positive(option: str, value: Any, meaning: str) -> float | None:
+    """A finite number > 0 (or None) as a float; InvalidOptions naming ``option`` otherwise."""
+    if value is None:
+        return None
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        number = float(value)
+        if math.isfinite(number) and number > 0:
+            return number
+    raise InvalidOptions(f"{option}= takes {meaning} (a finite number > 0), not {value!r}")
+
+
+def _check_preview(preview: Any) -> tuple[int, int] | None:
+    if preview is None:
+        return None
+    if isinstance(preview, Sequence) and not isinstance(preview, str | bytes) and len(preview) == 2 and all(
+        isinstance(n, numbers.Integral) and not isinstance(n, bool) and int(n) > 0 for n in preview
+    ):
+        return int(preview[0]), int(preview[1])
+    raise InvalidOptions(f"preview= takes (height, width) in pixels, two ints > 0, not {preview!r}")
 
 
 def _key(data_id: Any) -> str:

@@ -70,18 +70,18 @@ class NDArrayFormatter(Formatter):
 
     def read(
         self, paths: Sequence[Path], name: str, ref: DatasetRef, parameters: Mapping[str, Any]
-    ) -> np.ndarray:
+    ) -> Any:
         if "slice" in parameters:
             shape = ref.shape if ref.shape is not None else hdf5.array_shape(paths[0], name)
             return read_selection(paths, name, parameters["slice"], shape)
         parts = [hdf5.read_array(p, name) for p in paths]
         return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
 
-    def apply_inline(self, value: np.ndarray, parameters: Mapping[str, Any]) -> np.ndarray:
+    def apply_inline(self, value: np.ndarray, parameters: Mapping[str, Any]) -> Any:
         """Read parameters applied to a value kept in the registry."""
         if "slice" in parameters:
             where = region(parameters["slice"], value.shape)
-            return where.finish(np.asarray(value[where.forward]))
+            return where.finish(value[where.forward])
         return value
 
 
@@ -107,8 +107,13 @@ class Region:
     flipped: tuple[int, ...]
     #: Positions of the axes ``None`` adds to the result.
     new_axes: tuple[int, ...]
+    #: An int for every axis (and no ... or None): numpy gives a scalar, not a 0-d array.
+    scalar: bool = False
 
-    def finish(self, data: np.ndarray) -> np.ndarray:
+    def finish(self, data: Any) -> Any:
+        if self.scalar:
+            return np.asarray(data)[()]
+        data = np.asarray(data)
         if self.flipped:
             data = np.flip(data, self.flipped)
         if self.new_axes:
@@ -164,10 +169,11 @@ def region(selection: Any, shape: Sequence[int]) -> Region:
             index = operator.index(item)
             if not -length <= index < length:
                 raise InvalidParameter(
-                    f"index {index} is out of range for axis {axis} of length {length} (shape {tuple(shape)})"
+                    f"the slice's index {index} is out of range for axis {axis} of length {length} (shape {tuple(shape)})"
                 )
             forward.append(index + length if index < 0 else index)
-    return Region(tuple(forward), tuple(flipped), tuple(new_axes))
+    scalar = not ellipses and not new_axes and all(isinstance(item, int) for item in forward)
+    return Region(tuple(forward), tuple(flipped), tuple(new_axes), scalar)
 
 
 def _is_int(item: Any) -> bool:
@@ -180,7 +186,7 @@ def _shown(item: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def read_selection(paths: Sequence[Path], name: str, selection: Any, shape: Sequence[int]) -> np.ndarray:
+def read_selection(paths: Sequence[Path], name: str, selection: Any, shape: Sequence[int]) -> Any:
     """``value[selection]`` of the array of ``shape`` stored in ``paths``, reading only that region."""
     where = region(selection, shape)
     return where.finish(read_region(paths, name, where.forward, shape))

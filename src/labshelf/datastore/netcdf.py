@@ -27,7 +27,7 @@ import numpy as np
 from ..errors import UnsupportedValue
 from .formatter import Description, Formatter, Summary, invalid_text, is_valid_text
 from .hdf5 import open_file
-from .ndarray import valid_code_points, array_mean
+from .ndarray import array_mean, valid_code_points
 
 if TYPE_CHECKING:
     from ..registry.records import DatasetRef

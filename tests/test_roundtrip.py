@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import enum
 import functools
 import warnings
 from collections.abc import Callable, Iterator
@@ -434,7 +435,18 @@ def dataframe_attrs(**attrs: Any) -> pd.DataFrame:
 SURROGATE = "\ud800"
 UNICODE = "not valid Unicode"
 
+class Level(enum.IntEnum):
+    HIGH = 2
+
+
+class Label(str):
+    """A str subclass, as some libraries hand out."""
+
+
 REFUSED = [
+    # scalars of a subclass of a plain type would come back as the plain type
+    unsupported(Level.HIGH, "Level", "subclass of int", "int(value)", case="int-enum"),
+    unsupported(Label("x"), "Label", "subclass of str", case="str-subclass"),
     # numpy
     unsupported(matrix(), "numpy.matrix", "np.asarray", case="matrix"),
     unsupported(np.zeros(3).view(Tagged), "Tagged", "np.asarray", case="ndarray-subclass"),

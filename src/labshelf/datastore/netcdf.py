@@ -281,7 +281,9 @@ def _check_headers(path: Path, name: str, value: Any, restore: Mapping[str, str]
     expected = {**{str(k): v.variable for k, v in value.coords.items()}, _DATA: value.variable} if is_array else {
         str(k): v for k, v in value.variables.items()
     }
-    with xr.open_dataset(path, engine="h5netcdf", group=name, decode_times=_time_decoder(xr)) as stored:
+    with xr.open_dataset(
+        path, engine="h5netcdf", group=name, decode_times=_time_decoder(xr), **_headers_only(xr)
+    ) as stored:
         got: dict[Any, Any] = dict(stored.variables)
         if is_array:
             got[_DATA] = got.pop(_UNNAMED if value.name is None else value.name, None)
@@ -304,6 +306,14 @@ def _check_headers(path: Path, name: str, value: Any, restore: Mapping[str, str]
         # A DataArray's attrs are its variable's, compared above; a Dataset has its own.
         if not xr.Variable((), 0, attrs={} if is_array else value.attrs).identical(xr.Variable((), 0, attrs=own)):
             raise UnsupportedValue(f"the attrs of this {type(value).__name__} would come back from NetCDF changed")
+
+
+def _headers_only(xr: Any) -> dict[str, Any]:
+    """What keeps ``open_dataset`` from loading index coordinates (newer xarray only)."""
+    import inspect
+
+    takes = "create_default_indexes" in inspect.signature(xr.open_dataset).parameters
+    return {"create_default_indexes": False} if takes else {}
 
 
 def _consumed(put: Mapping[str, Any], back: Mapping[str, Any]) -> str:

@@ -14,12 +14,14 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from ..errors import UnsupportedValue
 from .formatter import Description, Formatter, Summary, invalid_text, is_valid_text
 
 #: How much of a string the run table shows.
 TEXT_SUMMARY_CHARS = 200
 
 _PLAIN = (bool, int, float, complex, str, bytes, type(None))
+_PLAIN_TYPES = frozenset(_PLAIN)
 #: Tags whose value JSON holds as is, and the one type each must have.
 _JSON_TYPES: dict[str, type] = {"bool": bool, "int": int, "str": str}
 
@@ -46,6 +48,15 @@ class ScalarFormatter(Formatter):
         return np is not None and isinstance(value, np.generic) and value.dtype.kind not in "OV"
 
     def prepare(self, value: Any) -> Any:
+        kind = type(value)
+        np = _numpy_if_loaded() if kind not in _PLAIN_TYPES else None
+        if kind not in _PLAIN_TYPES and (np is None or not isinstance(value, np.generic)):
+            # An IntEnum, a str subclass...: stored as its base type, it would come back as one.
+            base = next(t for t in _PLAIN if isinstance(value, t))
+            raise UnsupportedValue(
+                f"a {kind.__module__}.{kind.__qualname__} is a subclass of {base.__name__} and would come back "
+                f"as a plain {base.__name__}; store {base.__name__}(value) (or the value's .value)"
+            )
         # np.str_ is a str too: both would fail later, in the registry's UTF-8.
         if isinstance(value, str) and not is_valid_text(value):
             raise invalid_text("this str")

@@ -469,7 +469,7 @@ REFUSED = [
     unsupported(pd.DataFrame({"c": pd.Categorical([1, 2])}), "categories of dtype int64", case="frame-int-categories"),
     unsupported(pd.DataFrame({"c": pd.Categorical(pd.Index(["a"], dtype=object))}), "categories of dtype object", case="frame-object-categories"),
     unsupported(pd.DataFrame({"t": pd.date_range("2024", periods=2, tz="dateutil/Europe/Zurich")}), "column 't'", "tzfile", case="frame-dateutil-tz"),
-    unsupported(pd.DataFrame({"c": pd.Series([[1]], dtype=pd.ArrowDtype(pa.list_(pa.int64())))}), "would not read back", case="frame-arrow-list"),
+    unsupported(pd.DataFrame({"c": pd.Series([[1]], dtype=pd.ArrowDtype(pa.list_(pa.int64())))}), "column 'c'", "list<item: int64>", "would not read back", case="frame-arrow-list"),
     unsupported(pd.DataFrame([[1, 2]], columns=pd.MultiIndex.from_tuples([("a", "x"), ("a", "y")])), "MultiIndex columns", case="frame-multiindex-columns"),
     unsupported(pd.DataFrame([[1, 2]], columns=["a", "a"]), "unique", "'a'", case="frame-duplicate-columns"),
     unsupported(pd.DataFrame([[1, 2]], columns=[0, 1]), "column names must be str", case="frame-int-columns"),
@@ -642,3 +642,21 @@ def test_append_and_mutate_take_only_values_the_array_holds_exactly(
         assert got.dtype == np.dtype(dtype)
         assert holds(element, expected), (element, given)
     assert got.shape == ((start.shape[0] + 1,) if how == "append" else start.shape)
+
+
+def test_a_tuple_series_name_written_by_an_older_labshelf_reads_back(kept_shelf: labshelf.Shelf) -> None:
+    """Older files hold a tuple name as a JSON list (then unreadable); it reads back as the tuple."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    value = pd.Series([1.5, 2.5], name="placeholder")
+    with kept_shelf.new_run() as run:
+        ref = run.put("old", value)
+    (relative,) = ref.storage.files
+    table = pa.Table.from_pandas(value.to_frame(name="__series__"), preserve_index=True)  # as older versions wrote it
+    metadata = {**table.schema.metadata, b"labshelf": json.dumps({"class": "Series", "name": ["a", 1]}).encode()}
+    pq.write_table(table.replace_schema_metadata(metadata), kept_shelf.root / relative)
+    got = kept_shelf.get("old", run=run.number)
+    assert got.name == ("a", 1)
+    np.testing.assert_array_equal(got.to_numpy(), value.to_numpy())

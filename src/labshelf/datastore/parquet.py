@@ -363,7 +363,13 @@ def _check_schema(path: Path, value: Any) -> None:
     try:
         empty = _restore(schema.empty_table().to_pandas(), marker)
     except (TypeError, ValueError, NotImplementedError) as exc:
-        raise UnsupportedValue(f"this {type(value).__name__} would not read back from Parquet: {exc}") from exc
+        # pyarrow names the type it cannot turn back into pandas: find the column that has it.
+        columns = [(c, v.dtype) for c, v in value.items()] if isinstance(value, pd.DataFrame) else [("", value.dtype)]
+        which = next((f"column {c!r} of dtype {d}" if c else f"the Series of dtype {d}" for c, d in columns if str(d) in str(exc)), None)
+        raise UnsupportedValue(
+            f"{which or 'this ' + type(value).__name__} would not read back from Parquet ({exc}); convert it to a "
+            "numpy or pandas dtype first"
+        ) from exc
     if isinstance(value, pd.Series):
         pairs = [("the Series", value.dtype, empty[_SERIES_COLUMN].dtype)]
         empty_columns = None
@@ -553,4 +559,7 @@ def _decode_label(doc: Any) -> Any:
 def _series_name(marker: Mapping[str, Any]) -> Any:
     if "name_exact" in marker:
         return _decode_label(marker["name_exact"])
-    return marker.get("name")
+    name = marker.get("name")
+    # Files written before names were kept exactly hold a tuple name as a
+    # JSON list, which pandas refuses as a name: give it back as the tuple.
+    return tuple(name) if isinstance(name, list) else name

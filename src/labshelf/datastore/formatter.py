@@ -43,6 +43,7 @@ from ..errors import (
     ComponentNotFound,
     InvalidOptions,
     InvalidParameter,
+    InvalidValue,
     ShelfError,
     UnsupportedValue,
     close_matches,
@@ -195,6 +196,30 @@ def missing_file(path: Path) -> FileNotFoundError:
     missing file in its error from that attribute.
     """
     return FileNotFoundError(errno.ENOENT, "data file is missing", str(path))
+
+
+def is_valid_text(text: str) -> bool:
+    """Whether ``text`` can be stored: encodable as UTF-8, so no lone surrogate.
+
+    Python strings may hold lone surrogates (``"\\ud800"``, e.g. from
+    ``os.fsdecode`` of undecodable bytes); the registry, HDF5, NetCDF and
+    Parquet all keep text as UTF-8, which cannot encode them.
+    """
+    if text.isascii():  # a flag of the str object in CPython: no scan
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def invalid_text(where: str) -> InvalidValue:
+    """The error for a string that is not valid Unicode, found in ``where``."""
+    return InvalidValue(
+        f"{where} is not valid Unicode (it holds a lone surrogate such as '\\ud800'): strings must be "
+        "encodable as UTF-8. Store such data as bytes, or decode it with errors='replace'"
+    )
 
 
 class Formatters:

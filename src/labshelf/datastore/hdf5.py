@@ -18,6 +18,8 @@ from ..errors import InvalidOptions
 from .formatter import missing_file
 
 DTYPE_ATTR = "labshelf_dtype"
+#: ``DTYPE_ATTR`` of str objects stored as UTF-8 bytes (those holding a NUL).
+OBJECT_UTF8 = "object-str-utf8"
 
 _OPTION_KEYS = ("compression", "compression_opts", "shuffle", "chunks", "fletcher32", "scaleoffset")
 _COMPRESSORS = ("gzip", "lzf")
@@ -85,6 +87,25 @@ def creation_options(options: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def fit_chunks(options: Mapping[str, Any], shape: tuple[int, ...]) -> Mapping[str, Any]:
+    """``options`` for one file of ``shape``: chunk rows beyond its rows clipped.
+
+    An array grows along its first axis, each ``run.append`` block (and each
+    merge of small blocks) into a file of its own: the chunk shape is the
+    whole growing array's, so a file with fewer rows than one chunk (an
+    append of 10 rows to chunks of 50, an empty array to append to) holds
+    one chunk of its rows, or none when it has none.  The other axes never
+    grow: a chunk larger than them is refused by HDF5 (InvalidOptions).
+    """
+    chunks = options.get("chunks")
+    if not isinstance(chunks, (tuple, list)) or not chunks or not shape or chunks[0] <= shape[0]:
+        return options
+    if shape[0] == 0:
+        # HDF5 takes no chunk dimension of 0; h5py picks chunks itself if a filter needs them.
+        return {k: v for k, v in options.items() if k != "chunks"}
+    return {**options, "chunks": (shape[0], *chunks[1:])}
+
+
 def encode(array: np.ndarray) -> tuple[np.ndarray, str | None]:
     """An array h5py can store, and the original dtype if it had to change."""
     kind = array.dtype.kind
@@ -98,13 +119,23 @@ def encode(array: np.ndarray) -> tuple[np.ndarray, str | None]:
     return array, None
 
 
+def _utf8_bytes(array: np.ndarray) -> np.ndarray:
+    """An object array of str as variable-length arrays of their UTF-8 bytes."""
+    out = np.empty(array.size, dtype=object)
+    out[:] = [np.frombuffer(x.encode("utf-8"), dtype=np.uint8) for x in array.ravel()]
+    return out.reshape(array.shape).astype(h5py.vlen_dtype(np.uint8))
+
+
 def decode(data: np.ndarray, stored_dtype: str | None) -> np.ndarray:
     if stored_dtype is None:
         return data
-    if stored_dtype == "object-str":
+    if stored_dtype in ("object-str", OBJECT_UTF8):
         # Filled flat, then reshaped: a list cannot be broadcast into an N-D object array.
         out = np.empty(data.size, dtype=object)
-        out[:] = [x.decode("utf-8") if isinstance(x, bytes) else x for x in data.ravel()]
+        if stored_dtype == OBJECT_UTF8:
+            out[:] = [bytes(x).decode("utf-8") for x in data.ravel()]
+        else:
+            out[:] = [x.decode("utf-8") if isinstance(x, bytes) else x for x in data.ravel()]
         return out.reshape(data.shape)
     try:
         dtype = np.dtype(stored_dtype)
@@ -128,7 +159,18 @@ def write_array(
     # HDF5's file locking would only cost system calls.
     with h5py.File(path, "w", locking=False) as f:
         try:
-            ds = f.create_dataset(name, data=stored, **creation_options(options))
+            try:
+                ds = f.create_dataset(name, data=stored, **creation_options(fit_chunks(options, stored.shape)))
+            except ValueError as exc:
+                if original != "object-str" or "NULL" not in str(exc):
+                    raise
+                # HDF5's variable-length strings end at a NUL: str objects holding
+                # one are kept as their UTF-8 bytes instead (found by trying, so
+                # the common case never looks at every string once more).
+                if name in f:
+                    del f[name]
+                stored, original = _utf8_bytes(array), OBJECT_UTF8
+                ds = f.create_dataset(name, data=stored, **creation_options(fit_chunks(options, stored.shape)))
         except (ValueError, TypeError) as exc:
             raise InvalidOptions(f"HDF5 refused the storage options {dict(options)}: {exc}") from exc
         if original is not None:

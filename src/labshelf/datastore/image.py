@@ -18,7 +18,7 @@ import numpy as np
 from ..errors import InvalidParameter
 from . import hdf5
 from .formatter import Summary
-from .ndarray import NDArrayFormatter, array_mean, check_selection, read_region, shape_text
+from .ndarray import NDArrayFormatter, array_mean, read_selection, shape_text
 
 if TYPE_CHECKING:
     from ..registry.records import DatasetRef
@@ -59,8 +59,8 @@ class ImageFormatter(NDArrayFormatter):
     ) -> np.ndarray:
         factor = _downsample_factor(parameters)
         if "slice" in parameters:
-            shape = ref.shape or hdf5.array_shape(paths[0], name)
-            image = read_region(paths, name, check_selection(parameters["slice"], shape), shape)
+            shape = ref.shape if ref.shape is not None else hdf5.array_shape(paths[0], name)
+            image = read_selection(paths, name, parameters["slice"], shape)
         else:
             image = super().read(paths, name, ref, {})
         return image if factor == 1 else block_mean(image, factor)
@@ -102,13 +102,17 @@ class ImageFormatter(NDArrayFormatter):
 
 def _downsample_factor(parameters: Mapping[str, Any]) -> int:
     factor = parameters.get("downsample", 1)
-    if isinstance(factor, bool) or not isinstance(factor, (int, np.integer)) or factor < 1:
+    if isinstance(factor, (bool, np.bool_)) or not isinstance(factor, (int, np.integer)) or factor < 1:
         raise InvalidParameter(f"downsample takes an int >= 1 (the block size), not {factor!r}")
     return int(factor)
 
 
 def block_mean(image: np.ndarray, factor: int) -> np.ndarray:
     """The mean of each ``factor`` x ``factor`` block (edges that do not fill a block are dropped)."""
+    if image.ndim not in (2, 3):
+        raise InvalidParameter(
+            f"downsample works on a 2-D image or an HxWxC colour image; this slice of it has shape {image.shape}"
+        )
     h, w = image.shape[0] // factor, image.shape[1] // factor
     if h == 0 or w == 0:
         raise InvalidParameter(f"downsample={factor} is larger than the image ({image.shape[0]}x{image.shape[1]})")

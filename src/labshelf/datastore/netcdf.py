@@ -4,27 +4,40 @@ The value is written with ``to_netcdf(engine="h5netcdf")`` into the group
 named like the dataset, so the file is both valid HDF5 and readable by any
 NetCDF tool.  ``invalid_netcdf=True`` lets h5netcdf keep what strict NetCDF
 cannot (bool and complex values and attributes) for an exact round trip.
+
+What NetCDF reading would give back otherwise is restored from a record of
+the original dtypes (datetime units, byte order, str objects); what it cannot
+restore is refused at put: object arrays of anything but str, attributes
+NetCDF does not hold, and attributes its conventions would consume on read
+(``units`` of times, ``_FillValue``, ``scale_factor``, ...), found by
+reading the new file's headers back before it becomes visible.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+import numbers
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import h5py
+import numpy as np
 
-from .formatter import Description, Formatter, Summary
+from ..errors import UnsupportedValue
+from .formatter import Description, Formatter, Summary, invalid_text, is_valid_text
 from .hdf5 import open_file
-from .ndarray import array_mean
+from .ndarray import array_mean, valid_code_points
 
 if TYPE_CHECKING:
     from ..registry.records import DatasetRef
 
 _CLASS_ATTR = "labshelf_class"
-#: JSON {variable: dtype} of the datetime64/timedelta64 variables: CF
-#: decoding gives datetimes back in nanoseconds, whatever unit they had.
+#: JSON {variable: dtype} of the variables NetCDF reading gives back in
+#: another dtype: datetime64/timedelta64 (CF decoding picks its own unit),
+#: non-native byte order (read back native), strings (as wide as their
+#: longest) and str objects (read back as numpy str).  The name is from when
+#: it held time dtypes only.
 _TIME_DTYPES_ATTR = "labshelf_time_dtypes"
 _UNNAMED = "__xarray_dataarray_variable__"
 #: Key of a DataArray's own values in the time dtypes (its name may be None).
@@ -40,6 +53,12 @@ class XarrayFormatter(Formatter):
         # Decided by class name and module, so that asking never imports xarray.
         return type(value).__name__ in ("DataArray", "Dataset") and type(value).__module__.partition(".")[0] == "xarray"
 
+    def prepare(self, value: Any) -> Any:
+        for label, variable in _variables(value):
+            _check_variable(label, variable)
+        _check_attrs(value.attrs, "the attrs" if type(value).__name__ == "Dataset" else "the DataArray's attrs")
+        return value
+
     def describe(self, value: Any) -> Description:
         if type(value).__name__ == "DataArray":
             return Description(shape=tuple(value.shape), dtype=f"DataArray[{value.dtype}]", nbytes=int(value.nbytes))
@@ -54,13 +73,19 @@ class XarrayFormatter(Formatter):
 
     def write(self, path: Path, name: str, value: Any, options: Mapping[str, Any]) -> None:
         is_array = type(value).__name__ == "DataArray"
-        value.to_netcdf(path, mode="w", engine="h5netcdf", group=name, invalid_netcdf=True)
+        kind = "DataArray" if is_array else "Dataset"
+        try:
+            value.to_netcdf(path, mode="w", engine="h5netcdf", group=name, invalid_netcdf=True)
+        except (ValueError, TypeError, NotImplementedError, AttributeError) as exc:
+            # What prepare() did not foresee: xarray's and h5netcdf's own refusals.
+            raise UnsupportedValue(f"this {kind} cannot be stored as NetCDF: {exc}") from exc
         variables = {**value.coords, _DATA: value} if is_array else dict(value.variables)
-        times = {str(k): v.dtype.str for k, v in variables.items() if v.dtype.kind in "Mm"}
+        restore = {str(k): v.dtype.str for k, v in variables.items() if _read_back_changes(v.dtype)}
         with h5py.File(path, "r+", locking=False) as f:
-            f[name].attrs[_CLASS_ATTR] = "DataArray" if is_array else "Dataset"
-            if times:
-                f[name].attrs[_TIME_DTYPES_ATTR] = json.dumps(times)
+            f[name].attrs[_CLASS_ATTR] = kind
+            if restore:
+                f[name].attrs[_TIME_DTYPES_ATTR] = json.dumps(restore)
+        _check_headers(path, name, value, restore)
 
     def read(
         self, paths: Sequence[Path], name: str, ref: DatasetRef, parameters: Mapping[str, Any]
@@ -130,6 +155,175 @@ class XarrayFormatter(Formatter):
         if key in times:
             array = array.astype(times[key])
         return array.assign_coords({k: array[k].astype(d) for k, d in times.items() if k in array.coords and k != key})
+
+
+def _read_back_changes(dtype: np.dtype) -> bool:
+    """Whether NetCDF reading gives a variable of ``dtype`` back in another dtype."""
+    # Strings come back as wide as their longest one, not as their dtype.
+    return dtype.kind in "MmOUS" or not dtype.isnative
+
+
+def _variables(value: Any) -> Iterator[tuple[str, Any]]:
+    """(how errors name it, Variable) of every variable of a DataArray or Dataset."""
+    if type(value).__name__ == "DataArray":
+        if value.name is not None:
+            _check_name(value.name, "a DataArray's name")
+        yield ("the DataArray" if value.name is None else f"the DataArray {value.name!r}"), value.variable
+        items = value.coords.items()
+    else:
+        items = value.variables.items()
+    for key, variable in items:
+        _check_name(key, "variable and coordinate names")
+        yield f"variable {key!r}", variable
+
+
+def _check_name(name: Any, what: str) -> None:
+    if not isinstance(name, str):
+        raise UnsupportedValue(
+            f"{what} must be str to be stored (NetCDF names are text), not {type(name).__name__} {name!r}"
+        )
+    if not is_valid_text(name):
+        raise invalid_text(f"the name {name!r}")
+
+
+def _check_variable(label: str, variable: Any) -> None:
+    """Refuse a variable whose values NetCDF cannot give back exactly."""
+    dtype = variable.dtype
+    if not isinstance(dtype, np.dtype) or dtype.kind not in "biufcSUMmO" or dtype.fields is not None:
+        raise UnsupportedValue(
+            f"{label} has dtype {dtype}, which NetCDF does not store; use a numeric, bool, "
+            "bytes, str or datetime64/timedelta64 dtype"
+        )
+    if dtype.kind == "c" and dtype.itemsize > 16:
+        raise UnsupportedValue(f"{label} has dtype {dtype}; NetCDF stores complex64 and complex128 only")
+    if dtype.kind == "O":
+        for x in np.asarray(variable.values).flat:
+            if not isinstance(x, str):
+                raise UnsupportedValue(
+                    f"{label} is an object array holding {type(x).__name__} values; object arrays are "
+                    "stored only when every element is a str"
+                )
+            if not is_valid_text(x):
+                raise invalid_text(f"a str of {label}")
+            if "\x00" in x:
+                raise _nul_inside(label)
+    elif dtype.kind == "U" and variable.size and dtype.itemsize:
+        values = np.asarray(variable.values)
+        if not valid_code_points(values):
+            raise invalid_text(f"a str of {label}")
+        # Trailing NULs are a str array's padding; a NUL before the last other
+        # character makes the length numpy sees exceed the count of non-NULs.
+        points = np.ascontiguousarray(values).view(values.dtype.str[0] + "u4").reshape(values.size, -1)
+        if (np.char.str_len(values).ravel() != np.count_nonzero(points, axis=1)).any():
+            raise _nul_inside(label)
+    _check_attrs(variable.attrs, f"the attrs of {label}")
+
+
+def _nul_inside(label: str) -> UnsupportedValue:
+    return UnsupportedValue(
+        f"a str of {label} has a NUL character inside it, which NetCDF strings (variable-length, "
+        "NUL-terminated) cannot hold; store the values as bytes (dtype S), or replace the NULs"
+    )
+
+
+#: Attribute values NetCDF keeps: numbers and str, and arrays (lists) of them.
+_ATTR_RULE = "attribute values must be str, numbers, bools, or 1-D arrays or lists of numbers or of str"
+
+
+def _check_attrs(attrs: Mapping[Any, Any], where: str) -> None:
+    for key, item in attrs.items():
+        if not isinstance(key, str):
+            raise UnsupportedValue(f"{where}: attribute names must be str, not {type(key).__name__} {key!r}")
+        if not is_valid_text(key):
+            raise invalid_text(f"an attribute name in {where}")
+        if _is_number(item):
+            continue
+        texts: Sequence[Any] = ()
+        if isinstance(item, str):
+            texts = (item,)
+        elif isinstance(item, np.ndarray) and item.ndim <= 1 and item.dtype.kind in "biufcU":
+            texts = item.tolist() if item.dtype.kind == "U" else ()
+        elif isinstance(item, (list, tuple)) and (
+            all(isinstance(x, str) for x in item) or all(_is_number(x) for x in item)
+        ):
+            texts = item
+        else:
+            raise UnsupportedValue(
+                f"attribute {key!r} in {where} is a {type(item).__name__} ({_shown(item)}); {_ATTR_RULE}"
+            )
+        if not all(is_valid_text(x) for x in texts if isinstance(x, str)):
+            raise invalid_text(f"attribute {key!r} in {where}")
+        if any("\x00" in x for x in texts if isinstance(x, str)):
+            raise _nul_inside(f"attribute {key!r} in {where}")
+
+
+def _is_number(item: Any) -> bool:
+    return isinstance(item, (numbers.Number, np.number, np.bool_))
+
+
+def _shown(item: Any) -> str:
+    text = " ".join(repr(item).split())  # one line, even for an array
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _check_headers(path: Path, name: str, value: Any, restore: Mapping[str, str]) -> None:
+    """Refuse what NetCDF reading would give back changed, from the new file's headers.
+
+    CF decoding consumes some attributes (``_FillValue``, ``scale_factor``,
+    ``units`` of times, ``coordinates``...) and turns the values they
+    describe into something else; such a variable comes back with other
+    attributes or another dtype, which its lazily opened headers show
+    without reading any data.
+    """
+    import xarray as xr
+
+    is_array = type(value).__name__ == "DataArray"
+    expected = {**{str(k): v.variable for k, v in value.coords.items()}, _DATA: value.variable} if is_array else {
+        str(k): v for k, v in value.variables.items()
+    }
+    with xr.open_dataset(
+        path, engine="h5netcdf", group=name, decode_times=_time_decoder(xr), **_headers_only(xr)
+    ) as stored:
+        got: dict[Any, Any] = dict(stored.variables)
+        if is_array:
+            got[_DATA] = got.pop(_UNNAMED if value.name is None else value.name, None)
+        for key, variable in expected.items():
+            back = got.get(key)
+            label = "the DataArray" if key == _DATA else f"variable {key!r}"
+            if back is None:
+                raise UnsupportedValue(f"{label} would not come back from NetCDF; rename it")
+            dtype = np.dtype(restore[key]) if key in restore else back.dtype
+            if dtype != variable.dtype or back.dims != variable.dims:
+                raise UnsupportedValue(
+                    f"{label} would come back from NetCDF as {dtype} {back.dims} instead of "
+                    f"{variable.dtype} {variable.dims}{_consumed(variable.attrs, back.attrs)}"
+                )
+            if not xr.Variable((), 0, attrs=variable.attrs).identical(xr.Variable((), 0, attrs=back.attrs)):
+                raise UnsupportedValue(
+                    f"the attributes of {label} would come back from NetCDF changed{_consumed(variable.attrs, back.attrs)}"
+                )
+        own = {k: v for k, v in stored.attrs.items() if k not in (_CLASS_ATTR, _TIME_DTYPES_ATTR)}
+        # A DataArray's attrs are its variable's, compared above; a Dataset has its own.
+        if not xr.Variable((), 0, attrs={} if is_array else value.attrs).identical(xr.Variable((), 0, attrs=own)):
+            raise UnsupportedValue(f"the attrs of this {type(value).__name__} would come back from NetCDF changed")
+
+
+def _headers_only(xr: Any) -> dict[str, Any]:
+    """What keeps ``open_dataset`` from loading index coordinates (newer xarray only)."""
+    import inspect
+
+    takes = "create_default_indexes" in inspect.signature(xr.open_dataset).parameters
+    return {"create_default_indexes": False} if takes else {}
+
+
+def _consumed(put: Mapping[str, Any], back: Mapping[str, Any]) -> str:
+    gone = [k for k in put if k not in back]
+    if not gone:
+        return ""
+    return (
+        f": NetCDF reading takes the attribute{'s' if len(gone) > 1 else ''} {', '.join(map(repr, gone))} "
+        "as an encoding (CF conventions), not as data; rename it"
+    )
 
 
 def _dimension_scales(group: Any) -> set[str]:

@@ -14,12 +14,14 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from .formatter import Description, Formatter, Summary
+from ..errors import UnsupportedValue
+from .formatter import Description, Formatter, Summary, invalid_text, is_valid_text
 
 #: How much of a string the run table shows.
 TEXT_SUMMARY_CHARS = 200
 
 _PLAIN = (bool, int, float, complex, str, bytes, type(None))
+_PLAIN_TYPES = frozenset(_PLAIN)
 #: Tags whose value JSON holds as is, and the one type each must have.
 _JSON_TYPES: dict[str, type] = {"bool": bool, "int": int, "str": str}
 
@@ -44,6 +46,21 @@ class ScalarFormatter(Formatter):
         # Void and structured scalars are refused like their arrays: their raw
         # bytes would come back without the field names and types.
         return np is not None and isinstance(value, np.generic) and value.dtype.kind not in "OV"
+
+    def prepare(self, value: Any) -> Any:
+        kind = type(value)
+        np = _numpy_if_loaded() if kind not in _PLAIN_TYPES else None
+        if kind not in _PLAIN_TYPES and (np is None or not isinstance(value, np.generic)):
+            # An IntEnum, a str subclass...: stored as its base type, it would come back as one.
+            base = next(t for t in _PLAIN if isinstance(value, t))
+            raise UnsupportedValue(
+                f"a {kind.__module__}.{kind.__qualname__} is a subclass of {base.__name__} and would come back "
+                f"as a plain {base.__name__}; store {base.__name__}(value) (or the value's .value)"
+            )
+        # np.str_ is a str too: both would fail later, in the registry's UTF-8.
+        if isinstance(value, str) and not is_valid_text(value):
+            raise invalid_text("this str")
+        return value
 
     def describe(self, value: Any) -> Description:
         if isinstance(value, (str, bytes)):
@@ -72,13 +89,13 @@ class ScalarFormatter(Formatter):
         return Summary("text", text=_truncate(str(value).replace("\x00", "\u2400")))
 
     def to_inline(self, value: Any, options: Mapping[str, Any]) -> str:
-        return json.dumps(_encode(value), separators=(",", ":"), ensure_ascii=False)
+        return json.dumps(encode_scalar(value), separators=(",", ":"), ensure_ascii=False)
 
     def from_inline(self, text: str) -> Any:
         # The registry row may have been edited by hand: malformed documents
         # are a ValueError, never a value of some other type.
         try:
-            return _decode(json.loads(text))
+            return decode_scalar(json.loads(text))
         except (KeyError, TypeError, IndexError) as exc:
             raise ValueError(f"inline scalar is damaged: {exc!r}") from exc
 
@@ -89,7 +106,8 @@ def _truncate(text: str) -> str:
     return text[: TEXT_SUMMARY_CHARS - 1] + "\u2026"
 
 
-def _encode(value: Any) -> dict[str, Any]:
+def encode_scalar(value: Any) -> dict[str, Any]:
+    """A JSON document that ``decode_scalar`` turns back into exactly ``value`` (type included)."""
     # numpy scalars first: np.float64, np.complex128, np.str_ and np.bytes_
     # subclass the Python types below and would come back as those.
     np = _numpy_if_loaded()
@@ -110,7 +128,8 @@ def _encode(value: Any) -> dict[str, Any]:
     return {"t": "bytes", "v": base64.b64encode(value).decode("ascii")}
 
 
-def _decode(doc: dict[str, Any]) -> Any:
+def decode_scalar(doc: dict[str, Any]) -> Any:
+    """The scalar of an ``encode_scalar`` document; ValueError/KeyError/TypeError if malformed."""
     tag = doc["t"]
     if tag == "none":
         return None

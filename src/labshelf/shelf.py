@@ -22,7 +22,7 @@ from .errors import (
 )
 from .finding import Finder
 from .names import split_target
-from .reading import load
+from .reading import data_paths, load
 from .registry.annotations import Annotations
 from .registry.records import DatasetRef
 from .registry.registry import Registry
@@ -508,8 +508,11 @@ class Shelf:
     ) -> list[str]:
         """Names of the components of a dataset that can be read alone (``get("name.<component>")``)."""
         ref = name if isinstance(name, DatasetRef) else self.find(name, data_id, run=run, collections=collections)
-        repo = self._repository(ref)
-        return formatters.by_kind(ref.kind).components([repo.datastore.path(f) for f in ref.storage.files], ref)
+        return formatters.by_kind(ref.kind).components(self._data_paths(ref), ref)
+
+    def _data_paths(self, ref: DatasetRef) -> list[Path]:
+        """The checked paths of a dataset's data files (for front ends that show file structure)."""
+        return data_paths(self._repository(ref), ref)
 
     def _repository(self, ref: DatasetRef) -> Repository:
         return self._by_where.get(ref.repository) or self._repos[0]

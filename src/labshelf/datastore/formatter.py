@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..errors import (
     ComponentNotFound,
+    CorruptDataset,
     InvalidOptions,
     InvalidParameter,
     ShelfError,
@@ -195,6 +196,12 @@ def missing_file(path: Path) -> FileNotFoundError:
     missing file in its error from that attribute.
     """
     return FileNotFoundError(errno.ENOENT, "data file is missing", str(path))
+
+
+class RefersOutside(CorruptDataset):
+    """A data file that would make its reader read another file: an HDF5
+    external link, external raw storage or virtual dataset, a Parquet column
+    chunk in another file.  labshelf's own files never do."""
 
 
 class Formatters:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import h5py
 
 from .formatter import Description, Formatter, Summary
-from .hdf5 import open_file
+from .hdf5 import member, open_file
 from .ndarray import array_mean
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ class XarrayFormatter(Formatter):
 
     def write(self, path: Path, name: str, value: Any, options: Mapping[str, Any]) -> None:
         is_array = type(value).__name__ == "DataArray"
-        value.to_netcdf(path, mode="w", engine="h5netcdf", group=name, invalid_netcdf=True)
+        _with_checksums(value).to_netcdf(path, mode="w", engine="h5netcdf", group=name, invalid_netcdf=True)
         variables = {**value.coords, _DATA: value} if is_array else dict(value.variables)
         times = {str(k): v.dtype.str for k, v in variables.items() if v.dtype.kind in "Mm"}
         with h5py.File(path, "r+", locking=False) as f:
@@ -69,8 +69,9 @@ class XarrayFormatter(Formatter):
 
         (path,) = paths
         with open_file(path) as f:
-            cls = _text(f[name].attrs.get(_CLASS_ATTR))
-            times = json.loads(_text(f[name].attrs.get(_TIME_DTYPES_ATTR)) or "{}")
+            group = member(f, name, whole=True)  # before xarray goes where the file leads
+            cls = _text(group.attrs.get(_CLASS_ATTR))
+            times = json.loads(_text(group.attrs.get(_TIME_DTYPES_ATTR)) or "{}")
         decode_times = _time_decoder(xr)
         if cls == "DataArray":
             array = xr.load_dataarray(path, engine="h5netcdf", group=name, decode_times=decode_times)
@@ -95,7 +96,7 @@ class XarrayFormatter(Formatter):
         # From the HDF5 headers alone: dimension scales and the names listed
         # in variables' "coordinates" attributes are coordinates.
         with open_file(paths[0]) as f:
-            group = f[ref.name]
+            group = member(f, ref.name, whole=True)
             names = [k for k in group if isinstance(group[k], h5py.Dataset)]
             coords = _dimension_scales(group)
             for key in names:
@@ -110,7 +111,7 @@ class XarrayFormatter(Formatter):
 
         (path,) = paths
         with open_file(path) as f:
-            times = json.loads(_text(f[ref.name].attrs.get(_TIME_DTYPES_ATTR)) or "{}")
+            times = json.loads(_text(member(f, ref.name, whole=True).attrs.get(_TIME_DTYPES_ATTR)) or "{}")
         # Opened lazily: only the chosen variable (and its index coordinates)
         # is read from the file.
         array = None
@@ -130,6 +131,26 @@ class XarrayFormatter(Formatter):
         if key in times:
             array = array.astype(times[key])
         return array.assign_coords({k: array[k].astype(d) for k, d in times.items() if k in array.coords and k != key})
+
+
+def _with_checksums(value: Any) -> Any:
+    """A shallow copy of ``value`` whose variables HDF5 stores with fletcher32 checksums.
+
+    HDF5 then checks every chunk it reads, whole values and single variables
+    alike.  Set in each variable's own encoding, which xarray merges with what
+    it derives itself (an ``encoding=`` argument would replace it).  Strings
+    (variable length in HDF5) take no filter, a scalar no chunks, and a layout
+    the value asks to keep contiguous is kept.
+    """
+    copy = value.copy(deep=False)
+    if type(copy).__name__ == "DataArray":
+        variables = [copy.variable, *(c.variable for c in copy.coords.values())]
+    else:
+        variables = list(copy.variables.values())
+    for variable in variables:
+        if variable.ndim and variable.dtype.kind in "biufcmM" and not variable.encoding.get("contiguous"):
+            variable.encoding = {**variable.encoding, "fletcher32": True}
+    return copy
 
 
 def _dimension_scales(group: Any) -> set[str]:

@@ -31,6 +31,7 @@ from .writer import Writer
 if TYPE_CHECKING:
     from .collections import CollectionInfo, Repository
     from .derived import ReprocessReport
+    from .integrity import VerifyReport
     from .live import Change, Feed, Subscription, Update
     from .run import Run
     from .runview import RunView
@@ -543,6 +544,37 @@ class Shelf:
     def orphans(self, older_than: float = 3600.0) -> list[str]:
         """Data files no dataset refers to (left by crashed writers)."""
         return self._datastore.orphans(self._registry.all_files(), older_than=older_than)
+
+    def verify(self, runs: Any = None, *, integrity_check: bool = False) -> VerifyReport:
+        """Check the shelf's data files and registry; report what is wrong, repair nothing.
+
+        Every data file a dataset needs must exist, lie inside the shelf,
+        and read in full with its checksums verified; values kept in the
+        registry must decode.  Files no dataset refers to are reported:
+        left by crashed writers, or, for runs the registry does not know or
+        files newer than its last change, signs that it lost rows (as when
+        a SQLite ``registry.sqlite3-wal`` was deleted).  Only reads: works
+        on a shelf opened with ``mode="r"``.  ``labshelf verify PATH`` on
+        the command line.
+
+        Parameters
+        ----------
+        runs
+            Only these runs: a number, a list, a range or a text like
+            ``"10-20,25"`` (default: all, and ``tmp/`` too).
+        integrity_check
+            SQLite: run ``PRAGMA integrity_check`` (reads every page)
+            instead of ``quick_check``.
+
+        Returns
+        -------
+        VerifyReport
+            ``report.ok``, and ``report.problems`` (kind, run, dataset,
+            file, message); ``print(report)`` reads well.
+        """
+        from .integrity import verify
+
+        return verify(self, runs, integrity_check=integrity_check)
 
     # -- collections ---------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ import os
 import struct
 from collections.abc import Iterator
 from pathlib import Path
+
 import h5py
 import numpy as np
 import pandas as pd
@@ -158,7 +159,7 @@ def test_a_fifo_in_place_of_a_data_file_is_refused_not_waited_on(shelf: labshelf
     os.mkfifo(path)
     with pytest.raises(labshelf.CorruptDataset, match="not a regular file"):
         shelf.get("x", run=1)
-    assert [p.kind for p in shelf.verify().problems] == ["outside"]
+    assert [(p.kind, p.dataset) for p in shelf.verify().problems] == [("link", "x")]
     assert_usable(shelf)
 
 

@@ -186,7 +186,7 @@ def test_a_damaged_checksum_record_is_a_damaged_file(shelf: labshelf.Shelf) -> N
     with shelf.new_run() as run:
         run.put("x", np.arange(5000.0))
     with h5py.File(data_file(shelf, "x"), "r+") as f:
-        f["x"].attrs[checksum.ATTR] = "wsum64:nothex"
+        f["x"].attrs[checksum.ATTR] = "not a number"
     with pytest.raises(labshelf.CorruptDataset, match="checksum record"):
         shelf.get("x", run=1)
 
@@ -271,10 +271,12 @@ def test_orphans_and_links_in_data_are_reported(shelf: labshelf.Shelf, tmp_path:
         run.put("x", np.arange(5000.0))
     (shelf.root / "tmp").mkdir(exist_ok=True)
     (shelf.root / "tmp" / "0123456789ab.h5").write_bytes(b"half written")
+    (shelf.root / "tmp" / "ba9876543210.h5").write_bytes(b"being written now")  # fresh: not reported
     (shelf.root / "data" / "000001" / "stray.0123456789ab.h5").write_bytes(b"never committed")
     (shelf.root / "data" / "000001" / "elsewhere").symlink_to(tmp_path)
     old = 1_000_000_000.0  # long before the registry's last change: a crash, not a lost row
     os.utime(shelf.root / "data" / "000001" / "stray.0123456789ab.h5", (old, old))
+    os.utime(shelf.root / "tmp" / "0123456789ab.h5", (old, old))
     report = shelf.verify()
     assert sorted((p.kind, p.file) for p in report.problems) == [
         ("link", "data/000001/elsewhere"),
@@ -282,6 +284,45 @@ def test_orphans_and_links_in_data_are_reported(shelf: labshelf.Shelf, tmp_path:
         ("orphan", "tmp"),
     ], str(report)
     assert "crashed" in str(report)
+
+
+_BUSY_WRITER = textwrap.dedent(
+    """
+    import sys, time
+    import numpy as np
+    import labshelf
+
+    shelf = labshelf.open(sys.argv[1])
+    run = shelf.run(1)
+    deadline = time.monotonic() + float(sys.argv[2])
+    i = 0
+    while time.monotonic() < deadline:
+        run.put("x", np.arange(5000.0) + i)         # replaces: the old file goes
+        run.put(f"new/{i}", np.arange(5000.0) - i)  # a new file, renamed then committed
+        run.append("grown", np.ones((100, 2)))      # segments, merged now and then
+        i += 1
+    print(i, flush=True)
+    """
+)
+
+
+def test_verify_while_another_process_writes(shelf: labshelf.Shelf) -> None:
+    """Files replaced, added and merged meanwhile are not reported as problems."""
+    run = shelf.new_run()
+    run.put("grown", np.zeros((3000, 2)))
+    writer = subprocess.Popen(
+        [sys.executable, "-c", _BUSY_WRITER, str(shelf.root), "6"], stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    try:
+        reports = []
+        while writer.poll() is None:
+            reports.append(shelf.verify())
+    finally:
+        out, _ = writer.communicate(timeout=60)
+    assert writer.returncode == 0 and int(out) > 10 and len(reports) >= 3
+    assert all(r.ok for r in reports), "\n".join(str(r) for r in reports if not r.ok)
+    assert shelf.verify().ok
 
 
 def test_the_registry_check_runs_on_sqlite(sqlite_shelf: labshelf.Shelf) -> None:

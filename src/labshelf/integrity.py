@@ -48,8 +48,11 @@ KINDS = {
 }
 
 #: Unreferenced files at most this old may be a put between writing its file
-#: and committing its row: looked up again before they are reported.
+#: and committing its row: looked up again before they are reported (and
+#: those in tmp/, being written, not reported).
 _FRESH_SECONDS = 60.0
+#: How long fresh unreferenced files are given for their rows to be committed.
+_IN_FLIGHT_SECONDS = 2.0
 #: File names listed in one problem about many files.
 _NAMES_SHOWN = 3
 
@@ -190,7 +193,7 @@ class _Checker:
 
         db = self.registry.db
         if not db.is_sqlite:
-            return "not checked (PostgreSQL checks its own pages)"
+            return "not checked (PostgreSQL)"
         pragma = "integrity_check" if integrity_check else "quick_check"
         try:
             with db.read() as txn:
@@ -266,18 +269,24 @@ class _Checker:
         from .errors import UnsafePath
 
         try:
+            link = os.lstat(os.path.join(self.datastore.root, relative))
+        except (OSError, ValueError):
+            link = None
+        if link is not None and not stat.S_ISLNK(link.st_mode) and not stat.S_ISREG(link.st_mode):
+            self.add("link", f"{where}: its data file {relative} is not a regular file (a FIFO, a socket, a device "
+                     "or a folder); labshelf's data files are plain files", run=row.run, dataset=row.name, file=relative)
+            return
+        try:
             path = self.datastore.path(relative)
         except UnsafePath as exc:
             self.add("outside", f"{where}: {exc}", run=row.run, dataset=row.name, file=relative)
             return
-        try:
-            link = os.lstat(os.path.join(self.datastore.root, relative))
-        except OSError:
-            link = None
         if link is not None and stat.S_ISLNK(link.st_mode):
             self.add("link", f"{where}: its data file {relative} is a symbolic link (to {path}); labshelf never "
                      "makes links, so a copy or an edit put it there", run=row.run, dataset=row.name, file=relative)
         if not os.path.exists(path):
+            if self.changed(row):  # a writer replaced or deleted it since the rows were read
+                return
             self.add("missing", f"{where}: its data file {relative} is missing (deleted by hand, or left out "
                      "of a copy of the shelf); the dataset cannot be read", run=row.run, dataset=row.name, file=relative)
             return
@@ -297,8 +306,19 @@ class _Checker:
             self.add("outside", f"{where}: its data file {relative} refers outside itself: {exc}",
                      run=row.run, dataset=row.name, file=relative)
         except Exception as exc:  # any failure to read is what is being looked for
-            self.add("damaged", f"{where}: its data file {relative} is damaged: {exc}",
-                     run=row.run, dataset=row.name, file=relative)
+            if not self.changed(row):
+                self.add("damaged", f"{where}: its data file {relative} is damaged: {exc}",
+                         run=row.run, dataset=row.name, file=relative)
+
+    def changed(self, row: Any) -> bool:
+        """Whether a dataset's row names other files by now (a writer replaced or deleted it)."""
+        from sqlalchemy import select
+
+        from .registry.schema import datasets
+
+        with self.registry.db.read() as txn:
+            now = txn.first(select(datasets.c.location).where(datasets.c.id == row.id))
+        return now is None or now.location != row.location
 
     def _full_row(self, dataset_id: int) -> Any:
         from sqlalchemy import select
@@ -311,23 +331,23 @@ class _Checker:
     # -- files no row refers to ------------------------------------------------------------
 
     def list_files(self) -> list[Any]:
-        from .errors import UnsafePath
-
-        found = []
-        for folder in ("data", "tmp"):
-            try:
-                found += list(self.datastore.entries(folder))
-            except UnsafePath as exc:  # pragma: no cover - entries() lists such a folder as a link
-                self.add("outside", str(exc), file=folder)
-        return found
+        return [*self.datastore.entries("data"), *self.datastore.entries("tmp")]
 
     def check_unreferenced(self, entries: Sequence[Any]) -> None:
         referenced = set(self.all_files())
-        last_change = self.last_change()
         now = time.time()
-        fresh = [e for e in entries if e.relative not in referenced and now - e.mtime < _FRESH_SECONDS]
-        if fresh:  # a put may have committed meanwhile
+        # A fresh file may be a put between renaming it into data/ and
+        # committing its row (a few milliseconds, more while the registry
+        # is busy): give such rows a moment to appear.
+        deadline = time.monotonic() + _IN_FLIGHT_SECONDS
+        while True:
+            fresh = [e for e in entries if e.relative.startswith("data/") and e.relative not in referenced
+                     and now - e.mtime < _FRESH_SECONDS and os.path.lexists(os.path.join(self.datastore.root, e.relative))]
+            if not fresh or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
             referenced |= set(self.all_files())
+        last_change = self.last_change()
         groups: dict[tuple[str, int | None], list[Any]] = defaultdict(list)
         for entry in entries:
             if entry.relative in referenced:
@@ -335,6 +355,10 @@ class _Checker:
             run = _run_of(entry.relative)
             if not self.wanted(run) or (self.chosen is not None and entry.relative.startswith("tmp")):
                 continue
+            if entry.relative.startswith("tmp/") and now - entry.mtime < _FRESH_SECONDS:
+                continue  # most likely a value being written right now
+            if not os.path.lexists(os.path.join(self.datastore.root, entry.relative)):
+                continue  # a version replaced (and removed) since the listing
             if entry.relative in ("data", "tmp"):  # the folder itself is a link out of the shelf
                 self.add("outside", f"{entry.relative}/ is a symbolic link out of the shelf {self.datastore.root}; "
                          "labshelf neither lists nor writes there", file=entry.relative)

@@ -73,42 +73,42 @@ class Datastore:
         block a reader forever).  A missing file is returned as it is: the
         reader reports it.
         """
-        parts = _data_parts(relative)
-        # One lstat per part below the (resolved) root instead of realpath(),
-        # which stats every part of the root too; the last one also tells a
-        # regular file.  Links are rare: they take the slower way.
+        _data_parts(relative)
+        real, st, linked = self._resolve(relative)
+        if linked and not self._in_data(real):
+            raise UnsafePath(self._link_message(relative, f"the data file {relative!r}", real))
+        if st is not None and not stat.S_ISREG(st.st_mode):
+            raise UnsafePath(f"the data file {relative!r} is not a regular file; labshelf's data files are plain files")
+        return Path(real)
+
+    def _resolve(self, relative: str) -> tuple[str, os.stat_result | None, bool]:
+        """Where ``relative`` (checked parts, below the root) really is: (path, its stat or None, via a link?).
+
+        One lstat per part below the (resolved) root, the last one telling
+        what the path is; realpath(), which also stats every part of the
+        root, only once a link is met.  A part that does not exist ends the
+        walk: nothing below it can be a link.
+        """
         path = self._root_text
         st = None
-        for part in parts:
+        for part in relative.split("/"):
             path = f"{path}{os.sep}{part}"
             try:
                 st = os.lstat(path)
             except (FileNotFoundError, NotADirectoryError):
-                return Path(self._root_text, *parts)
+                return os.path.join(self._root_text, relative), None, False
             if stat.S_ISLNK(st.st_mode):
-                return self._through_link(relative)
-        assert st is not None
-        if not stat.S_ISREG(st.st_mode):
-            raise UnsafePath(f"the data file {relative!r} is not a regular file; labshelf's data files are plain files")
-        return Path(path)
-
-    def _through_link(self, relative: str) -> Path:
-        real = os.path.realpath(os.path.join(self._root_text, relative))
-        if not self._in_data(real):
-            raise UnsafePath(self._link_message(relative, f"the data file {relative!r}", real))
-        try:
-            st = os.stat(real)
-        except (FileNotFoundError, NotADirectoryError):
-            return Path(real)
-        if not stat.S_ISREG(st.st_mode):
-            raise UnsafePath(f"the data file {relative!r} is not a regular file; labshelf's data files are plain files")
-        return Path(real)
+                real = os.path.realpath(os.path.join(self._root_text, relative))
+                try:
+                    return real, os.stat(real), True
+                except (FileNotFoundError, NotADirectoryError):
+                    return real, None, True
+        return path, st, False
 
     def _data_real(self) -> str:
         """Where ``data/`` really is; UnsafePath if it is a link out of the root."""
-        data = os.path.join(self._root_text, "data")
-        real = os.path.realpath(data)
-        if real != data and not real.startswith(self._root_prefix):
+        real, _st, linked = self._resolve("data")
+        if linked and not real.startswith(self._root_prefix):
             raise UnsafePath(self._link_message("data", "the data folder", real))
         return real
 
@@ -132,25 +132,23 @@ class Datastore:
 
     def _tmp_dir(self) -> Path:
         """The temporary folder, made if missing; UnsafePath if it is a link out of the root."""
-        tmp = os.path.join(self._root_text, "tmp")
-        real = os.path.realpath(tmp)
-        if real != tmp and not real.startswith(self._root_prefix):
+        real, _st, linked = self._resolve("tmp")
+        if linked and not real.startswith(self._root_prefix):
             raise UnsafePath(self._link_message("tmp", "a temporary file", real))
         self._mkdir(real)
         return Path(real)
 
-    def _data_dir(self, relative: str, *, make: bool = True) -> Path:
+    def _data_dir(self, relative: str) -> Path:
         """The folder ``relative`` under ``data/``, checked, then made if missing.
 
-        realpath() resolves the parts that exist (a link among them) and
-        keeps the others, so a link out of ``data/`` is refused before
+        A link on the way is resolved (realpath() keeps the parts that do
+        not exist yet), so one out of ``data/`` is refused before
         ``makedirs`` could create folders through it.
         """
-        real = os.path.realpath(os.path.join(self._root_text, relative))
-        if not self._in_data(real):
+        real, _st, linked = self._resolve(relative)
+        if linked and not self._in_data(real):
             raise UnsafePath(self._link_message(relative, "a new data file", real))
-        if make:
-            self._mkdir(real)
+        self._mkdir(real)
         return Path(real)
 
     def _mkdir(self, directory: str) -> None:
@@ -172,7 +170,6 @@ class Datastore:
         token = uuid.uuid4().hex[:12]
         relative = f"data/{run:06d}/{_file_stem(name)}.{token}{suffix}"
         folder, _, base = relative.rpartition("/")
-        self._data_dir(folder, make=False)  # refused before a big value is written
         tmp = self._tmp_dir() / f"{token}{suffix}"
         try:
             yield tmp, relative
@@ -201,8 +198,8 @@ class Datastore:
                 continue
             folder, _, base = relative.rpartition("/")
             with contextlib.suppress(OSError, UnsafePath):
-                real = os.path.realpath(os.path.join(self._root_text, folder))
-                if self._in_data(real):
+                real, _st, linked = self._resolve(folder)
+                if not linked or self._in_data(real):
                     os.unlink(os.path.join(real, base))
 
     # -- listing -------------------------------------------------------------------

@@ -546,7 +546,7 @@ class Shelf:
         return self._datastore.orphans(self._registry.all_files(), older_than=older_than)
 
     def verify(self, runs: Any = None, *, integrity_check: bool = False) -> VerifyReport:
-        """Check the shelf's data files and registry; report what is wrong, repair nothing.
+        """Check this shelf's data files and registry (not its inputs'); report what is wrong, repair nothing.
 
         Every data file a dataset needs must exist, lie inside the shelf,
         and read in full with its checksums verified; values kept in the

@@ -213,7 +213,15 @@ def _follow(group: Any, path: str, depth: int) -> Any:
         target = base.id.links.get_val(prefix.encode()).decode(errors="replace")
         rest = "/".join(parts[index + 1 :])
         return _follow(holder, f"{target}/{rest}" if rest else target, depth + 1)
-    return base[done] if done else base
+    if not done:
+        return base
+    # Opened below h5py's item access, whose own lookup would cost as much again.
+    found = h5py.h5o.open(base.id, done.encode())
+    if isinstance(found, h5py.h5d.DatasetID):
+        return h5py.Dataset(found)
+    if isinstance(found, h5py.h5g.GroupID):
+        return h5py.Group(found)
+    return base[done]
 
 
 def _outside(group: Any, part: str, link: Any) -> RefersOutside:

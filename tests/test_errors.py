@@ -675,10 +675,11 @@ def test_registry_row_pointing_outside_the_root_is_refused(
     with sqlite3.connect(sqlite_shelf.root / "registry.sqlite3") as db:
         db.execute("UPDATE datasets SET location = ? WHERE name = 'array'", (json.dumps([relative]),))
     db.close()
+    # The row is damaged, not the caller's name: CorruptDataset naming the dataset.
     raises(
-        labshelf.InvalidName,
-        ValueError,
-        ["outside the shelf root"],
+        labshelf.CorruptDataset,
+        OSError,
+        ["dataset 'array' of run 1", "not under data/"],
         lambda: sqlite_shelf.get("array", run=run.number),
     )
     assert outside.read_bytes() == b"secret"

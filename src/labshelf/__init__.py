@@ -32,6 +32,7 @@ from .errors import (
     ShelfBusy,
     ShelfError,
     ShelfExists,
+    UnsafePath,
     UnsupportedValue,
 )
 
@@ -92,6 +93,7 @@ __all__ = [
     "NotPersisted",
     "ComponentNotFound",
     "CorruptDataset",
+    "UnsafePath",
     "ShelfBusy",
     "QuerySyntaxError",
     "ContextError",

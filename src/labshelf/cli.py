@@ -1,4 +1,4 @@
-"""The ``labshelf`` command line: create, info, ls, demo, simulate, upgrade, reprocess, context."""
+"""The ``labshelf`` command line: create, info, ls, demo, simulate, upgrade, reprocess, context, verify."""
 
 from __future__ import annotations
 
@@ -129,6 +129,17 @@ def _parser() -> argparse.ArgumentParser:
         "never run; a file outside the shelf's folder is read only once you confirmed it.",
     )
     a.add_argument("path", metavar="PATH")
+
+    p = sub.add_parser(
+        "verify",
+        help="check a shelf's data files and registry",
+        description="Check that every data file a dataset needs is there, inside the shelf and intact "
+        "(checksums verified), that registry values decode, and look for files no dataset refers to "
+        "(crashed writers, lost registry rows). Only reads. Exit status 0 if all is well, 1 if not.",
+    )
+    p.add_argument("path", metavar="PATH")
+    p.add_argument("--runs", metavar="RUNS", type=_runs_text, help="only these runs, e.g. 10-20,25 (default: all)")
+    p.add_argument("--full", action="store_true", help="SQLite: PRAGMA integrity_check instead of quick_check")
     return parser
 
 
@@ -143,6 +154,16 @@ USER_ERRNOS = frozenset(
     )
     if hasattr(errno, name)
 )
+
+def _runs_text(text: str) -> str:
+    """``--runs`` checked while parsing, so a bad one is a usage error (exit status 2)."""
+    from .integrity import run_numbers
+
+    try:
+        run_numbers(text)
+    except ShelfError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -442,6 +463,15 @@ def _context(args: argparse.Namespace) -> None:
         print(f"      inputs: {inputs or 'none'}; runs: {done(name)}")
 
 
+def _verify(args: argparse.Namespace) -> int:
+    from .opening import open as open_shelf
+
+    with open_shelf(args.path, mode="r") as shelf:
+        report = shelf.verify(args.runs, integrity_check=args.full)
+    print(report)
+    return 0 if report.ok else 1
+
+
 _COMMANDS = {
     "create": _create,
     "info": _info,
@@ -451,6 +481,7 @@ _COMMANDS = {
     "upgrade": _upgrade,
     "reprocess": _reprocess,
     "context": _context,
+    "verify": _verify,
 }
 
 if __name__ == "__main__":

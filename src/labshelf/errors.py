@@ -24,6 +24,7 @@
     │   ├── NotPersisted                          the dataset was put with persist=False
     │   └── ComponentNotFound                     a component the dataset's kind does not have
     ├── CorruptDataset       (OSError)            a data file that cannot be read; names the file
+    ├── UnsafePath           (PermissionError)    a link or registry row that would lead outside the shelf
     └── ShelfBusy            (TimeoutError)       the registry stayed locked past the timeout
 
 Each class also subclasses the builtin whose meaning it has, so ``except
@@ -60,6 +61,7 @@ __all__ = [
     "NotPersisted",
     "ComponentNotFound",
     "CorruptDataset",
+    "UnsafePath",
     "ShelfBusy",
     "close_matches",
 ]
@@ -176,6 +178,12 @@ class ComponentNotFound(DatasetNotFound):
 
 class CorruptDataset(ShelfError, OSError):
     pass
+
+
+class UnsafePath(ShelfError, PermissionError):
+    """A path the shelf holds (a symbolic link in ``data/`` or ``tmp/``, a file a
+    registry row names) that would make labshelf read, write or delete outside
+    the shelf; labshelf refuses to follow it."""
 
 
 class ShelfBusy(ShelfError, TimeoutError):

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .errors import ComponentNotFound, CorruptDataset, InvalidParameter, ShelfError, close_matches
+from .errors import ComponentNotFound, CorruptDataset, InvalidParameter, ShelfError, UnsafePath, close_matches
 from .names import data_id_key
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from .collections import Repository
     from .registry.records import DatasetRef
     from .shelf import Shelf
@@ -30,11 +32,13 @@ def load(shelf: Shelf, repo: Repository, formatter: Any, ref: DatasetRef, compon
             if component is not None:
                 raise formatter.no_component([], ref, component)
             return formatter.apply_inline(read_inline(formatter, ref), params)
-        paths = [repo.datastore.path(f) for f in ref.storage.files]
+        paths = data_paths(repo, ref)
         try:
             if component is not None:
                 return formatter.read_component(paths, ref, component, params)
             return formatter.read(paths, ref.name, ref, params)
+        except CorruptDataset as exc:  # the datastore names the file; say which dataset it is
+            raise type(exc)(f"dataset {ref.label!r} of run {ref.run}: {exc}") from exc
         except ShelfError:
             raise
         except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:
@@ -55,6 +59,18 @@ def load(shelf: Shelf, repo: Repository, formatter: Any, ref: DatasetRef, compon
                 f"{', '.join(str(p) for p in paths)} is damaged ({exc}). Other datasets are not affected"
             ) from exc
     raise CorruptDataset(f"dataset {ref.label!r} of run {ref.run} kept changing while being read")
+
+
+def data_paths(repo: Repository, ref: DatasetRef) -> list[Path]:
+    """The resolved paths of a dataset's data files, or CorruptDataset naming the row.
+
+    Registry rows may have been edited: a file that is not under ``data/``,
+    or reached through a link out of it, is never opened.
+    """
+    try:
+        return [repo.datastore.path(f) for f in ref.storage.files]
+    except UnsafePath as exc:
+        raise CorruptDataset(f"dataset {ref.label!r} of run {ref.run}: {exc}. Other datasets are not affected") from exc
 
 
 def _composite(shelf: Shelf, repo: Repository, ref: DatasetRef, component: str | None, params: dict[str, Any]) -> Any:

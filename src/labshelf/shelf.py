@@ -22,7 +22,7 @@ from .errors import (
 )
 from .finding import Finder
 from .names import split_target
-from .reading import load
+from .reading import data_paths, load
 from .registry.annotations import Annotations
 from .registry.records import DatasetRef
 from .registry.registry import Registry
@@ -31,6 +31,7 @@ from .writer import Writer
 if TYPE_CHECKING:
     from .collections import CollectionInfo, Repository
     from .derived import ReprocessReport
+    from .integrity import VerifyReport
     from .live import Change, Feed, Subscription, Update
     from .run import Run
     from .runview import RunView
@@ -519,8 +520,11 @@ class Shelf:
     ) -> list[str]:
         """Names of the components of a dataset that can be read alone (``get("name.<component>")``)."""
         ref = name if isinstance(name, DatasetRef) else self.find(name, data_id, run=run, collections=collections)
-        repo = self._repository(ref)
-        return formatters.by_kind(ref.kind).components([repo.datastore.path(f) for f in ref.storage.files], ref)
+        return formatters.by_kind(ref.kind).components(self._data_paths(ref), ref)
+
+    def _data_paths(self, ref: DatasetRef) -> list[Path]:
+        """The checked paths of a dataset's data files (for front ends that show file structure)."""
+        return data_paths(self._repository(ref), ref)
 
     def _repository(self, ref: DatasetRef) -> Repository:
         return self._by_where.get(ref.repository) or self._repos[0]
@@ -551,6 +555,37 @@ class Shelf:
     def orphans(self, older_than: float = 3600.0) -> list[str]:
         """Data files no dataset refers to (left by crashed writers)."""
         return self._datastore.orphans(self._registry.all_files(), older_than=older_than)
+
+    def verify(self, runs: Any = None, *, integrity_check: bool = False) -> VerifyReport:
+        """Check this shelf's data files and registry (not its inputs'); report what is wrong, repair nothing.
+
+        Every data file a dataset needs must exist, lie inside the shelf,
+        and read in full with its checksums verified; values kept in the
+        registry must decode.  Files no dataset refers to are reported:
+        left by crashed writers, or, for runs the registry does not know or
+        files newer than its last change, signs that it lost rows (as when
+        a SQLite ``registry.sqlite3-wal`` was deleted).  Only reads: works
+        on a shelf opened with ``mode="r"``.  ``labshelf verify PATH`` on
+        the command line.
+
+        Parameters
+        ----------
+        runs
+            Only these runs: a number, a list, a range or a text like
+            ``"10-20,25"`` (default: all, and ``tmp/`` too).
+        integrity_check
+            SQLite: run ``PRAGMA integrity_check`` (reads every page)
+            instead of ``quick_check``.
+
+        Returns
+        -------
+        VerifyReport
+            ``report.ok``, and ``report.problems`` (kind, run, dataset,
+            file, message); ``print(report)`` reads well.
+        """
+        from .integrity import verify
+
+        return verify(self, runs, integrity_check=integrity_check)
 
     # -- collections ---------------------------------------------------------------------
 

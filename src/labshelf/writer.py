@@ -205,7 +205,7 @@ class Writer:
         try:
             return self._commit(run, name, did, key, fields, change="put", derived=derived)
         except BaseException:
-            self.datastore.remove([relative])
+            self.datastore.remove([relative], run, name)
             raise
 
     def _changed(self, run: int, name: str, key: str, ref: DatasetRef) -> bool:
@@ -258,8 +258,8 @@ class Writer:
             crashpoint("registry.before-commit")
         crashpoint("registry.committed")
         if current is not None and current.location:
-            replaced = set(json.loads(current.location)) - set(json.loads(fields["location"] or "[]"))
-            self.datastore.remove(replaced)
+            replaced = set(_listed(current.location)) - set(json.loads(fields["location"] or "[]"))
+            self.datastore.remove(replaced, run, name)
         return _ref(dataset_id, run, name, did, version, fields, _now(), self.registry.db.where)
 
     # -- delete ------------------------------------------------------------------
@@ -281,7 +281,7 @@ class Writer:
             files = self.registry.delete_dataset(
                 txn, dataset_id=current.id, run=run, name=name, data_id=key, version=current.version
             )
-        self.datastore.remove(files)
+        self.datastore.remove(files, run, name)
 
     # -- append ------------------------------------------------------------------
 
@@ -304,7 +304,7 @@ class Writer:
         """Append to an inline (or new) array inside one transaction."""
         import numpy as np
 
-        with self._locked() as (txn, written):
+        with self._locked(run, name) as (txn, written):
             current = self.registry.lock_target(txn, run, name, key)
             if current is None:
                 formatter = formatters.by_kind("ndarray")
@@ -368,7 +368,7 @@ class Writer:
             # Another writer may have merged the small tail since we read
             # ``ref`` and removed its segments (h5py reports a vanished file
             # as a plain OSError): then it is a conflict like any other.
-            self.datastore.remove([relative])
+            self.datastore.remove([relative], run, name)
             if self._changed(run, name, key, ref):
                 return None
             raise
@@ -416,12 +416,12 @@ class Writer:
                 expect_version=ref.version, rebase=rebase,
             )
         except _Conflict:
-            self.datastore.remove(ours)
+            self.datastore.remove(ours, run, name)
             return None
         except BaseException:
-            self.datastore.remove(ours)
+            self.datastore.remove(ours, run, name)
             raise
-        self.datastore.remove(merged)
+        self.datastore.remove(merged, run, name)
         return result
 
     # -- mutate ----------------------------------------------------------------------
@@ -460,9 +460,9 @@ class Writer:
                     run, name, did, key, fields, change="mutate", payload=payload, expect_version=ref.version
                 )
             except _Conflict:
-                self.datastore.remove([relative])
+                self.datastore.remove([relative], run, name)
             except BaseException:
-                self.datastore.remove([relative])
+                self.datastore.remove([relative], run, name)
                 raise
         # Other writers kept changing the array under us: this time hold the
         # lock throughout, which cannot lose, so no mutate starves.
@@ -476,7 +476,7 @@ class Writer:
         The way for inline arrays; for file-backed ones only once optimistic
         attempts lost, as every other writer waits while the file is rewritten.
         """
-        with self._locked() as (txn, written):
+        with self._locked(run, name) as (txn, written):
             current = self.registry.lock_target(txn, run, name, key)
             if current is None:
                 raise DatasetNotFound(f"run {run} has no dataset {name!r} to mutate; put it first")
@@ -495,12 +495,12 @@ class Writer:
             )
             crashpoint("registry.before-commit")
         crashpoint("registry.committed")
-        self.datastore.remove(set(ref.storage.files) - set(json.loads(fields["location"] or "[]")))
+        self.datastore.remove(set(ref.storage.files) - set(json.loads(fields["location"] or "[]")), run, name)
         return _ref(current.id, run, name, did, version, fields, _now(), self.registry.db.where)
 
 
     @contextlib.contextmanager
-    def _locked(self) -> Iterator[tuple[Txn, list[str]]]:
+    def _locked(self, run: int, name: str) -> Iterator[tuple[Txn, list[str]]]:
         """A write transaction, and a list of the data files written under it.
 
         Those files are removed if the transaction fails, so a refused or
@@ -511,7 +511,7 @@ class Writer:
             with self.registry.db.write() as txn:
                 yield txn, written
         except BaseException:
-            self.datastore.remove(written)
+            self.datastore.remove(written, run, name)
             raise
 
     def _small_fields(
@@ -538,6 +538,19 @@ class Writer:
         return _fields(
             formatter, formatter.describe(array), formatter.summarise(array), inline=inline, files=files, options=options
         )
+
+
+def _listed(location: str) -> list[str]:
+    """The file names a row's ``location`` lists; nothing if the row was damaged.
+
+    Runs after the commit: a hand-edited row must not turn a put that
+    succeeded into an error (its files are left alone, ``verify`` reports them).
+    """
+    try:
+        files = json.loads(location)
+    except ValueError:
+        return []
+    return [f for f in files if isinstance(f, str)] if isinstance(files, list) else []
 
 
 class _Conflict(Exception):

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..errors import (
     ComponentNotFound,
+    CorruptDataset,
     InvalidOptions,
     InvalidParameter,
     InvalidValue,
@@ -220,6 +221,11 @@ def invalid_text(where: str) -> InvalidValue:
         f"{where} is not valid Unicode (it holds a lone surrogate such as '\\ud800'): strings must be "
         "encodable as UTF-8. Store such data as bytes, or decode it with errors='replace'"
     )
+
+class RefersOutside(CorruptDataset):
+    """A data file that would make its reader read another file: an HDF5
+    external link, external raw storage or virtual dataset, a Parquet column
+    chunk in another file.  labshelf's own files never do."""
 
 
 class Formatters:

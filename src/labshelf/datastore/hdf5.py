@@ -3,6 +3,12 @@
 h5py has no native type for numpy unicode strings (``<U``), datetimes and
 timedeltas, so those are stored as UTF-8 bytes or int64 with the original
 dtype in the ``labshelf_dtype`` attribute, and turned back on read.
+
+An HDF5 file can make HDF5 read other files: an external link, a dataset
+with external raw storage, a virtual dataset.  labshelf's own files never
+do, and a shelf may come from someone else, so every object labshelf reads
+from a data file is reached through :func:`member`, which refuses them.
+Arrays carry checksums of their values (:mod:`.checksum`).
 """
 
 from __future__ import annotations
@@ -14,8 +20,9 @@ from typing import Any
 import h5py
 import numpy as np
 
-from ..errors import InvalidOptions
-from .formatter import missing_file
+from ..errors import CorruptDataset, InvalidOptions
+from . import checksum
+from .formatter import RefersOutside, missing_file
 
 DTYPE_ATTR = "labshelf_dtype"
 #: ``DTYPE_ATTR`` of str objects stored as UTF-8 bytes (those holding a NUL).
@@ -177,10 +184,14 @@ def write_array(
             ds.attrs[DTYPE_ATTR] = original
         for key, value in attrs.items():
             ds.attrs[key] = value
+        checksum.record(ds, stored)
 
 
 def open_file(path: Path) -> h5py.File:
-    """Open a data file to read; a missing one raises FileNotFoundError naming it."""
+    """Open a data file to read; a missing one raises FileNotFoundError naming it.
+
+    Reach what is inside through :func:`member`.
+    """
     try:
         # Data files never change once written, so no lock is needed to read.
         return h5py.File(path, "r", locking=False)
@@ -188,19 +199,151 @@ def open_file(path: Path) -> h5py.File:
         raise missing_file(path) from exc
 
 
+#: Soft links followed one after another before a file counts as damaged (a loop).
+_MAX_SOFT_LINKS = 16
+
+
+def member(parent: h5py.Group, name: str, *, whole: bool = False, ingested: bool = False) -> Any:
+    """``parent[name]``, refusing anything that would make HDF5 read outside the file.
+
+    The path is followed link by link: hard links, and soft links (which
+    name another object of the same file), are followed; an external link
+    is refused, and so is a dataset whose values live elsewhere (external
+    raw storage, a virtual dataset).  ``whole=True`` first checks every
+    object of the file, for readers such as xarray that go wherever the
+    file leads them.  Raises :class:`RefersOutside`, or KeyError for a
+    missing member.  Checking the one path read costs a few tens of
+    microseconds; a big file is not walked.
+
+    ``ingested`` is the one way around the check, for files a user asked the
+    shelf to keep in place (never labshelf's own, which never refer outside).
+    """
+    if ingested:
+        return parent[name]
+    if whole:
+        _check_file(parent.file)
+    found = _follow(parent, name, 0)
+    if isinstance(found, h5py.Dataset):
+        _check_storage(found)
+    return found
+
+
+def _follow(group: Any, path: str, depth: int) -> Any:
+    """The object ``path`` names from ``group``, its links checked part by part.
+
+    Link types are asked of HDF5 for each longer prefix of the path (cheap:
+    no object is opened), so the one open at the end crosses hard links only.
+    """
+    if depth > _MAX_SOFT_LINKS:
+        raise CorruptDataset(f"data file {group.file.filename}: soft links go round in a loop at {path!r}")
+    base = group.file["/"] if path.startswith("/") else group
+    parts = [part for part in path.split("/") if part not in ("", ".")]
+    done = ""
+    for index, part in enumerate(parts):
+        prefix = f"{done}/{part}" if done else part
+        try:
+            info = base.id.links.get_info(prefix.encode())
+        except (KeyError, RuntimeError):
+            raise KeyError(f"no member {path!r}") from None
+        if info.type == h5py.h5l.TYPE_HARD:
+            done = prefix
+            continue
+        holder = base[done] if done else base
+        if info.type != h5py.h5l.TYPE_SOFT:
+            raise _outside(holder, part, holder.get(part, getlink=True))
+        # A soft link names a path in this same file, from the group that holds it.
+        target = base.id.links.get_val(prefix.encode()).decode(errors="replace")
+        rest = "/".join(parts[index + 1 :])
+        return _follow(holder, f"{target}/{rest}" if rest else target, depth + 1)
+    if not done:
+        return base
+    # Opened below h5py's item access, whose own lookup would cost as much again.
+    found = h5py.h5o.open(base.id, done.encode())
+    if isinstance(found, h5py.h5d.DatasetID):
+        return h5py.Dataset(found)
+    if isinstance(found, h5py.h5g.GroupID):
+        return h5py.Group(found)
+    return base[done]
+
+
+def _outside(group: Any, part: str, link: Any) -> RefersOutside:
+    where = f"{group.name.rstrip('/')}/{part}"
+    if isinstance(link, h5py.ExternalLink):
+        what = f"{where!r} is an external link to {link.path!r} in the file {link.filename!r}"
+    else:
+        what = f"{where!r} is a user-defined link"
+    return RefersOutside(f"data file {group.file.filename}: {what}; labshelf's own files never refer outside themselves")
+
+
+def _check_storage(dataset: h5py.Dataset) -> None:
+    plist = dataset.id.get_create_plist()
+    if plist.get_layout() == h5py.h5d.VIRTUAL:
+        what = "is a virtual dataset, whose values are read from other files"
+    elif plist.get_external_count():
+        what = f"keeps its values in the external file {plist.get_external(0)[0].decode(errors='replace')!r}"
+    else:
+        return
+    raise RefersOutside(
+        f"data file {dataset.file.filename}: dataset {dataset.name!r} {what}; "
+        "labshelf's own files never refer outside themselves"
+    )
+
+
+def _check_file(f: h5py.File) -> None:
+    """Check every link and dataset of a file.
+
+    Soft links need no following here: the path they name is made of links
+    of this same file, each one checked in its turn.
+    """
+    links: list[tuple[str, Any]] = []
+    # Collected first: h5py turns an exception raised inside the visit into a SystemError.
+    f.visititems_links(lambda name, link: links.append((name, link)))
+    for name, link in links:
+        folder, _, part = name.rpartition("/")
+        if isinstance(link, h5py.HardLink):
+            found = f[name]
+            if isinstance(found, h5py.Dataset):
+                _check_storage(found)
+        elif not isinstance(link, h5py.SoftLink):
+            raise _outside(f[folder] if folder else f, part, link)
+
+
+def check_file(path: Path) -> int:
+    """Read every dataset of an HDF5 data file in full, a block at a time, checking what can be checked.
+
+    Refuses what refers outside the file (:class:`RefersOutside`), compares
+    recorded checksums, and lets HDF5 check its own filters; raises
+    CorruptDataset (saying what is wrong inside the file), or OSError.
+    Returns the bytes read.
+    """
+    total = 0
+    with open_file(path) as f:
+        _check_file(f)
+        datasets: list[h5py.Dataset] = []
+        f.visititems(lambda _name, obj: datasets.append(obj) if isinstance(obj, h5py.Dataset) else None)
+        for ds in datasets:
+            where = f"its dataset {ds.name!r}"
+            total += checksum.check_stream(ds, checksum.recorded(ds.attrs, where), where)
+    return total
+
+
 def array_shape(path: Path, name: str) -> tuple[int, ...]:
     """Shape of dataset ``name`` in the file at ``path`` (reads the header only)."""
     with open_file(path) as f:
-        return tuple(f[name].shape)
+        return tuple(member(f, name).shape)
+
+
+#: Attributes labshelf keeps for itself, not the value's.
+_OWN_ATTRS = (DTYPE_ATTR, checksum.ATTR)
 
 
 def attributes(path: Path, name: str) -> dict[str, Any]:
     """The HDF5 attributes of dataset ``name`` as plain Python values (bytes decoded)."""
     with open_file(path) as f:
-        attrs = dict(f[name].attrs)
+        attrs = dict(member(f, name).attrs)
     out: dict[str, Any] = {}
     for key, value in attrs.items():
-        if key == DTYPE_ATTR:  # ours, not the value's
+        if key in _OWN_ATTRS:  # ours, not the value's
             continue
         if isinstance(value, bytes | np.bytes_):
             value = value.decode(errors="replace")
@@ -213,15 +356,20 @@ def attributes(path: Path, name: str) -> dict[str, Any]:
 def read_array(path: Path, name: str, selection: Any = ()) -> np.ndarray:
     """Read dataset ``name`` (or a selection of it) from the HDF5 file at ``path``."""
     with open_file(path) as f:
-        ds = f[name]
+        ds = member(f, name)
         original = ds.attrs[DTYPE_ATTR] if DTYPE_ATTR in ds.attrs else None
-        if selection == () and ds.dtype.kind in "iufc" and ds.size:
+        # Only a read of every value can be compared with the checksum.
+        whole = checksum.whole(selection, ds.shape)
+        recorded = checksum.recorded(ds.attrs, f"data file {path}") if whole else None
+        if whole and ds.dtype.kind in "iufc" and ds.size:
             # A whole numeric array straight into a new numpy array: about
             # 25% faster for a camera frame than h5py's general selection path.
             data = np.empty(ds.shape, dtype=ds.dtype)
             ds.read_direct(data)
         else:
             data = ds[selection]
+        if recorded is not None:
+            checksum.check(np.asarray(data), recorded, f"data file {path}")
     if isinstance(original, bytes):
         original = original.decode()
     return decode(np.asarray(data), original)

@@ -26,7 +26,7 @@ import numpy as np
 
 from ..errors import UnsupportedValue
 from .formatter import Description, Formatter, Summary, invalid_text, is_valid_text
-from .hdf5 import open_file
+from .hdf5 import member, open_file
 from .ndarray import array_mean, valid_code_points
 
 if TYPE_CHECKING:
@@ -75,7 +75,7 @@ class XarrayFormatter(Formatter):
         is_array = type(value).__name__ == "DataArray"
         kind = "DataArray" if is_array else "Dataset"
         try:
-            value.to_netcdf(path, mode="w", engine="h5netcdf", group=name, invalid_netcdf=True)
+            _with_checksums(value).to_netcdf(path, mode="w", engine="h5netcdf", group=name, invalid_netcdf=True)
         except (ValueError, TypeError, NotImplementedError, AttributeError) as exc:
             # What prepare() did not foresee: xarray's and h5netcdf's own refusals.
             raise UnsupportedValue(f"this {kind} cannot be stored as NetCDF: {exc}") from exc
@@ -94,8 +94,9 @@ class XarrayFormatter(Formatter):
 
         (path,) = paths
         with open_file(path) as f:
-            cls = _text(f[name].attrs.get(_CLASS_ATTR))
-            times = json.loads(_text(f[name].attrs.get(_TIME_DTYPES_ATTR)) or "{}")
+            group = member(f, name, whole=True)  # before xarray goes where the file leads
+            cls = _text(group.attrs.get(_CLASS_ATTR))
+            times = json.loads(_text(group.attrs.get(_TIME_DTYPES_ATTR)) or "{}")
         decode_times = _time_decoder(xr)
         if cls == "DataArray":
             array = xr.load_dataarray(path, engine="h5netcdf", group=name, decode_times=decode_times)
@@ -120,7 +121,7 @@ class XarrayFormatter(Formatter):
         # From the HDF5 headers alone: dimension scales and the names listed
         # in variables' "coordinates" attributes are coordinates.
         with open_file(paths[0]) as f:
-            group = f[ref.name]
+            group = member(f, ref.name, whole=True)
             names = [k for k in group if isinstance(group[k], h5py.Dataset)]
             coords = _dimension_scales(group)
             for key in names:
@@ -135,7 +136,7 @@ class XarrayFormatter(Formatter):
 
         (path,) = paths
         with open_file(path) as f:
-            times = json.loads(_text(f[ref.name].attrs.get(_TIME_DTYPES_ATTR)) or "{}")
+            times = json.loads(_text(member(f, ref.name, whole=True).attrs.get(_TIME_DTYPES_ATTR)) or "{}")
         # Opened lazily: only the chosen variable (and its index coordinates)
         # is read from the file.
         array = None
@@ -324,6 +325,25 @@ def _consumed(put: Mapping[str, Any], back: Mapping[str, Any]) -> str:
         f": NetCDF reading takes the attribute{'s' if len(gone) > 1 else ''} {', '.join(map(repr, gone))} "
         "as an encoding (CF conventions), not as data; rename it"
     )
+
+def _with_checksums(value: Any) -> Any:
+    """A shallow copy of ``value`` whose variables HDF5 stores with fletcher32 checksums.
+
+    HDF5 then checks every chunk it reads, whole values and single variables
+    alike.  Set in each variable's own encoding, which xarray merges with what
+    it derives itself (an ``encoding=`` argument would replace it).  Strings
+    (variable length in HDF5) take no filter, a scalar no chunks, and a layout
+    the value asks to keep contiguous is kept.
+    """
+    copy = value.copy(deep=False)
+    if type(copy).__name__ == "DataArray":
+        variables = [copy.variable, *(c.variable for c in copy.coords.values())]
+    else:
+        variables = list(copy.variables.values())
+    for variable in variables:
+        if variable.ndim and variable.dtype.kind in "biufcmM" and not variable.encoding.get("contiguous"):
+            variable.encoding = {**variable.encoding, "fletcher32": True}
+    return copy
 
 
 def _dimension_scales(group: Any) -> set[str]:

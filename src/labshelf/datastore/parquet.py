@@ -25,11 +25,28 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidOptions, UnsupportedValue
-from .formatter import Description, Formatter, Summary, invalid_text, is_valid_text, missing_file
+from .formatter import (
+    Description,
+    Formatter,
+    RefersOutside,
+    Summary,
+    invalid_text,
+    is_valid_text,
+    missing_file,
+)
 from .scalar import ScalarFormatter, decode_scalar, encode_scalar
 
 if TYPE_CHECKING:
     from ..registry.records import DatasetRef
+
+#: A CRC-32 in every page header, checked as each page is read (whole
+#: tables and single columns alike); files without them read as before.
+#: Costs about 7% of a write and 15% of a read of 32 MB of floats.
+WRITE_CHECKSUMS = {"write_page_checksum": True}
+READ_CHECKSUMS = {"page_checksum_verification": True}
+# A column chunk's ``file_path`` may name another file; pyarrow reads a
+# file's column chunks from that file itself whatever it says (pinned by
+# tests/test_path_safety.py), and ``verify`` reports such files.
 
 _META_KEY = b"labshelf"
 _SERIES_COLUMN = "__series__"
@@ -107,7 +124,7 @@ class PandasFormatter(Formatter):
         metadata[_META_KEY] = json.dumps(marker).encode()
         table = table.replace_schema_metadata(metadata)
         compression = options.get("compression", "zstd")
-        pq.write_table(table, path, compression=None if compression == "none" else compression)
+        pq.write_table(table, path, compression=None if compression == "none" else compression, **WRITE_CHECKSUMS)
         _check_schema(path, value)
 
     def read(
@@ -117,7 +134,7 @@ class PandasFormatter(Formatter):
 
         (path,) = paths
         try:
-            table = pq.read_table(path)
+            table = pq.read_table(path, **READ_CHECKSUMS)
         except FileNotFoundError as exc:
             raise missing_file(path) from exc
         marker = _read_marker(table.schema)
@@ -155,7 +172,7 @@ class PandasFormatter(Formatter):
         else:
             raise self.no_component(paths, ref, component)
         # Column projection: Parquet reads only the chosen column chunks (and the index).
-        frame = _restore(pq.read_pandas(path, columns=wanted).to_pandas(), marker)
+        frame = _restore(pq.read_pandas(path, columns=wanted, **READ_CHECKSUMS).to_pandas(), marker)
         if component == "index":
             return frame.index
         series = frame[wanted[0]]
@@ -563,3 +580,29 @@ def _series_name(marker: Mapping[str, Any]) -> Any:
     # Files written before names were kept exactly hold a tuple name as a
     # JSON list, which pandas refuses as a name: give it back as the tuple.
     return tuple(name) if isinstance(name, list) else name
+
+def check_file(path: Path) -> int:
+    """Read a Parquet data file in full, a row group at a time, checking its page checksums.
+
+    Also refuses a file whose column chunks name another file (``file_path``),
+    which labshelf never writes.  Returns the bytes read.
+    """
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(path, **READ_CHECKSUMS)
+    except FileNotFoundError as exc:
+        raise missing_file(path) from exc
+    meta = parquet.metadata
+    for group in range(meta.num_row_groups):
+        row_group = meta.row_group(group)
+        for column in range(row_group.num_columns):
+            if row_group.column(column).file_path:
+                raise RefersOutside(
+                    f"a column chunk names the file {row_group.column(column).file_path!r}; "
+                    "labshelf's own files never refer outside themselves"
+                )
+    total = 0
+    for group in range(meta.num_row_groups):
+        total += parquet.read_row_group(group).nbytes
+    return total

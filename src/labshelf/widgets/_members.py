@@ -22,7 +22,11 @@ from typing import Any
 
 import numpy as np
 
+from ..datastore import checksum
+from ..datastore.formatter import RefersOutside
 from ..datastore.hdf5 import DTYPE_ATTR, decode, open_file
+from ..datastore.hdf5 import member as hdf5_member
+from ..datastore.parquet import READ_CHECKSUMS
 from ..errors import DatasetNotFound
 from ..registry.records import DatasetRef
 from ..registry.registry import ref_from_row
@@ -39,6 +43,8 @@ MAX_TEXT = 20_000
 # What h5netcdf writes for its own bookkeeping: object references and ids
 # that mean nothing to a reader of the data.
 _NETCDF_INTERNAL = {"DIMENSION_LIST", "REFERENCE_LIST", "_Netcdf4Dimid", "_Netcdf4Coordinates", "_NCProperties"}
+#: Attributes not listed: h5netcdf's bookkeeping, and labshelf's checksums.
+_HIDDEN_ATTRS = _NETCDF_INTERNAL | {checksum.ATTR}
 _BARE_DIMENSION = "This is a netCDF dimension but not a netCDF variable"
 _UNNAMED_ARRAY = "__xarray_dataarray_variable__"
 _SERIES_COLUMN = "__series__"
@@ -111,10 +117,11 @@ class Members:
         files = ref.storage.files
         if member == "" and len(files) > 1:
             # Segments of an appended array: one file each, in order.
+            paths = self._paths(ref)
             page = files[offset : offset + limit]
             nodes = [
                 _node(f"{dataset_id}#{os.path.basename(f)}", os.path.basename(f), "file",
-                      _meta("file", None, None, _file_size(self._shelf.root / f)), True)
+                      _meta("file", None, None, _file_size(paths[f])), True)
                 for f in page
             ]
             return nodes, len(files) > offset + limit
@@ -124,7 +131,7 @@ class Members:
             prefix = f"{dataset_id}#{obj_member}"
             # Names only until the page is known: a group may hold 10,000 members.
             keys = list(obj) if isinstance(obj, h5py.Group) else []
-            attrs = [a for a in obj.attrs if a not in _NETCDF_INTERNAL]
+            attrs = [a for a in obj.attrs if a not in _HIDDEN_ATTRS]
             names = [(k, False) for k in keys] + [(a, True) for a in attrs]
             nodes = []
             for name, is_attr in names[offset : offset + limit]:
@@ -135,10 +142,16 @@ class Members:
                     nodes.append(_node(f"{prefix}{separator}@{name}", f"@{name}", "attr", text, False))
                     continue
                 child_id = f"{prefix}{'/' if obj_member else ''}{name}"
-                child = obj.get(name)
+                try:
+                    child = hdf5_member(obj, name)
+                except RefersOutside:  # listed, never followed
+                    nodes.append(_node(child_id, name, "link", "refers outside the file (not read)", False))
+                    continue
+                except KeyError:
+                    child = None
                 if isinstance(child, h5py.Dataset):
                     meta = _meta("dataset", child.shape, str(child.dtype), child.size * child.dtype.itemsize)
-                    nodes.append(_node(child_id, name, "dataset", meta, len(child.attrs) > 0))
+                    nodes.append(_node(child_id, name, "dataset", meta, any(a not in _HIDDEN_ATTRS for a in child.attrs)))
                 elif isinstance(child, h5py.Group):
                     nodes.append(_node(child_id, name, "group", f"group · {len(child)} members", True))
                 else:  # a link to nowhere
@@ -180,7 +193,7 @@ class Members:
         elif ref.kind == "xarray":
             out["text"] = _xarray_repr(self._path(ref), ref.name)
         elif ref.kind == "ndarray" and ref.storage.files:
-            values, total = _read_segments([self._shelf.root / f for f in ref.storage.files], ref.name)
+            values, total = _read_segments(list(self._paths(ref).values()), ref.name)
             buffers = _array_preview(out, fields, values, total)
         elif ref.kind in ("scalar", "ndarray"):
             value = self._shelf.read(ref)
@@ -230,9 +243,9 @@ class Members:
         buffers: list[bytes] = []
         if len(files) > 1 and member in {os.path.basename(f) for f in files}:
             relative = next(f for f in files if os.path.basename(f) == member)
-            with open_file(self._shelf.root / relative) as f:
-                fields += [("file", relative), ("size", human_size(_file_size(self._shelf.root / relative))),
-                           ("members", ", ".join(f))]
+            path = self._paths(ref)[relative]
+            with open_file(path) as f:
+                fields += [("file", relative), ("size", human_size(_file_size(path))), ("members", ", ".join(f))]
             out.update(kind="file", fields=fields, code=_h5_code(relative, "list(f)"))
             return out, buffers
         with self._h5_object(ref, member) as (obj, attr, _obj_member):
@@ -265,12 +278,17 @@ class Members:
     # -- files ----------------------------------------------------------------------------
 
     def _path(self, ref: DatasetRef) -> Any:
-        return self._shelf.root / ref.storage.files[0]
+        return self._paths(ref)[ref.storage.files[0]]
+
+    def _paths(self, ref: DatasetRef) -> dict[str, Any]:
+        """Each data file of ``ref`` (as the registry names it) -> its checked path."""
+        return dict(zip(ref.storage.files, self._shelf._data_paths(ref), strict=True))
 
     @contextlib.contextmanager
     def _h5_object(self, ref: DatasetRef, member: str) -> Iterator[tuple[Any, str | None, str]]:
         """Open the HDF5 object a member id names: yields (object, attribute or None, object member)."""
         files = ref.storage.files
+        paths = self._paths(ref)
         candidates: list[tuple[str, str | None]] = [(member, None)]
         if "@" in member:
             owner, _, name = member.rpartition("@")
@@ -283,9 +301,12 @@ class Members:
                 relative = next((f for f in files if os.path.basename(f) == first), "")
                 if not relative:
                     continue
-            with open_file(self._shelf.root / relative) as f:
-                obj = f if inner.strip("/") == "" else f.get(inner)
-                if obj is None or (attr is not None and attr not in obj.attrs):
+            with open_file(paths[relative]) as f:
+                try:
+                    obj = f if inner.strip("/") == "" else hdf5_member(f, inner)
+                except KeyError:
+                    continue
+                if attr is not None and attr not in obj.attrs:
                     continue
                 yield obj, attr, obj_member
                 return
@@ -369,7 +390,7 @@ def _netcdf_variables(path: Any, group_name: str) -> list[tuple[str, str, tuple[
     import h5py
 
     with open_file(path) as f:
-        group = f[group_name]
+        group = hdf5_member(f, group_name, whole=True)
         times = json.loads(_as_text(group.attrs.get("labshelf_time_dtypes")) or "{}")
         coords = set(_as_text(group.attrs.get("coordinates")).split())
         variables = [(k, v) for k, v in group.items() if isinstance(v, h5py.Dataset)]
@@ -390,7 +411,7 @@ def _parquet_columns(path: Any) -> list[tuple[str, str, int, int]]:
     """(name, dtype, rows, compressed bytes) of a stored DataFrame's columns, index aside."""
     import pyarrow.parquet as pq
 
-    parquet = pq.ParquetFile(path)
+    parquet = pq.ParquetFile(path, **READ_CHECKSUMS)
     schema = parquet.schema_arrow
     pandas_meta = schema.pandas_metadata or {}
     index = {c for c in pandas_meta.get("index_columns", []) if isinstance(c, str)}
@@ -438,7 +459,7 @@ def _read_segments(paths: Sequence[Any], name: str) -> tuple[np.ndarray, int]:
     complete = True
     for path in paths:
         with open_file(path) as f:
-            dataset = f[name]
+            dataset = hdf5_member(f, name)
             total += dataset.size
             if room > 0:
                 part = _read_bounded(dataset, room)
@@ -511,7 +532,7 @@ def _table_head(path: Any) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    parquet = pq.ParquetFile(path)
+    parquet = pq.ParquetFile(path, **READ_CHECKSUMS)
     schema = parquet.schema_arrow
     batch = next(parquet.iter_batches(batch_size=TABLE_ROWS), None)
     table = pa.Table.from_batches([batch], schema=schema) if batch is not None else schema.empty_table()
@@ -544,7 +565,7 @@ def _open_xarray(path: Any, group: str) -> Any:
     from ..datastore.netcdf import _time_decoder
 
     with open_file(path) as f:
-        cls = _as_text(f[group].attrs.get("labshelf_class"))
+        cls = _as_text(hdf5_member(f, group, whole=True).attrs.get("labshelf_class"))
     opener = xr.open_dataarray if cls == "DataArray" else xr.open_dataset
     value = opener(path, engine="h5netcdf", group=group, decode_times=_time_decoder(xr))
     for marker in ("labshelf_class", "labshelf_time_dtypes"):
@@ -596,7 +617,7 @@ def _parquet_column_preview(ref: DatasetRef, path: Any, member: str) -> dict[str
     if member not in columns:
         raise DatasetNotFound(f"{ref.label!r} of run {ref.run} has no column {member!r}; it has {list(columns)}")
     dtype, rows = columns[member]
-    parquet = pq.ParquetFile(path)
+    parquet = pq.ParquetFile(path, **READ_CHECKSUMS)
     batch = next(parquet.iter_batches(batch_size=BOUNDED_READ, columns=[member]), None)
     values = np.asarray(batch.column(0).to_numpy(zero_copy_only=False)) if batch is not None else np.zeros(0)
     out: dict[str, Any] = {"title": f"{ref.label}#{member} (run {ref.run})", "kind": "column"}

@@ -85,11 +85,15 @@ def _shown(value: Any) -> str:
 def read_marker(folder: Path) -> Marker:
     """The checked marker of ``folder``; :class:`NotAShelf` if it has none or a bad one."""
     path = folder / MARKER
-    if not folder.exists():
+    try:
+        exists, link, is_file = folder.exists(), path.is_symlink(), path.is_file()
+    except OSError as exc:  # a name too long, a folder we may not enter
+        raise NotAShelf(f"cannot look for a shelf in {folder}: {exc.strerror or exc}") from exc
+    if not exists:
         raise NotAShelf(f"{folder} does not exist; create a shelf with labshelf.create({str(folder)!r})")
-    if path.is_symlink():
+    if link:
         raise NotAShelf(f"{path} is a symbolic link; a shelf's {MARKER} is a plain file in its folder")
-    if not path.is_file():
+    if not is_file:
         raise NotAShelf(
             f"{folder} is not a labshelf shelf (it has no {MARKER}); "
             f"create one with labshelf.create(path) in an empty folder"

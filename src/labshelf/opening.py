@@ -104,7 +104,7 @@ def create(
             check_schema_name(schema)
         folder = Path(root)
         where = target
-        engine = make_engine(target, schema=schema)  # parses the URL; connects only when used
+        pg_engine = make_engine(target, schema=schema)  # parses the URL; connects only when used
     else:
         if root is not None:
             raise ShelfError("root= is only for PostgreSQL shelves; an embedded shelf keeps data in its folder")
@@ -112,12 +112,7 @@ def create(
             raise ShelfError("schema= is only for PostgreSQL shelves (with a postgresql:// URL)")
         folder = Path(target)
         where = str(folder)
-    if (folder / MARKER).exists() or (folder / MARKER).is_symlink():
-        raise ShelfExists(f"{folder} is a shelf already; open it with labshelf.open({str(folder)!r})")
-    if folder.exists() and not folder.is_dir():
-        raise ShelfError(f"{folder} exists and is not a folder")
-    if folder.exists() and any(folder.iterdir()):
-        raise ShelfError(f"{folder} is not empty; create a shelf in a new or empty folder")
+    _check_new_folder(folder)
     made = _make_folder(folder)
     db = None
     made_schema = False
@@ -125,7 +120,8 @@ def create(
         if not os.access(folder, os.W_OK):
             raise ReadOnlyShelf(f"cannot create a shelf in {folder}: it is not writable")
         if postgres:
-            made_schema = schema is not None and _create_schema(engine, schema)
+            made_schema = schema is not None and _create_schema(pg_engine, schema)
+            engine = pg_engine
         else:
             engine = sqlite_engine(folder.resolve() / REGISTRY_FILE, access="create", durable=durable)
         db = Database(engine, readonly=False, where=where)
@@ -145,13 +141,16 @@ def create(
     except BaseException as exc:
         if db is not None:
             db.dispose()
-        if made_schema:
-            assert schema is not None
-            _drop_schema(engine, schema)
-        engine.dispose()
+        if postgres:
+            if made_schema:
+                assert schema is not None
+                _drop_schema(pg_engine, schema)
+            pg_engine.dispose()
         _unmake(folder, made, postgres=postgres)
         if isinstance(exc, SQLAlchemyError):
             raise ShelfError(f"cannot create a shelf at {where}: {driver_error(exc)}") from exc
+        if isinstance(exc, OSError) and not isinstance(exc, ShelfError):
+            raise ShelfError(f"cannot create a shelf at {where}: {exc.strerror or exc}") from exc
         raise
     return Shelf(registry=registry, datastore=Datastore(folder, durable=durable), where=where, mode="rw")
 
@@ -173,6 +172,20 @@ def _record_creation(registry: Registry, folder: Path, shelf_id: str, repo_mode:
                 REPO_MODE_KEY: repo_mode,
             },
         )
+
+
+def _check_new_folder(folder: Path) -> None:
+    try:
+        if (folder / MARKER).exists() or (folder / MARKER).is_symlink():
+            raise ShelfExists(f"{folder} is a shelf already; open it with labshelf.open({str(folder)!r})")
+        if folder.exists() and not folder.is_dir():
+            raise ShelfError(f"{folder} exists and is not a folder")
+        if folder.exists() and any(folder.iterdir()):
+            raise ShelfError(f"{folder} is not empty; create a shelf in a new or empty folder")
+    except OSError as exc:
+        if isinstance(exc, ShelfError):
+            raise
+        raise ShelfError(f"cannot create a shelf in {folder}: {exc.strerror or exc}") from exc
 
 
 def _make_folder(folder: Path) -> list[Path]:

@@ -31,8 +31,9 @@ from ..errors import InvalidName, ReadOnlyShelf, ShelfBusy, ShelfError
 BUSY_TIMEOUT_S = 60.0
 
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-#: PostgreSQL truncates longer identifiers (NAMEDATALEN - 1).
-_MAX_IDENTIFIER_BYTES = 63
+#: Longest schema name: the change feed's channel is "labshelf_<schema>", and
+#: PostgreSQL refuses channel names longer than 63 bytes (NAMEDATALEN - 1).
+_MAX_SCHEMA_BYTES = 63 - len("labshelf_")
 
 # Writers to one PostgreSQL shelf are serialised by an advisory lock held
 # until commit, so change sequence numbers commit in order (a subscriber
@@ -40,9 +41,13 @@ _MAX_IDENTIFIER_BYTES = 63
 # write steps of a put (next run number, current version) cannot race.  The
 # lock is named after the shelf's schema (its OID; advisory locks belong to
 # one database already), never after how a process reached the shelf: its
-# folder, a relative path and the URL must all take the same lock.
+# folder, a relative path and the URL must all take the same lock.  The cast
+# to regnamespace parses an identifier, so the name is quoted first (or a
+# mixed-case schema would be folded to lower case and not found).
 _PG_LOCK_CLASS = zlib.crc32(b"labshelf") & 0x7FFFFFFF
-_PG_WRITE_LOCK = f"SELECT pg_advisory_xact_lock({_PG_LOCK_CLASS}, current_schema()::regnamespace::oid::int)"
+_PG_WRITE_LOCK = (
+    f"SELECT pg_advisory_xact_lock({_PG_LOCK_CLASS}, quote_ident(current_schema())::regnamespace::oid::int)"
+)
 
 
 def is_postgres_url(url: str) -> bool:
@@ -59,9 +64,9 @@ def check_schema_name(schema: object) -> str:
             f"PostgreSQL schema name {schema!r} is not allowed: use a plain identifier "
             "(letters, digits and _, not starting with a digit)"
         )
-    if len(schema.encode()) > _MAX_IDENTIFIER_BYTES or schema.startswith("pg_") or schema == "information_schema":
+    if len(schema.encode()) > _MAX_SCHEMA_BYTES or schema.startswith("pg_") or schema == "information_schema":
         raise InvalidName(
-            f"PostgreSQL schema name {schema!r} is not allowed: at most {_MAX_IDENTIFIER_BYTES} characters, "
+            f"PostgreSQL schema name {schema!r} is not allowed: at most {_MAX_SCHEMA_BYTES} characters, "
             "not starting with pg_ and not information_schema (PostgreSQL reserves those)"
         )
     return schema

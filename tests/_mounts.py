@@ -91,12 +91,14 @@ def full_disk(where: Path) -> Iterator[Path]:
     if not AS_ROOT:
         pytest.skip("a full disk is made by mounting a tiny tmpfs, which needs root (CI runs as root)")
     with tmpfs(where, size="256k") as mounted:
-        filler = mounted / "filler"
-        with filler.open("wb") as f:
+        # Unbuffered, so the write that fails is ours and closing has nothing left to flush.
+        fd = os.open(mounted / "filler", os.O_WRONLY | os.O_CREAT)
+        try:
             with contextlib.suppress(OSError):
                 while True:
-                    f.write(b"\0" * 4096)
-                    f.flush()
+                    os.write(fd, b"\0" * 4096)
+        finally:
+            os.close(fd)
         yield mounted
 
 

@@ -26,7 +26,7 @@ import labshelf
 from _mounts import full_disk, snapshot
 from _shelves import POSTGRES_URL, PostgresSchemas, make_shelf, require_postgres
 from labshelf.errors import InvalidName, NotAShelf, ShelfError, ShelfExists
-from labshelf.registry.schema import shelf_info
+from labshelf.registry.schema import SCHEMA_VERSION, shelf_info
 
 MARKER = "labshelf.json"
 
@@ -295,6 +295,8 @@ def test_a_url_never_takes_the_data_folder_from_the_registry(
     assert str(sandbox) in str(refused.value)  # shown as a hint, never used
     with pytest.raises(ShelfError, match="needs root="):
         labshelf.open(inputs=[labshelf.repo(POSTGRES_URL, schema=schema)])
+    # Upgrading touches the registry only: the URL alone is enough.
+    assert labshelf.upgrade(POSTGRES_URL, schema=schema) == (SCHEMA_VERSION, SCHEMA_VERSION)
     for opened in (labshelf.open(folder), labshelf.open(POSTGRES_URL, schema=schema, root=folder)):
         with opened, opened.new_run() as run:
             run.put("big", np.arange(5000.0))

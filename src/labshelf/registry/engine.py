@@ -93,7 +93,10 @@ def make_engine(url: str, *, readonly: bool = False, schema: str | None = None) 
 #  - a reader that may write the folder opens read-write with PRAGMA
 #    query_only, which makes SQLite refuse every write statement whatever
 #    code runs; it follows other processes' commits as they happen (live
-#    subscriptions) and leaves the folder as it found it once closed;
+#    subscriptions) and leaves the folder as it found it once closed.  (If
+#    it closes last after a writer crashed, it also checkpoints the
+#    crashed writer's committed transactions into the main file, as the
+#    next writer would: the content stays the same.)
 #  - a reader that cannot write there (a mounted archive, another account's
 #    shelf) cannot create the -shm.  With a -wal present (a writer is
 #    connected, or crashed) it opens mode=ro through the existing -wal and

@@ -10,7 +10,10 @@ from typing import Any
 
 from .errors import ShelfError
 
-EPILOG = "PATH is a shelf folder, or a postgresql:// URL (with --root for create)."
+EPILOG = (
+    "PATH is a shelf folder; create, simulate and upgrade also take a postgresql:// URL "
+    "(with --root, the data folder, and --schema)."
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -27,7 +30,9 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("create", help="create a new, empty shelf", description="Create a new, empty shelf.")
     p.add_argument("path", metavar="PATH", help="new shelf folder, or a postgresql:// URL")
     p.add_argument("--root", help="with a URL: the folder for data files")
-    p.add_argument("--schema", help="with a URL: PostgreSQL schema for the shelf's tables")
+    p.add_argument(
+        "--schema", help="with a URL: PostgreSQL schema for the shelf's tables (letters, digits and _)"
+    )
     p.add_argument("--durable", action="store_true", help="fsync every write (survives power loss; slower)")
 
     p = sub.add_parser("info", help="show facts about a shelf", description="Show facts about a shelf.")

@@ -5,13 +5,18 @@ An embedded shelf is a folder holding ``labshelf.json`` (the marker),
 folder for its data files, with the marker pointing at the database URL and
 schema, so the folder alone opens it.  ``labshelf.create``, ``labshelf.open``
 and ``labshelf.upgrade`` are these functions.
+
+What a client was given is checked in ``place`` (where the registry and the
+data folder are: never where a registry row says) and ``marker`` (what a
+``labshelf.json`` may say).
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,13 +26,25 @@ from sqlalchemy.exc import SQLAlchemyError
 from .cache import DEFAULT_CACHE_BYTES
 from .datastore import Datastore
 from .errors import NotAShelf, ReadOnlyShelf, ShelfError, ShelfExists
+from .marker import MARKER, REGISTRY_FILE, Marker, url_problem, write_marker
+from .place import (
+    ROOT_KEY,
+    SHELF_ID_KEY,
+    SQLITE_FILES,
+    check_root,
+    checked_target,
+    database,
+    driver_error,
+    locate,
+    read_only_version,
+)
 from .registry import migrate
-from .registry.engine import Database, is_postgres_url, make_engine, sqlite_url
+from .registry.engine import Database, check_schema_name, is_postgres_url, make_engine, sqlite_engine
 from .registry.registry import Registry
 from .shelf import Shelf
 
-MARKER = "labshelf.json"
-REGISTRY_FILE = "registry.sqlite3"
+__all__ = ["MARKER", "REGISTRY_FILE", "RepoSpec", "create", "is_postgres_url", "open", "repo", "upgrade"]
+
 MODES = ("r", "rw")
 #: Modes a repository's configuration may give: read, write, read and write.
 REPO_MODES = ("r", "w", "rw")
@@ -37,35 +54,6 @@ PARENTS_KEY = "parents"
 
 if TYPE_CHECKING:
     from .collections import Repository
-
-
-def _read_marker(folder: Path) -> dict[str, Any]:
-    marker = folder / MARKER
-    if not folder.exists():
-        raise NotAShelf(f"{folder} does not exist; create a shelf with labshelf.create({str(folder)!r})")
-    if not marker.is_file():
-        raise NotAShelf(
-            f"{folder} is not a labshelf shelf (it has no {MARKER}); "
-            f"create one with labshelf.create(path) in an empty folder"
-        )
-    try:
-        doc = json.loads(marker.read_text())
-        if not isinstance(doc, dict) or doc.get("format") != "labshelf":
-            raise ValueError("not a labshelf marker")
-        return doc
-    except (OSError, ValueError) as exc:
-        raise NotAShelf(f"{marker} is damaged or not a labshelf marker: {exc}") from exc
-
-
-def _write_marker(folder: Path, doc: Mapping[str, Any]) -> None:
-    tmp = folder / (MARKER + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=2) + "\n")
-    os.replace(tmp, folder / MARKER)
-
-
-def _database(url: str, where: str, *, mode: str, schema: str | None, durable: bool) -> Database:
-    engine = make_engine(url, readonly=mode == "r", schema=schema, durable=durable)
-    return Database(engine, readonly=mode == "r", where=where)
 
 
 def create(
@@ -89,7 +77,8 @@ def create(
         alone opens the shelf later.
     schema
         With PostgreSQL: the schema holding this shelf's tables (created if
-        missing), so one database can hold several shelves.
+        missing), so one database can hold several shelves.  A plain
+        identifier: letters, digits and ``_``.
     durable
         Sync data files and the registry to disk on every write, surviving
         power loss as well as process crashes (slower).
@@ -97,90 +86,167 @@ def create(
         The repository's configured mode: ``"rw"``, ``"r"`` (read-only:
         never an output, opened read-only) or ``"w"`` (never an input).
         Change it later with :meth:`Shelf.set_repo_mode`.
+
+    Nothing is left behind when creating fails: neither the folder (if this
+    call made it) nor the schema (if this call made it).
     """
+    # Every argument is checked before anything is made or any SQL runs.
     if repo_mode not in REPO_MODES:
         raise ShelfError(f"repo_mode must be one of {REPO_MODES}, not {repo_mode!r}")
-    target = os.fspath(path)
-    if is_postgres_url(target):
+    if not isinstance(durable, bool):
+        raise ShelfError(f"durable must be True or False, not {durable!r}")
+    target = checked_target(path)
+    postgres = is_postgres_url(target)
+    if postgres:
         if root is None:
             raise ShelfError("a PostgreSQL shelf needs root= (the folder for its data files)")
+        if schema is not None:
+            check_schema_name(schema)
         folder = Path(root)
-        url = target
+        where = target
+        pg_engine = make_engine(target, schema=schema)  # parses the URL; connects only when used
     else:
         if root is not None:
             raise ShelfError("root= is only for PostgreSQL shelves; an embedded shelf keeps data in its folder")
+        if schema is not None:
+            raise ShelfError("schema= is only for PostgreSQL shelves (with a postgresql:// URL)")
         folder = Path(target)
-        url = sqlite_url(folder.resolve() / REGISTRY_FILE, readonly=False)
-    if (folder / MARKER).exists():
-        raise ShelfExists(f"{folder} is a shelf already; open it with labshelf.open({str(folder)!r})")
-    if folder.exists() and not folder.is_dir():
-        raise ShelfError(f"{folder} exists and is not a folder")
-    if folder.exists() and any(folder.iterdir()):
-        raise ShelfError(f"{folder} is not empty; create a shelf in a new or empty folder")
-    folder.mkdir(parents=True, exist_ok=True)
-    where = str(folder) if not is_postgres_url(target) else target
-    if schema is not None:
-        _create_schema(target, schema)
-    db = _database(url, where, mode="rw", schema=schema, durable=durable)
-    with db.engine.connect() as conn:
-        if migrate.current_version(conn) is not None:
-            raise ShelfExists(f"{where} already holds a labshelf registry; open it instead")
-    with db.engine.begin() as conn:
-        migrate.upgrade(conn)
-    registry = Registry(db)
+        where = str(folder)
+    _check_new_folder(folder)
+    made = _make_folder(folder)
+    db = None
+    made_schema = False
+    try:
+        if not os.access(folder, os.W_OK):
+            raise ReadOnlyShelf(f"cannot create a shelf in {folder}: it is not writable")
+        if postgres:
+            made_schema = schema is not None and _create_schema(pg_engine, schema)
+            engine = pg_engine
+        else:
+            engine = sqlite_engine(folder.resolve() / REGISTRY_FILE, access="create", durable=durable)
+        db = Database(engine, readonly=False, where=where)
+        with db.engine.connect() as conn:
+            if migrate.current_version(conn) is not None:
+                raise ShelfExists(f"{where} already holds a labshelf registry; open it instead")
+        db.enable_wal()
+        with db.engine.begin() as conn:
+            migrate.upgrade(conn)
+        registry = Registry(db)
+        shelf_id = uuid.uuid4().hex
+        _record_creation(registry, folder, shelf_id, repo_mode)
+        write_marker(
+            folder,
+            Marker(folder, target if postgres else REGISTRY_FILE, schema, durable, shelf_id),
+        )
+    except BaseException as exc:
+        if db is not None:
+            db.dispose()
+        if postgres:
+            if made_schema:
+                assert schema is not None
+                _drop_schema(pg_engine, schema)
+            pg_engine.dispose()
+        _unmake(folder, made, postgres=postgres)
+        if isinstance(exc, SQLAlchemyError):
+            raise ShelfError(f"cannot create a shelf at {where}: {driver_error(exc)}") from exc
+        if isinstance(exc, OSError) and not isinstance(exc, ShelfError):
+            raise ShelfError(f"cannot create a shelf at {where}: {exc.strerror or exc}") from exc
+        raise
+    return Shelf(registry=registry, datastore=Datastore(folder, durable=durable), where=where, mode="rw")
+
+
+def _record_creation(registry: Registry, folder: Path, shelf_id: str, repo_mode: str) -> None:
     import datetime
 
     from . import __version__
 
-    with db.write() as txn:
+    with registry.db.write() as txn:
         registry.set_info(
             txn,
             {
                 "created": datetime.datetime.now(datetime.UTC).isoformat(),
                 "created_by": f"labshelf {__version__}",
-                "root": str(folder.resolve()),
+                # Only a hint for people: a client's data folder is the one it was given.
+                ROOT_KEY: str(folder.resolve()),
+                SHELF_ID_KEY: shelf_id,
                 REPO_MODE_KEY: repo_mode,
             },
         )
-    marker: dict[str, Any] = {"format": "labshelf", "version": 1, "durable": durable}
-    if is_postgres_url(target):
-        marker.update(registry=target, schema=schema)
-    else:
-        marker.update(registry=REGISTRY_FILE)
-    _write_marker(folder, marker)
-    return Shelf(registry=registry, datastore=Datastore(folder, durable=durable), where=where, mode="rw")
 
 
-def _create_schema(url: str, schema: str) -> None:
-    from sqlalchemy import text
+def _check_new_folder(folder: Path) -> None:
+    try:
+        if (folder / MARKER).exists() or (folder / MARKER).is_symlink():
+            raise ShelfExists(f"{folder} is a shelf already; open it with labshelf.open({str(folder)!r})")
+        if folder.exists() and not folder.is_dir():
+            raise ShelfError(f"{folder} exists and is not a folder")
+        if folder.exists() and any(folder.iterdir()):
+            raise ShelfError(f"{folder} is not empty; create a shelf in a new or empty folder")
+    except OSError as exc:
+        if isinstance(exc, ShelfError):
+            raise
+        raise ShelfError(f"cannot create a shelf in {folder}: {exc.strerror or exc}") from exc
 
-    engine = make_engine(url)
+
+def _make_folder(folder: Path) -> list[Path]:
+    """Make ``folder`` and missing parents; return those made, deepest first."""
+    missing = []
+    here = folder.absolute()
+    while not here.exists() and not here.is_symlink() and here != here.parent:
+        missing.append(here)
+        here = here.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        _remove_folders(missing)
+        raise ShelfError(f"cannot create the shelf folder {folder}: {exc.strerror or exc}") from exc
+    return missing
+
+
+def _remove_folders(made: Sequence[Path]) -> None:
+    for directory in made:  # deepest first; one that is not empty stays
+        try:
+            directory.rmdir()
+        except OSError:
+            return
+
+
+def _unmake(folder: Path, made: Sequence[Path], *, postgres: bool) -> None:
+    """Undo a failed create: the files it writes, then the folders it made."""
+    # The folder was empty (or new) when create began, so these files are
+    # ours; nothing else in it is touched.
+    names = [MARKER, MARKER + ".tmp", *(() if postgres else SQLITE_FILES)]
+    for name in names:
+        try:
+            (folder / name).unlink()
+        except FileNotFoundError:
+            pass
+        except OSError:
+            return
+    _remove_folders(made)
+
+
+def _create_schema(engine: Any, schema: str) -> bool:
+    """Create ``schema`` if missing; return whether this call created it."""
+    from sqlalchemy import inspect
+    from sqlalchemy.schema import CreateSchema
+
+    with engine.begin() as conn:
+        if inspect(conn).has_schema(schema):
+            return False
+        conn.execute(CreateSchema(check_schema_name(schema)))
+    return True
+
+
+def _drop_schema(engine: Any, schema: str) -> None:
+    """Drop a schema this create made (best effort: the original error matters more)."""
+    from sqlalchemy.schema import DropSchema
+
     try:
         with engine.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
-    finally:
-        engine.dispose()
-
-
-def _locate(
-    path: str | os.PathLike[str], *, mode: str, schema: str | None, root: str | os.PathLike[str] | None
-) -> tuple[str, str, str | None, str | os.PathLike[str] | None, bool]:
-    """(registry URL, where, schema, datastore root, durable) of a shelf folder or URL."""
-    target = os.fspath(path)
-    if is_postgres_url(target):
-        return target, target, schema, root, False
-    folder = Path(target)
-    marker = _read_marker(folder)
-    durable = bool(marker.get("durable", False))
-    registry_spec = str(marker.get("registry", REGISTRY_FILE))
-    if is_postgres_url(registry_spec):
-        return registry_spec, str(folder), marker.get("schema"), root or folder, durable
-    db_file = folder / registry_spec
-    if not db_file.is_file():
-        raise NotAShelf(f"{folder} has a {MARKER} but its registry {db_file} is missing")
-    # An embedded shelf's data live in its folder, wherever it was moved or
-    # copied to since it was created.
-    return sqlite_url(db_file.resolve(), readonly=mode == "r"), str(folder), schema, root or folder, durable
+            conn.execute(DropSchema(check_schema_name(schema), cascade=True, if_exists=True))
+    except SQLAlchemyError:
+        pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,7 +278,9 @@ def repo(
         return path
     if tag is not None and (not isinstance(tag, str) or not tag):
         raise ShelfError(f"a repository tag is a non-empty str, not {tag!r}")
-    target = os.fspath(path)
+    target = checked_target(path)
+    if schema is not None:
+        check_schema_name(schema)
     if not is_postgres_url(target):
         target = str(Path(target).resolve())
     return RepoSpec(target, tag, schema, None if root is None else str(Path(root).resolve()))
@@ -220,48 +288,95 @@ def repo(
 
 def _open_one(spec: RepoSpec, mode: str | None, *, role: str) -> tuple[Registry, Datastore, str, str]:
     """Open one repository: (registry, datastore, where, mode), checking its configured mode."""
+    place = locate(spec.path, schema=spec.schema, root_given=spec.root)
     open_mode = mode or "rw"
-    url, where, schema, root, durable = _locate(spec.path, mode=open_mode, schema=spec.schema, root=spec.root)
-    db = _database(url, where, mode=open_mode, schema=schema, durable=durable)
+    if open_mode == "rw" and not place.writable():
+        # A mounted archive or another account's shelf: read it, as a
+        # repository configured read-only is read.
+        if role == "output" or mode == "rw":
+            what = "an output" if role == "output" else "opened with mode='rw'"
+            raise ReadOnlyShelf(
+                f"the shelf {place.where} is in a place this process cannot write ({place.root}), so it cannot be "
+                f"{what}; open it with mode='r'"
+            )
+        open_mode = "r"
+    db = database(place, mode=open_mode)
     try:
         with db.engine.connect() as conn:
-            migrate.check_version(conn, where)
+            migrate.check_version(conn, place.where)
         registry = Registry(db)
         recorded = registry.info()
+        check_root(place, recorded)
         configured = recorded.get(REPO_MODE_KEY, "rw")
         if configured == "r" and open_mode == "rw":
             if role == "output" or mode == "rw":
                 what = "an output" if role == "output" else "opened with mode='rw'"
                 raise ReadOnlyShelf(
-                    f"the repository {where} is read-only by its configuration (repo mode 'r'), so it cannot be "
-                    f"{what}; open it with mode='r'"
+                    f"the repository {place.where} is read-only by its configuration (repo mode 'r'), so it cannot "
+                    f"be {what}; open it with mode='r'"
                 )
             db.dispose()  # reopen read-only, as its configuration says
             return _open_one(spec, "r", role=role)
         if configured == "w" and role == "input":
             raise ShelfError(
-                f"the repository {where} is write-only by its configuration (repo mode 'w'); it cannot be an input"
+                f"the repository {place.where} is write-only by its configuration (repo mode 'w'); "
+                "it cannot be an input"
             )
+        # Only now that the registry is accepted: a refused open changes nothing.
+        db.enable_wal()
     except SQLAlchemyError as exc:
         db.dispose()
-        raise NotAShelf(f"cannot read the registry of {where}: {exc}") from exc
-    except Exception:
+        raise NotAShelf(f"cannot read the registry of {place.where}: {driver_error(exc)}") from exc
+    except BaseException:
         db.dispose()
         raise
-    if root is None:
-        root = recorded.get("root")
-        if root is None:
-            db.dispose()
-            raise NotAShelf(f"{where} records no datastore root; pass root=")
-    datastore = Datastore(Path(root), readonly=open_mode == "r", durable=durable)
-    return registry, datastore, where, open_mode
+    assert place.root is not None  # _check_root refused a URL without root=
+    datastore = Datastore(place.root, readonly=open_mode == "r", durable=place.durable)
+    return registry, datastore, place.where, open_mode
 
 
 def _parents(registry: Registry) -> list[RepoSpec]:
+    """The parents a repository records, checked: a registry row is untrusted input.
+
+    A parent names another repository to read, so it may be any folder or
+    URL; it is opened like any input (read-only, with the same data folder
+    rules: a PostgreSQL parent needs its recorded data folder, whose marker
+    must name the same shelf id), and its URL may not carry driver options
+    that read local files.
+    """
     text = registry.info().get(PARENTS_KEY)
     if not text:
         return []
-    return [RepoSpec(**item) for item in json.loads(text)]
+    where = registry.db.where
+    try:
+        items = json.loads(text)
+        if not isinstance(items, list):
+            raise ValueError("not a list")
+        specs = [_parent_spec(item) for item in items]
+    except ValueError as exc:
+        raise ShelfError(
+            f"the registry of {where} records damaged parents ({exc}); re-record them by opening it with "
+            "inputs=[...] after removing the 'parents' entry of shelf_info"
+        ) from exc
+    return specs
+
+
+def _parent_spec(item: Any) -> RepoSpec:
+    fields = ("path", "tag", "schema", "root")
+    if not isinstance(item, dict) or set(item) - set(fields) or not isinstance(item.get("path"), str):
+        raise ValueError(f"{str(item)[:80]} is not a repository entry")
+    if any(item.get(key) is not None and not isinstance(item[key], str) for key in fields):
+        raise ValueError(f"{str(item)[:80]} has a value that is not text")
+    if is_postgres_url(item["path"]):
+        problem = url_problem(item["path"])
+        if problem is not None:
+            raise ValueError(f"a parent's URL is refused: {problem}")
+    if item.get("schema") is not None:
+        try:
+            check_schema_name(item["schema"])
+        except ShelfError as exc:
+            raise ValueError(str(exc)) from exc
+    return RepoSpec(item["path"], item.get("tag") or None, item.get("schema"), item.get("root"))
 
 
 def open(  # noqa: A001 - labshelf.open is the natural name, as in h5py.File / xarray.open_dataset
@@ -280,12 +395,15 @@ def open(  # noqa: A001 - labshelf.open is the natural name, as in h5py.File / x
     Parameters
     ----------
     path
-        The shelf folder, or a ``postgresql://`` URL (the same as ``output=``).
+        The shelf folder, or a ``postgresql://`` URL with ``root=`` (the same
+        as ``output=``).
     mode
         ``"rw"`` to read and write, ``"r"`` to refuse every write.  By
         default ``"rw"``, or ``"r"`` for a repository configured read-only.
     root
-        With a URL: the folder of data files, if not the one recorded at creation.
+        With a URL: the shelf's data folder (required; its ``labshelf.json``
+        must name the same shelf).  A client writes data files only where it
+        was told to, never where a registry says.
     schema
         With a URL: the PostgreSQL schema of the shelf.
     inputs
@@ -320,22 +438,24 @@ def open(  # noqa: A001 - labshelf.open is the natural name, as in h5py.File / x
         )
         role = "output" if output is not None or input_specs else "shelf"
         registry, datastore, where, open_mode = _open_one(spec, mode, role=role)
-        record_parents = bool(input_specs) and not _parents(registry) and open_mode == "rw"
-        if not input_specs:
-            input_specs = _parents(registry)
         own_tags = {spec.tag} if spec.tag else set()
     else:
         first, *input_specs = input_specs
         registry, datastore, where, open_mode = _open_one(first, "r", role="input")
         own_tags = {first.tag} if first.tag else set()
-        input_specs = [*input_specs, *_parents(registry)]
     try:
+        parents = _parents(registry)
+        if target is not None:
+            record_parents = bool(input_specs) and not parents and open_mode == "rw"
+            input_specs = input_specs or parents
+        else:
+            input_specs = [*input_specs, *parents]
         repositories = _open_inputs(input_specs, seen={_identity(where)}, inherited=frozenset())
         if target is not None and record_parents:
             # Only once every input opened: a refused one is never recorded.
             with registry.db.write() as txn:
                 registry.set_info(txn, {PARENTS_KEY: json.dumps([s.to_json() for s in input_specs])})
-    except Exception:
+    except BaseException:
         registry.db.dispose()
         raise
     return Shelf(
@@ -371,18 +491,33 @@ def _open_inputs(specs: Sequence[RepoSpec], *, seen: set[str], inherited: frozen
 
 
 def upgrade(path: str | os.PathLike[str], *, schema: str | None = None) -> tuple[str | None, str]:
-    """Migrate a shelf's registry to this labshelf's schema; return (old, new) versions."""
-    url, where, schema, _root, _durable = _locate(path, mode="rw", schema=schema, root=None)
-    db = _database(url, where, mode="rw", schema=schema, durable=False)
+    """Migrate a shelf's registry to this labshelf's schema; return (old, new) versions.
+
+    ``path`` is the shelf folder, or a ``postgresql://`` URL with ``schema``
+    (upgrading touches the registry only, so no data folder is needed).
+    """
+    place = locate(os.fspath(path), schema=schema, root_given=None)
+    if isinstance(place.registry, Path) and not place.writable():
+        current = read_only_version(place)
+        if current == migrate.SCHEMA_VERSION:
+            return current, current
+        raise ReadOnlyShelf(
+            f"cannot upgrade {place.where} (schema {current}): this process cannot write its folder; "
+            "copy the shelf somewhere writable and upgrade the copy"
+        )
+    db = database(place, mode="rw")
     try:
         with db.engine.begin() as conn:
             old = migrate.current_version(conn)
             if old is None:
-                raise NotAShelf(f"{where} holds no labshelf registry")
+                raise NotAShelf(f"{place.where} holds no labshelf registry")
             if old not in migrate.KNOWN_VERSIONS:
-                migrate.check_version(conn, where)  # raises: newer than this labshelf
+                migrate.check_version(conn, place.where)  # raises: newer than this labshelf
             migrate.upgrade(conn)
             new = migrate.current_version(conn)
+        db.enable_wal()
+    except SQLAlchemyError as exc:
+        raise NotAShelf(f"cannot upgrade the registry of {place.where}: {driver_error(exc)}") from exc
     finally:
         db.dispose()
     assert new is not None

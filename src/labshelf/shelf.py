@@ -283,10 +283,8 @@ class Shelf:
         return self._live_feed
 
     def _sqlite_folder(self) -> Path:
-        database = self._registry.db.engine.url.database or ""
-        # A read-only URL is "file:<path>?mode=ro" (see registry.engine.sqlite_url).
-        path = database.removeprefix("file:").partition("?")[0]
-        return Path(path).parent
+        # The engine's URL names the registry file (see registry.engine.sqlite_engine).
+        return Path(self._registry.db.engine.url.database or "").parent
 
     def _read_uncached(self, ref: DatasetRef, parameters: Mapping[str, Any]) -> Any:
         """Read past the cache: live updates must not fill it with every frame."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import sqlite3
 import threading
 import weakref
 import zlib
@@ -17,18 +18,22 @@ from collections import namedtuple
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql.expression import Executable
 
-from ..errors import ReadOnlyShelf, ShelfBusy, ShelfError
+from ..errors import InvalidName, ReadOnlyShelf, ShelfBusy, ShelfError
 
 #: How long a writer waits for another process's transaction before giving up.
 BUSY_TIMEOUT_S = 60.0
 
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+#: Longest schema name: the change feed's channel is "labshelf_<schema>", and
+#: PostgreSQL refuses channel names longer than 63 bytes (NAMEDATALEN - 1).
+_MAX_SCHEMA_BYTES = 63 - len("labshelf_")
 
 # Writers to one PostgreSQL shelf are serialised by an advisory lock held
 # until commit, so change sequence numbers commit in order (a subscriber
@@ -36,42 +41,117 @@ _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 # write steps of a put (next run number, current version) cannot race.  The
 # lock is named after the shelf's schema (its OID; advisory locks belong to
 # one database already), never after how a process reached the shelf: its
-# folder, a relative path and the URL must all take the same lock.
+# folder, a relative path and the URL must all take the same lock.  The cast
+# to regnamespace parses an identifier, so the name is quoted first (or a
+# mixed-case schema would be folded to lower case and not found).
 _PG_LOCK_CLASS = zlib.crc32(b"labshelf") & 0x7FFFFFFF
-_PG_WRITE_LOCK = f"SELECT pg_advisory_xact_lock({_PG_LOCK_CLASS}, current_schema()::regnamespace::oid::int)"
-
-
-def sqlite_url(path: Path, *, readonly: bool) -> str:
-    if readonly:
-        # mode=ro makes SQLite itself refuse writes, whatever code runs.
-        return f"sqlite:///file:{path.as_posix()}?mode=ro&uri=true"
-    return f"sqlite:///{path.as_posix()}"
+_PG_WRITE_LOCK = (
+    f"SELECT pg_advisory_xact_lock({_PG_LOCK_CLASS}, quote_ident(current_schema())::regnamespace::oid::int)"
+)
 
 
 def is_postgres_url(url: str) -> bool:
     return url.startswith(("postgresql:", "postgresql+", "postgres:"))
 
 
-def make_engine(
-    url: str, *, readonly: bool = False, schema: str | None = None, durable: bool = False
-) -> Engine:
-    """An engine for a SQLite file URL or a PostgreSQL URL, set up for labshelf."""
-    if url.startswith("sqlite"):
-        return _sqlite_engine(url, readonly=readonly, durable=durable)
+def check_schema_name(schema: object) -> str:
+    """Return ``schema`` if it is a PostgreSQL schema name labshelf accepts, else raise.
+
+    Checked before any SQL runs; statements quote it all the same.
+    """
+    if not isinstance(schema, str) or not _SCHEMA_NAME.match(schema):
+        raise InvalidName(
+            f"PostgreSQL schema name {schema!r} is not allowed: use a plain identifier "
+            "(letters, digits and _, not starting with a digit)"
+        )
+    if len(schema.encode()) > _MAX_SCHEMA_BYTES or schema.startswith("pg_") or schema == "information_schema":
+        raise InvalidName(
+            f"PostgreSQL schema name {schema!r} is not allowed: at most {_MAX_SCHEMA_BYTES} characters, "
+            "not starting with pg_ and not information_schema (PostgreSQL reserves those)"
+        )
+    return schema
+
+
+def quoted_schema(dialect: Dialect, schema: str) -> str:
+    """``schema`` as a quoted identifier for ``dialect``, after checking it."""
+    return dialect.identifier_preparer.quote_identifier(check_schema_name(schema))
+
+
+def make_engine(url: str, *, readonly: bool = False, schema: str | None = None) -> Engine:
+    """An engine for a PostgreSQL URL, set up for labshelf (SQLite files: :func:`sqlite_engine`)."""
     if is_postgres_url(url):
         return _postgres_engine(url, readonly=readonly, schema=schema)
     raise ShelfError(
-        f"unsupported registry URL {url!r}: use a shelf folder path (embedded SQLite) "
-        "or a postgresql:// URL"
+        f"unsupported registry URL {url!r}: use a shelf folder path (embedded SQLite) or a postgresql:// URL"
     )
 
 
-def _sqlite_engine(url: str, *, readonly: bool, durable: bool) -> Engine:
-    engine = create_engine(
-        url,
+# How a reader opens the registry file decides what it leaves behind.  A
+# WAL-mode database is read through its -wal and -shm files: SQLite creates
+# them when it can, and only a read-write connection that closes last
+# removes them again (a mode=ro connection leaves both behind).  So:
+#  - a reader that may write the folder opens read-write with PRAGMA
+#    query_only, which makes SQLite refuse every write statement whatever
+#    code runs; it follows other processes' commits as they happen (live
+#    subscriptions) and leaves the folder as it found it once closed.  (If
+#    it closes last after a writer crashed, it also checkpoints the
+#    crashed writer's committed transactions into the main file, as the
+#    next writer would: the content stays the same.)
+#  - a reader that cannot write there (a mounted archive, another account's
+#    shelf) cannot create the -shm.  With a -wal present (a writer is
+#    connected, or crashed) it opens mode=ro through the existing -wal and
+#    -shm: immutable would silently skip the transactions still in the -wal.
+#    With no -wal every commit is in the main file and immutable=1 is the
+#    only way SQLite opens it.  Immutable means no locks and no change
+#    detection: such a reader does not see writes that another account
+#    starts after it opened (it must reopen), the price of reading where it
+#    cannot write.
+SQLITE_ACCESS = ("create", "write", "read", "read-only place")
+
+
+def sqlite_access(path: Path, *, readonly: bool) -> str:
+    """How to open the registry file ``path``: ``"write"``, ``"read"`` or ``"read-only place"``."""
+    if not readonly:
+        return "write"
+    if os.access(path.parent, os.W_OK) and os.access(path, os.W_OK):
+        return "read"
+    return "read-only place"
+
+
+def sqlite_uri(path: Path, access: str) -> str:
+    """The SQLite URI filename opening ``path`` with ``access`` (one of :data:`SQLITE_ACCESS`)."""
+    # Percent-encoded: '?', '#' and '%' are legal in folder names.
+    uri = "file:" + quote(path.as_posix(), safe="/")
+    if access == "create":
+        return uri + "?mode=rwc"
+    if access in ("write", "read"):
+        return uri + "?mode=rw"  # never create a registry that is not there
+    wal = path.with_name(path.name + "-wal")
+    if wal.is_file() and wal.stat().st_size > 0:
+        return uri + "?mode=ro"
+    return uri + "?mode=ro&immutable=1"
+
+
+def sqlite_engine(path: Path, *, access: str, durable: bool = False) -> Engine:
+    """An engine for the SQLite registry file ``path``, set up for labshelf.
+
+    ``access`` is one of :data:`SQLITE_ACCESS` (see :func:`sqlite_access`).
+    """
+    if access not in SQLITE_ACCESS:
+        raise ValueError(f"access must be one of {SQLITE_ACCESS}, not {access!r}")
+    readonly = access in ("read", "read-only place")
+    uri = sqlite_uri(path, access)
+
+    def connect() -> Any:
         # The sqlite3 timeout is SQLite's busy timeout: a writer waits for the
         # lock instead of failing at once with "database is locked".
-        connect_args={"timeout": BUSY_TIMEOUT_S, "check_same_thread": False},
+        return sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, check_same_thread=False)
+
+    engine = create_engine(
+        # The URL only names the file (Shelf finds the folder to watch from
+        # it); the creator opens it, so the URI's mode is never re-parsed.
+        URL.create("sqlite", database=str(path)),
+        creator=connect,
         # Threads keep their connection (Database._connection): never make a
         # thread wait for another's to come back.
         max_overflow=-1,
@@ -83,12 +163,10 @@ def _sqlite_engine(url: str, *, readonly: bool, durable: bool) -> Engine:
         # otherwise start deferred transactions on its own (see Database.write).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        if not readonly:
-            # WAL: readers never block the writer nor the writer the readers,
-            # which is what lets a notebook browse while an experiment
-            # writes.  It is a property of the file, so a read-only
-            # connection finds it already set (or reads a DELETE-mode file).
-            cursor.execute("PRAGMA journal_mode=WAL")
+        # WAL is not set here but by Database.enable_wal, once the registry
+        # has been accepted: a refused open must leave the file as it was.
+        if readonly:
+            cursor.execute("PRAGMA query_only=ON")
         # NORMAL is safe against a crash of the process (the WAL is intact)
         # and only risks the last transactions on power loss; FULL syncs
         # every commit for shelves that ask to be durable.
@@ -106,20 +184,22 @@ def _sqlite_engine(url: str, *, readonly: bool, durable: bool) -> Engine:
 
 
 def _postgres_engine(url: str, *, readonly: bool, schema: str | None) -> Engine:
-    parsed = make_url(url)
+    try:
+        parsed = make_url(url)
+    except SQLAlchemyError as exc:
+        raise ShelfError(f"{url!r} is not a valid postgresql:// URL: {exc}") from exc
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
-    if schema is not None and not _SCHEMA_NAME.match(schema):
-        raise ShelfError(f"PostgreSQL schema name {schema!r} must be a plain identifier")
     engine = create_engine(parsed, pool_pre_ping=True, max_overflow=-1)
+    search_path = None if schema is None else f"SET search_path TO {quoted_schema(engine.dialect, schema)}"
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         with dbapi_connection.cursor() as cursor:
-            if schema is not None:
+            if search_path is not None:
                 # One shelf per schema: tables, the alembic version and the
                 # change feed all resolve inside it.
-                cursor.execute(f'SET search_path TO "{schema}"')
+                cursor.execute(search_path)
             if readonly:
                 cursor.execute("SET default_transaction_read_only = on")
         dbapi_connection.commit()
@@ -261,6 +341,24 @@ class Database:
             raise ShelfError(f"registry error in {self.where}: {message}") from exc
         except SQLAlchemyError as exc:
             raise ShelfError(f"registry error in {self.where}: {exc}") from exc
+
+    def enable_wal(self) -> None:
+        """Put a writable SQLite registry in WAL mode (PostgreSQL: nothing to do).
+
+        WAL lets readers and the writer work at once, which is what lets a
+        notebook browse while an experiment writes.  It is a property of the
+        file, set once: opening calls this only after the registry has been
+        accepted (schema version, repository mode), so a refused open leaves
+        the file's journal mode as it was.
+        """
+        if not self.is_sqlite or self.readonly:
+            return
+        with self._translated(), self._connection() as raw:
+            cursor = raw.cursor()
+            try:
+                cursor.execute("PRAGMA journal_mode=WAL")
+            finally:
+                cursor.close()
 
     def dispose(self) -> None:
         self.release_connections()

@@ -5,7 +5,12 @@ never evaluated).  Its names are run columns (``run``, ``experiment``,
 ``status``, ``start``, ``end``) or data-ID dimensions, read from the JSON
 text of ``datasets.data_id``: ``json_extract`` on SQLite, ``jsonb`` on
 PostgreSQL, typed by the literal each dimension is compared with (so
-``detector > 2`` compares numbers and ``band == 'g'`` text on both).
+``detector > 2`` compares numbers and ``band == 'g'`` text on both; a value
+of another JSON type is NULL on both, as a missing dimension is).  ``start``
+and ``end`` compare with ISO times or seconds since the epoch; values of
+different kinds are never compared (a QuerySyntaxError on both registries).
+Data-ID dimensions cannot take the names of run columns or ``name``
+(:data:`labshelf.names.RESERVED_DIMENSIONS`): a put refuses them.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import sqlalchemy as sa
 
 from . import expr
 from .errors import QuerySyntaxError
+from .names import RESERVED_DIMENSIONS
 from .registry.registry import _DATASET_COLUMNS, ref_from_row
 from .registry.schema import collection_members, datasets, runs
 
@@ -32,7 +38,9 @@ _RUN_COLUMNS = {
     "start": runs.c.started,
     "end": runs.c.ended,
 }
-
+_RUN_KINDS = {"run": "number", "experiment": "text", "status": "text", "start": "time", "end": "time"}
+# The names a dimension cannot have are exactly those that mean something else here.
+assert set(RESERVED_DIMENSIONS) == {*_RUN_COLUMNS, "name"}
 
 
 def literal_types(node: expr.Node) -> dict[str, set[str]]:
@@ -76,10 +84,18 @@ def _dimension(dialect: str, name: str, kind: str) -> sa.ColumnElement[Any]:
 
         value = sa.cast(datasets.c.data_id, JSONB)[name]
         json_type = {"number": "number", "text": "string", "bool": "boolean"}[kind]
-        sql_type: Any = {"number": sa.Float(), "text": sa.Text(), "bool": sa.Boolean()}[kind]
+        # numeric keeps big integers exact, as SQLite's json_extract does.
+        sql_type: Any = {"number": sa.Numeric(), "text": sa.Text(), "bool": sa.Boolean()}[kind]
         # A value of another JSON type is NULL here, as a missing dimension is.
         return sa.case((sa.func.jsonb_typeof(value) == json_type, sa.cast(value.astext, sql_type)), else_=sa.null())
-    return sa.func.json_extract(datasets.c.data_id, f"$.{name}")
+    path = f"$.{name}"
+    json_types = {"number": ("integer", "real"), "text": ("text",), "bool": ("true", "false")}[kind]
+    # As on PostgreSQL: a value of another JSON type is NULL (SQLite would
+    # otherwise order numbers before any text, and say 3 < 'a').
+    typed = sa.func.json_type(datasets.c.data_id, path).in_(json_types)
+    extracted = sa.case((typed, sa.func.json_extract(datasets.c.data_id, path)), else_=sa.null())
+    coerced: Any = {"number": sa.Float(), "text": sa.Text(), "bool": sa.Boolean()}[kind]
+    return sa.type_coerce(extracted, coerced)
 
 
 def _resolver(dialect: str, node: expr.Node) -> expr.Resolver:
@@ -88,9 +104,9 @@ def _resolver(dialect: str, node: expr.Node) -> expr.Resolver:
     def resolve(name: str) -> expr.Resolved:
         column = _RUN_COLUMNS.get(name)
         if column is not None:
-            return column
+            return expr.Typed(column, _RUN_KINDS[name])
         if name == "name":
-            return datasets.c.name
+            return expr.Typed(datasets.c.name, "text")
         if not name.isidentifier():
             raise QuerySyntaxError(
                 f"{name!r} is neither a run column ({', '.join(_RUN_COLUMNS)}) nor a data-ID dimension "
@@ -102,7 +118,7 @@ def _resolver(dialect: str, node: expr.Node) -> expr.Resolver:
                 f"the dimension {name!r} is compared with values of different types ({', '.join(sorted(found))}); "
                 "compare it with one type"
             )
-        return _dimension(dialect, name, next(iter(found)))
+        return expr.Typed(_dimension(dialect, name, next(iter(found))), "any")
 
     return resolve
 

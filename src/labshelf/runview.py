@@ -38,7 +38,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, case, exists, false, func, literal, select, true
+from sqlalchemy import BigInteger, and_, case, exists, false, func, literal, select, true
 from sqlalchemy.sql.elements import ColumnElement
 
 from . import expr
@@ -46,6 +46,7 @@ from .errors import QuerySyntaxError, RunNotFound, close_matches
 from .names import MAX_RUN, data_id_key, label, normalize_data_id
 from .registry.annotations import DATASET_SUFFIX
 from .registry.records import MAX_SECONDS, is_time
+from .registry.registry import usable_number, usable_time
 from .registry.schema import datasets, derived, run_tags, runs, user_columns, user_values
 from .writer import DERIVED_PREFIX
 
@@ -179,6 +180,8 @@ class RunView:
                     filters.append(_where_condition(key, column, ">=", value.start))
                 if value.stop is not None:
                     filters.append(_where_condition(key, column, "<=", value.stop))
+            elif isinstance(value, range) and key == "run":
+                filters.append(_run_range(column, value))
             elif isinstance(value, (list, tuple, set, frozenset, range)):
                 kept = [v for v in (_where_value(key, v) for v in value) if v is not _NO_RUN]
                 filters.append(column.in_(kept) if kept else false())
@@ -629,15 +632,21 @@ class _Resolver:
 
     def _column(self, name: str) -> tuple[ColumnElement[Any], str]:
         """The SQL of a column and what it holds (an expr kind)."""
+        # Numbers and times are read past damaged rows (usable_*): text that SQLite
+        # kept in a REAL column would otherwise compare as greater than any number.
+        dialect = self.shelf._registry.db.dialect.name
         if name in _RUN_COLUMNS:
-            return _RUN_COLUMNS[name], _RUN_KINDS[name]
+            kind = _RUN_KINDS[name]
+            return (usable_time(_RUN_COLUMNS[name]) if kind == "time" else _RUN_COLUMNS[name]), kind
         if name == "tags":
             raise QuerySyntaxError("tags is a list; test it with 'tag' in tags")
         if name in self.user_types:
             column_type = self.user_types[name]
-            value = {"text": user_values.c.value_text, "int": user_values.c.value_int}.get(
-                column_type, user_values.c.value_num
-            )
+            value: Any = user_values.c.value_text
+            if column_type == "int":
+                value = usable_number(user_values.c.value_int, dialect) if dialect == "sqlite" else user_values.c.value_int
+            elif column_type in ("number", "bool"):
+                value = usable_number(user_values.c.value_num, dialect)
             subquery = (
                 select(value)
                 .where(user_values.c.run == runs.c.number, user_values.c.column == name)
@@ -651,7 +660,7 @@ class _Resolver:
         key = data_id_key(data_id)
         kinds = self._dataset_kinds(dataset, key)
         numeric = attr == "mean" or (attr != "text" and kinds <= _NUMERIC)
-        value = datasets.c.summary_value if numeric else datasets.c.summary_text
+        value = usable_number(datasets.c.summary_value, dialect) if numeric else datasets.c.summary_text
         subquery = (
             select(value)
             .where(and_(datasets.c.run == runs.c.number, datasets.c.name == dataset, datasets.c.data_id == literal(key)))
@@ -676,7 +685,26 @@ def _where_condition(key: str, column: Any, op: str, value: Any) -> Any:
         # The database never sees a number it cannot bind: the answer is known.
         number = int(value)
         return {"==": false(), ">=": false() if number > MAX_RUN else true(), "<=": false() if number < 1 else true()}[op]
-    return {"==": column == converted, ">=": column >= converted, "<=": column <= converted}[op]
+    if op == "==":
+        return column == converted  # IS NULL for None
+    if converted is None:
+        raise QuerySyntaxError(f"where({key}=slice(...)) bounds are values, not None inside a slice's start/stop")
+    return column >= converted if op == ">=" else column <= converted
+
+
+def _run_range(column: Any, numbers_: range) -> Any:
+    """``run in range(...)`` in SQL, however long the range: bounds and a step, never a list."""
+    if numbers_.step < 0:
+        numbers_ = numbers_[::-1]
+    if not numbers_ or numbers_[0] > MAX_RUN or numbers_[-1] < 1:
+        return false()
+    low, high = max(numbers_[0], 1), min(numbers_[-1], MAX_RUN)
+    condition = (column >= low) & (column <= high)
+    if numbers_.step != 1:
+        # Bound as 64-bit: PostgreSQL would type them as the 32-bit column.
+        offset = literal(numbers_[0] % numbers_.step, BigInteger())
+        condition &= (column - offset) % literal(numbers_.step, BigInteger()) == 0
+    return condition
 
 
 def _where_value(key: str, value: Any) -> Any:
@@ -689,7 +717,8 @@ def _where_value(key: str, value: Any) -> Any:
     if kind == "number":
         if isinstance(value, bool) or not isinstance(value, numbers.Integral):
             raise QuerySyntaxError(f"where(run=...) takes run numbers (ints), not {value!r}")
-        return int(value) if 1 <= value <= MAX_RUN else _NO_RUN
+        number = int(value)
+        return number if 1 <= number <= MAX_RUN else _NO_RUN
     if not isinstance(value, str):
         raise QuerySyntaxError(f"where({key}=...) takes text, not {value!r}")
     return value
@@ -870,7 +899,7 @@ def _pivot(
     if None in labels:  # rare: damaged data IDs; those rows show in no column
         for row, found in zip(rows, labels, strict=True):
             if found is None:
-                damage.add(row[0], row[1], f"datasets.data_id of {row[1]!r} is not JSON: {str(row[2])[:60]!r}")
+                damage.add(row[0], row[1], f"datasets.data_id of {row[1]!r} is not a JSON object: {str(row[2])[:60]!r}")
         rows = [row for row, found in zip(rows, labels, strict=True) if found is not None]
         labels = [found for found in labels if found is not None]
         if not rows:

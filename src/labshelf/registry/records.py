@@ -118,8 +118,8 @@ class RunRecord:
             params = json_mapping(row.params)
         except (TypeError, ValueError) as exc:
             params = {}
-            problems.append(f"runs.params {'is not JSON' if isinstance(exc, json.JSONDecodeError) else exc}: "
-                            f"{str(row.params)[:60]!r}")
+            why = "is not JSON" if isinstance(exc, json.JSONDecodeError) else "is not a JSON object"
+            problems.append(f"runs.params {why}: {str(row.params)[:60]!r}")
         started, ended = row.started, row.ended
         if not is_time(started):
             problems.append(f"runs.started is not a time: {str(started)[:60]!r}")

@@ -9,17 +9,18 @@ visible exactly when the data it describes is.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from types import MappingProxyType, SimpleNamespace
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, case, func, insert, literal, null, select, update
 
 from ..errors import CorruptDataset, InvalidName, InvalidValue, RunNotFound, RunNotWritable, ShelfError
 from ..names import MAX_RUN
 from .engine import Database, Statement, Txn
-from .records import DatasetRef, RunRecord, Storage, json_list, json_mapping
+from .records import MAX_SECONDS, DatasetRef, RunRecord, Storage, json_list, json_mapping
 from .schema import broadcasts, changes, datasets, derived, runs, shelf_info, user_columns
 
 RUN_STATES = ("running", "finished", "failed", "aborted")
@@ -104,6 +105,23 @@ def _dumps(document: Any) -> str:
     return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+def usable_time(column: Any) -> ColumnElement[Any]:
+    """A time column in a query, NULL where a damaged row holds no usable time.
+
+    The same test as :func:`records.is_time`, in SQL: text SQLite kept in the
+    REAL column and PostgreSQL's NaN would otherwise compare as later than
+    every time, so one edited row would be selected by ``start > ...``.
+    """
+    return case((and_(column > -MAX_SECONDS, column < MAX_SECONDS), column), else_=null())
+
+
+def usable_number(column: Any, dialect: str) -> ColumnElement[Any]:
+    """A numeric column in a query, NULL where a damaged row holds text (SQLite) or NaN (PostgreSQL)."""
+    if dialect == "sqlite":
+        return case((func.typeof(column).in_(("integer", "real")), column), else_=null())
+    return case((column != literal(math.nan), column), else_=null())
+
+
 def ref_from_row(row: Any, repository: str = "", found_in: tuple[str, ...] = ()) -> DatasetRef:
     """Build the public, frozen DatasetRef from a ``datasets`` row.
 
@@ -180,7 +198,9 @@ def _damaged_ref(row: Any, repository: str, found_in: tuple[str, ...]) -> Datase
 
 
 def _why(exc: BaseException) -> str:
-    return "is not JSON" if isinstance(exc, json.JSONDecodeError) else f"is not what it should be ({exc})"
+    if isinstance(exc, json.JSONDecodeError):
+        return "is not JSON"
+    return str(exc) if str(exc).startswith("is not") else f"cannot be read ({exc})"
 
 
 _NUMERIC_SUMMARIES = ("float", "array", "bool")

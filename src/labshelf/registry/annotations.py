@@ -93,6 +93,15 @@ def stored_value(name: str, column_type: str, value: Any) -> Any:
     raise InvalidValue(f"user column {name!r} holds {column_type} values ({_HOLDS[column_type]}), not {given}: {value!r}")
 
 
+def _check_alone(name: str, value: Any) -> None:
+    """What can be refused before knowing the column's type (which decides int ranges)."""
+    given = column_type_of(value)
+    if given == "number":
+        stored_value(name, "number", value)  # finite, and exact as a float64
+    elif given == "text":
+        stored_value(name, "text", value)
+
+
 def check_column_name(name: Any) -> str:
     """Return ``name`` if a new user column may take it, else InvalidValue."""
     if not isinstance(name, str) or not name or len(name) > 255 or name.strip() != name:
@@ -197,8 +206,7 @@ class Annotations:
                 raise InvalidValue(f"a user column name is a str, not {name!r}")
             check_text(name, "a user column name")
             if value is not None:
-                # Checked alone (type, range, text) before any transaction.
-                stored_value(name, column_type_of(value), value)
+                _check_alone(name, value)
         changed = 0
         now = time.time()
         with self.db.write() as txn:

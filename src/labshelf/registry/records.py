@@ -178,10 +178,6 @@ class DatasetRef:
     #: The search path that found it: the collection searched down to the one that
     #: supplied it, e.g. ``("calib/current", "calib/2026-11", "run/4")``.
     found_in: tuple[str, ...] = field(default=(), repr=False, compare=False)
-    #: What is wrong with its registry row (None: nothing), e.g. ``datasets.location
-    #: is not JSON: 'xx'``; the damaged fields read as empty, and reading the value
-    #: raises CorruptDataset.
-    damage: str | None = field(default=None, repr=False, compare=False)
 
     @property
     def collection(self) -> str:
@@ -193,6 +189,12 @@ class DatasetRef:
         """``name`` or ``name[channel=2]``: how tables and messages name it."""
         return label(self.name, self.data_id)
 
+    @property
+    def damage(self) -> str | None:
+        """What is wrong with its registry row, e.g. ``datasets.location is not JSON: 'xx'``
+        (None: nothing; see :class:`DamagedRef`)."""
+        return None
+
     def __repr__(self) -> str:
         shape = "" if self.shape is None else f" shape={self.shape}"
         dtype = "" if self.dtype is None else f" dtype={self.dtype}"
@@ -202,3 +204,24 @@ class DatasetRef:
         from ..display import ref_html  # the HTML lives above the registry; imported on use
 
         return ref_html(self)
+
+
+class DamagedRef(DatasetRef):
+    """A DatasetRef whose registry row could not be read whole (edited or damaged).
+
+    The damaged fields read as empty; :attr:`damage` says what is wrong, and
+    reading the value raises CorruptDataset.  A subclass rather than a field,
+    so that building the refs of every get costs nothing more.
+    """
+
+    __slots__ = ("_damage",)
+
+    @property
+    def damage(self) -> str | None:
+        return getattr(self, "_damage", None)  # None only after a dataclasses.replace
+
+    @classmethod
+    def made(cls, damage: str, **fields: Any) -> DamagedRef:
+        ref = cls(**fields)
+        object.__setattr__(ref, "_damage", damage)
+        return ref

@@ -20,7 +20,7 @@ from sqlalchemy import ColumnElement, and_, bindparam, case, func, insert, liter
 from ..errors import CorruptDataset, InvalidName, InvalidValue, RunNotFound, RunNotWritable, ShelfError
 from ..names import MAX_RUN
 from .engine import Database, Statement, Txn
-from .records import MAX_SECONDS, DatasetRef, RunRecord, Storage, json_list, json_mapping
+from .records import MAX_SECONDS, DamagedRef, DatasetRef, RunRecord, Storage, json_list, json_mapping
 from .schema import broadcasts, changes, datasets, derived, runs, shelf_info, user_columns
 
 RUN_STATES = ("running", "finished", "failed", "aborted")
@@ -177,7 +177,8 @@ def _damaged_ref(row: Any, repository: str, found_in: tuple[str, ...]) -> Datase
     except (TypeError, ValueError, OverflowError):
         value = row.summary_value if row.summary_kind in _NUMERIC_SUMMARIES else row.summary_text
         problems.append(f"the {row.summary_kind} summary is damaged: {str(value)[:60]!r}")
-    return DatasetRef(
+    return DamagedRef.made(
+        "; ".join(problems) or "the registry row cannot be read",
         id=row.id,
         run=row.run,
         name=row.name,
@@ -193,7 +194,6 @@ def _damaged_ref(row: Any, repository: str, found_in: tuple[str, ...]) -> Datase
         storage=Storage(inline=row.inline, files=files, options=MappingProxyType(dict(options))),
         repository=repository,
         found_in=found_in,
-        damage="; ".join(problems) or "the registry row cannot be read",
     )
 
 
@@ -204,6 +204,7 @@ def _why(exc: BaseException) -> str:
 
 
 _NUMERIC_SUMMARIES = ("float", "array", "bool")
+_TEXTUAL = (str, bytes)
 
 
 def public_summary(kind: str, value: float | None, text: str | None, thumbnail: bytes | None) -> Any:
@@ -216,7 +217,8 @@ def public_summary(kind: str, value: float | None, text: str | None, thumbnail: 
     if kind == "image":
         return thumbnail
     if kind in _NUMERIC_SUMMARIES:
-        if isinstance(value, str | bytes):  # what SQLite's type affinity lets into a REAL column
+        if value is not None and type(value) is not float and isinstance(value, _TEXTUAL):
+            # What SQLite's type affinity lets into a REAL column.
             raise ValueError(f"a {kind} summary is a number, not {value!r}")
         return value if kind != "bool" or value is None else bool(value)
     if kind == "int":

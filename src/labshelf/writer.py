@@ -270,7 +270,7 @@ class Writer:
         did = normalize_data_id(data_id)
         key = data_id_key(did)
         with self.registry.db.write() as txn:
-            current = self.registry.lock_target(txn, run, name, key)
+            current = self.registry.lock_target(txn, run, name, key, create=False)
             if current is None:
                 from .names import format_data_id
 
@@ -477,7 +477,7 @@ class Writer:
         attempts lost, as every other writer waits while the file is rewritten.
         """
         with self._locked() as (txn, written):
-            current = self.registry.lock_target(txn, run, name, key)
+            current = self.registry.lock_target(txn, run, name, key, create=False)
             if current is None:
                 raise DatasetNotFound(f"run {run} has no dataset {name!r} to mutate; put it first")
             ref = self.registry.read_for_update(txn, current.id)

@@ -152,7 +152,7 @@ class Annotations:
 
         Runs in a write transaction, so the check that no dataset has the
         name and the insert are one step: a put of a new dataset name checks
-        the reverse in its own write transaction (``Registry.write_dataset``).
+        the reverse in its own write transaction (``Registry.lock_target``).
         """
         existing = txn.scalar(select(user_columns.c.type).where(user_columns.c.name == name))
         if existing is not None:

@@ -15,7 +15,19 @@ from collections.abc import Iterator, Mapping, Sequence
 from types import MappingProxyType, SimpleNamespace
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, bindparam, case, func, insert, literal, null, select, update
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    bindparam,
+    case,
+    exists,
+    func,
+    insert,
+    literal,
+    null,
+    select,
+    update,
+)
 
 from ..errors import CorruptDataset, InvalidName, InvalidValue, RunNotFound, RunNotWritable, ShelfError
 from ..names import MAX_RUN
@@ -37,8 +49,15 @@ _FIND = Statement(
     )
 )
 _LOCK_TARGET = Statement(
-
-    select(runs.c.status, datasets.c.id, datasets.c.location, datasets.c.version)
+    select(
+        runs.c.status,
+        datasets.c.id,
+        datasets.c.location,
+        datasets.c.version,
+        # Whether a user column has the name: asked here, in the statement every
+        # write runs first, so the check of a new name costs no statement of its own.
+        exists().where(user_columns.c.name == bindparam("base")).label("taken"),
+    )
     .select_from(
         runs.outerjoin(
             datasets,
@@ -56,7 +75,6 @@ _NEWEST = Statement(
     .limit(1)
 )
 _RUN = Statement(select(runs).where(runs.c.number == bindparam("number")))
-_USER_COLUMN = Statement(select(user_columns.c.type).where(user_columns.c.name == bindparam("name")))
 _LAST_RUN = Statement(select(func.max(runs.c.number)))
 _RUN_START_COLUMNS = ("number", "experiment", "params", "status", "started", "ended", "host", "user", "pid", "error")
 _ADD_RUN = Statement(insert(runs).values({k: bindparam(k) for k in _RUN_START_COLUMNS}))
@@ -359,14 +377,22 @@ class Registry:
                 ) from None
             yield from files
 
-    def lock_target(self, txn: Txn, run: int, name: str, data_id: str, *, derived: bool = False) -> Any:
+    def lock_target(
+        self, txn: Txn, run: int, name: str, data_id: str, *, derived: bool = False, create: bool = True
+    ) -> Any:
         """In a write transaction: check the run is writable, return the current row.
 
         Returns the dataset's (id, location, version) row, or None.  Only
         ``derived`` results (computed from a run's data after the fact) may
-        be written into a run that has ended.
+        be written into a run that has ended.  Where no row exists yet
+        (``create``: the caller would insert one), the name must not be a
+        user column's: the run table and queries need one meaning per name
+        (annotations.define_column checks the reverse).  Both checks run in
+        write transactions, so neither can race the other.
         """
-        row = txn.first(_LOCK_TARGET, {"run": run, "name": name, "data_id": data_id})
+        # A composite's part (name.part) is checked by its dataset's name.
+        base = name.partition(".")[0]
+        row = txn.first(_LOCK_TARGET, {"run": run, "name": name, "data_id": data_id, "base": base})
         if row is None:
             raise RunNotFound(f"no run {run} in this shelf")
         if row.status != "running" and not derived:
@@ -374,7 +400,14 @@ class Registry:
                 f"run {run} has ended ({row.status}); datasets of an ended run cannot change. "
                 "Start a new run with shelf.new_run()"
             )
-        return row if row.id is not None else None
+        if row.id is None:
+            if create and row.taken:
+                raise InvalidName(
+                    f"dataset name {base!r} is taken by a user column of the run table (made with annotate); "
+                    "choose another dataset name"
+                )
+            return None
+        return row
 
     def read_for_update(self, txn: Txn, dataset_id: int) -> DatasetRef:
         ref = ref_from_row(txn.first(select(*_DATASET_COLUMNS).where(datasets.c.id == dataset_id)), self.db.where)
@@ -400,7 +433,7 @@ class Registry:
     ) -> int:
         """Insert or replace a dataset row and record its change; return its id.
 
-        Runs in ``txn``, a write transaction.
+        Runs in ``txn``, a write transaction, after :meth:`lock_target`.
 
         ``fields`` are the ``datasets`` columns the formatter decided (kind,
         shape, dtype, nbytes, summary_*, thumbnail, inline, location,
@@ -408,15 +441,6 @@ class Registry:
         """
         now = time.time()
         if existing_id is None:
-            # A new row may be a new name: user columns and dataset columns share
-            # the run table's names (annotations.define_column checks the reverse).
-            # One primary-key probe, in this transaction, so no annotate can race it.
-            base = name.partition(".")[0]  # a composite's part is checked by its dataset's name
-            if txn.scalar(_USER_COLUMN, {"name": base}) is not None:
-                raise InvalidName(
-                    f"dataset name {base!r} is taken by a user column of the run table (made with annotate); "
-                    "choose another dataset name"
-                )
             dataset_id = txn.scalar(
                 _ADD_DATASET,
                 {
@@ -460,7 +484,7 @@ class Registry:
 
     def broadcast(self, run: int, name: str, data_id: str, kind: str, inline: str | None) -> None:
         with self.db.write() as txn:
-            self.lock_target(txn, run, name, data_id)
+            self.lock_target(txn, run, name, data_id, create=False)  # a broadcast stores no dataset
             key = (
                 (broadcasts.c.run == run)
                 & (broadcasts.c.name == name)

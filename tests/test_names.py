@@ -162,3 +162,39 @@ def test_invalid_data_id_raises_invalid_data_id(data_id: Any, phrases: list[str]
 def test_a_data_id_that_is_no_dict_is_refused(data_id: Any) -> None:
     with pytest.raises(labshelf.InvalidDataId, match=f"must be a dict .*not {type(data_id).__name__}"):
         normalize_data_id(data_id)
+
+
+def test_run_number_is_one_rule() -> None:
+    from labshelf.names import MAX_RUN, run_number
+
+    for value in (1, np.int64(7), np.uint32(7), np.int8(7), MAX_RUN):
+        assert run_number(value) == int(value) and type(run_number(value)) is int
+    for bad in (0, -1, MAX_RUN + 1, 2**63, 2**300, True, np.bool_(False), 1.0, "1", None):
+        with pytest.raises(labshelf.RunNotFound):
+            run_number(bad)
+        with pytest.raises(labshelf.InvalidValue):
+            run_number(bad, new=True)
+
+
+def test_check_text_refuses_what_a_registry_cannot_store() -> None:
+    from labshelf.names import check_text
+
+    for fine in ("", "plain", "\u00e9\U0001f600", "\u2400", "tab\tand\nnewline"):
+        assert check_text(fine, "x") == fine
+    with pytest.raises(labshelf.InvalidValue, match="NUL"):
+        check_text("a\x00", "x")
+    with pytest.raises(labshelf.InvalidDataId, match="lone surrogate"):
+        check_text("a\udc80", "x", labshelf.InvalidDataId)
+
+
+def test_new_data_ids_avoid_reserved_dimensions() -> None:
+    from labshelf.names import RESERVED_DIMENSIONS
+
+    for dimension in RESERVED_DIMENSIONS:
+        assert normalize_data_id({dimension: 1}) == {dimension: 1}  # still found when looking up
+        with pytest.raises(labshelf.InvalidDataId, match="reserved"):
+            normalize_data_id({dimension: 1}, new=True)
+    with pytest.raises(labshelf.InvalidDataId, match="64-bit"):
+        normalize_data_id({"det": 2**64}, new=True)
+    with pytest.raises(labshelf.InvalidDataId, match="NUL"):
+        normalize_data_id({"det": "\x00"})

@@ -260,6 +260,17 @@ def _ls(args: argparse.Namespace) -> None:
         if args.last is not None:
             table = table.tail(args.last)
         print(_table_text(table))
+        _print_damage(table.attrs.get("damaged", []))
+
+
+def _print_damage(lines: list[str], shown: int = 10) -> None:
+    """Damaged registry rows: the table lists every other row, and says which cells it could not read."""
+    if lines:
+        print(f"{len(lines)} value(s) could not be read from damaged registry rows:", file=sys.stderr)
+        for line in lines[:shown]:
+            print(f"  {line}", file=sys.stderr)
+        if len(lines) > shown:
+            print(f"  ... and {len(lines) - shown} more", file=sys.stderr)
 
 
 def _datasets_text(shelf: Any, run: int) -> str:
@@ -267,7 +278,9 @@ def _datasets_text(shelf: Any, run: int) -> str:
     rows = [("name", "kind", "shape", "dtype", "size", "summary")]
     for ref in refs:
         summary = ref.summary
-        if isinstance(summary, bytes):
+        if ref.damage is not None:
+            summary = f"DAMAGED: {ref.damage}"
+        elif isinstance(summary, bytes):
             summary = f"<thumbnail {len(summary)} B>"
         elif isinstance(summary, float):
             summary = f"{summary:.6g}"

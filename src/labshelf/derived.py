@@ -320,28 +320,31 @@ def select_runs(runs: Any, existing: Sequence[int]) -> list[int]:
     exist; a ``range`` or a text like ``"10-20,25"`` is taken as far as runs
     exist.
     """
+    import numbers
+
     from .errors import InvalidOptions, RunNotFound
+    from .names import run_number
 
     present = set(existing)
     if runs is None:
         return list(existing)
-    items = [runs] if isinstance(runs, int | str | range) else runs
-    if not isinstance(items, Iterable):
+    single = isinstance(runs, str | range) or (isinstance(runs, numbers.Integral) and not isinstance(runs, bool))
+    items = [runs] if single else runs
+    if isinstance(items, bool) or not isinstance(items, Iterable):
         raise InvalidOptions(f"runs= takes run numbers, ranges or a text like '10-20,25', not {runs!r}")
     chosen: set[int] = set()
     for item in items:
-        if isinstance(item, bool) or not isinstance(item, int | str | range):
+        if isinstance(item, str | range):
+            spans = [item] if isinstance(item, range) else _parse_runs(item)
+            # Only the runs that exist, never a list as long as the span.
+            chosen.update(n for n in existing if any(n in span for span in spans))
+            continue
+        if isinstance(item, bool) or not isinstance(item, numbers.Integral):
             raise InvalidOptions(f"runs= takes run numbers, ranges or a text like '10-20,25', not {item!r}")
-        if isinstance(item, int):
-            if item not in present:
-                raise RunNotFound(f"no run {item} in this shelf{_span(existing)}")
-            chosen.add(item)
-        elif isinstance(item, range):
-            chosen.update(n for n in existing if n in item)
-        else:
-            # Compared with the runs there are: "1-10**18" must not list every number in between.
-            for first, last in _parse_runs(item):
-                chosen.update(n for n in existing if first <= n <= last)
+        number = run_number(item)  # numpy integers too; RunNotFound out of range
+        if number not in present:
+            raise RunNotFound(f"no run {number} in this shelf{_span(existing)}")
+        chosen.add(number)
     if not chosen:
         raise RunNotFound(f"no run matches runs={runs!r}{_span(existing)}")
     return sorted(chosen)
@@ -351,11 +354,10 @@ def _span(existing: Sequence[int]) -> str:
     return f"; runs go from {existing[0]} to {existing[-1]}" if existing else "; the shelf has no runs yet"
 
 
-def _parse_runs(text: str) -> list[tuple[int, int]]:
-    """``"10-20,25"`` as ``[(10, 20), (25, 25)]``."""
+def _parse_runs(text: str) -> list[range]:
     from .errors import InvalidOptions
 
-    out: list[tuple[int, int]] = []
+    out: list[range] = []
     for part in text.replace(" ", "").split(","):
         low, dash, high = part.partition("-")
         try:
@@ -367,7 +369,7 @@ def _parse_runs(text: str) -> list[tuple[int, int]]:
             ) from None
         if first < 1 or last < first:
             raise InvalidOptions(f"runs {text!r}: {part!r} is not a range of run numbers (first <= last, from 1)")
-        out.append((first, last))
+        out.append(range(first, last + 1))
     return out
 
 

@@ -23,6 +23,7 @@ Grammar, a subset of pandas ``DataFrame.query`` (``&``, ``|``, ``~`` spell
 
 from __future__ import annotations
 
+import numbers
 import operator
 import re
 from collections.abc import Callable, Iterator, Mapping
@@ -36,7 +37,7 @@ from .errors import QuerySyntaxError
 
 __all__ = [
     "Node", "Name", "Literal", "Compare", "In", "IsNull", "Contains", "And", "Or", "Not",
-    "Collection", "parse", "names", "to_sql", "evaluate", "MAX_LENGTH", "MAX_DEPTH",
+    "Collection", "Typed", "KINDS", "parse", "names", "seconds", "to_sql", "evaluate", "MAX_LENGTH", "MAX_DEPTH",
 ]
 
 MAX_LENGTH = 10_000
@@ -417,6 +418,110 @@ def names(node: Node) -> set[str]:
     return set()
 
 
+# -- types ---------------------------------------------------------------------
+
+#: What a column holds, for the checks that make both registries agree: a
+#: comparison of a text column with a number is an error on PostgreSQL and a
+#: silent, meaningless answer on SQLite, so it is refused before any SQL.
+KINDS = ("number", "text", "bool", "time", "any")
+_DESCRIBED = {
+    "number": "numbers", "text": "text", "bool": "bools", "any": "any values",
+    "time": "times (compare with an ISO time such as '2024-05-01' or '2024-05-01T12:00:00+02:00', "
+            "naive times being UTC, or with seconds since the epoch)",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Typed:
+    """What ``resolve`` returns for a scalar column whose values have a known kind.
+
+    ``kind`` is one of :data:`KINDS`; ``time`` columns hold seconds since the
+    epoch (UTC) and are compared with ISO time strings, or with numbers of
+    seconds.  A plain column expression gets its kind from its SQL type.
+    """
+
+    column: ColumnElement[Any]
+    kind: str
+
+
+def seconds(value: Any, what: str = "a time") -> float:
+    """A time as seconds since the epoch: a datetime, date, pandas Timestamp,
+    numpy datetime64, ISO 8601 string or a number of seconds.
+
+    Naive times (without a timezone) are UTC, as the run table shows them.
+    """
+    import datetime as dt
+
+    if isinstance(value, bool) or type(value).__name__ == "bool_":
+        raise QuerySyntaxError(f"{what} is compared with times, not with {value!r}")
+    if isinstance(value, numbers.Real):  # Python and numpy numbers: seconds since the epoch
+        number = float(value)
+        if number != number or number in (float("inf"), float("-inf")):
+            raise QuerySyntaxError(f"{what} is compared with times, not with {value!r}")
+        return number
+    if type(value).__name__ == "datetime64":
+        import numpy as np
+
+        if np.isnat(value):
+            raise QuerySyntaxError(f"{what} is compared with times, not with NaT")
+        return float(value.astype("datetime64[ns]").astype(np.int64)) / 1e9
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = dt.datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
+        except ValueError:
+            raise QuerySyntaxError(
+                f"{value!r} is not a time for {what}: write an ISO time such as '2024-05-01' or "
+                "'2024-05-01T12:00:00+02:00' (naive times are UTC)"
+            ) from None
+    if isinstance(value, dt.datetime):
+        if value != value:  # pandas NaT is a datetime that equals nothing
+            raise QuerySyntaxError(f"{what} is compared with times, not with NaT")
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        return value.timestamp()
+    if isinstance(value, dt.date):
+        return dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC).timestamp()
+    raise QuerySyntaxError(f"{what} is compared with times (datetime, ISO str, seconds), not {type(value).__name__}")
+
+
+def _literal_kind(value: Any) -> str:
+    if value is None:
+        return "any"
+    if isinstance(value, bool):
+        return "bool"
+    return "text" if isinstance(value, str) else "number"
+
+
+_A = {"number": "a number", "text": "text", "bool": "a bool", "time": "a time", "any": "a value"}
+
+
+def _fits(column: str, other: str, literal: bool) -> bool:
+    """Whether values of kind ``other`` compare with a column of kind ``column``.
+
+    ``literal``: the other side is a literal of the expression, which a time
+    column takes as an ISO time string or a number of seconds.
+    """
+    if "any" in (column, other) or column == other:
+        return True
+    numeric = ("number", "bool")  # a bool is 1 or 0, as SQLite and Python compare it
+    if column in numeric and other in numeric:
+        return True
+    return literal and column == "time" and other in ("text", "number")
+
+
+def _check_pair(left: Node, left_kind: str, right: Node, right_kind: str) -> None:
+    if _fits(left_kind, right_kind, isinstance(right, Literal)) or _fits(right_kind, left_kind, isinstance(left, Literal)):
+        return
+    if not isinstance(left, Name) and isinstance(right, Name):
+        left, left_kind, right, right_kind = right, right_kind, left, left_kind
+    raise _mismatch(left, left_kind, f"{_describe(right)} ({_A[right_kind]})")
+
+
+def _mismatch(node: Node, kind: str, other: str) -> QuerySyntaxError:
+    return QuerySyntaxError(f"cannot compare {_describe(node)}, which holds {_DESCRIBED[kind]}, with {other}")
+
+
 # -- SQL -----------------------------------------------------------------------
 
 
@@ -425,17 +530,19 @@ class Collection:
     """What ``resolve`` returns for a collection-valued column such as ``tags``.
 
     ``resolve(name)``, the caller's side of :func:`to_sql`, returns a SQLAlchemy column
-    expression for a scalar column and ``Collection(contains)`` for a collection, where
-    ``contains(value)`` is a boolean SQL expression, true when the row's collection holds
-    ``value`` (a Python scalar, or a column expression for ``name in tags``) and never
-    NULL: typically an ``EXISTS`` over a join table.  For an unknown name ``resolve``
-    should raise; callers check :func:`names` first to suggest a spelling.
+    expression (or a :class:`Typed` one) for a scalar column and ``Collection(contains)``
+    for a collection, where ``contains(value)`` is a boolean SQL expression, true when the
+    row's collection holds ``value`` (a Python scalar, or a column expression for
+    ``name in tags``) and never NULL: typically an ``EXISTS`` over a join table.
+    ``kind`` is the kind of its items.  For an unknown name ``resolve`` should raise;
+    callers check :func:`names` first to suggest a spelling.
     """
 
     contains: Callable[[Any], ColumnElement[bool]]
+    kind: str = "any"
 
 
-Resolved = ColumnElement[Any] | Collection
+Resolved = ColumnElement[Any] | Typed | Collection
 Resolver = Callable[[str], Resolved]
 
 
@@ -447,19 +554,23 @@ def to_sql(node: Node, resolve: Resolver) -> ColumnElement[bool]:
     node : Node
         A tree from :func:`parse`.
     resolve : callable
-        ``resolve(name)`` gives a column expression or a :class:`Collection`.
+        ``resolve(name)`` gives a column expression, a :class:`Typed` one or a
+        :class:`Collection`.
 
     Returns
     -------
     sqlalchemy.sql.ColumnElement
         Dialect-neutral, every literal a bound parameter.  ``== None`` becomes ``IS NULL``;
         ``contains`` becomes ``LIKE`` with ``%`` and ``_`` escaped, as case-sensitive as the
-        database makes it (SQLite ignores ASCII case, PostgreSQL does not).
+        database makes it (SQLite ignores ASCII case, PostgreSQL does not).  A time
+        column compared with an ISO string compares the instant it names.
 
     Raises
     ------
     QuerySyntaxError
-        For a collection used as a value, or a scalar column after ``in``.
+        For a collection used as a value, a scalar column after ``in``, or values
+        of kinds that do not compare (text with numbers, ``contains`` on numbers),
+        the same on every database.
     """
     if isinstance(node, (And, Or)):
         return (sa.and_ if isinstance(node, And) else sa.or_)(*(to_sql(item, resolve) for item in node.items))
@@ -467,29 +578,47 @@ def to_sql(node: Node, resolve: Resolver) -> ColumnElement[bool]:
         return sa.not_(to_sql(node.item, resolve))
     if isinstance(node, Compare):
         if node.op in ("==", "!=") and None in (_const(node.left), _const(node.right)):
-            column = _sql_value(node.right if _const(node.left) is None else node.left, resolve)
+            column = _sql_value(node.right if _const(node.left) is None else node.left, resolve)[0]
             return column.is_(None) if node.op == "==" else column.is_not(None)
+        left, left_kind = _operand(node.left, resolve)
+        right, right_kind = _operand(node.right, resolve)
+        _check_pair(node.left, left_kind, node.right, right_kind)
         # A literal side is bound knowing the other side's column type (see _bind).
-        named = _sql_value(node.left, resolve) if isinstance(node.left, Name) else None
-        right = _sql_value(node.right, resolve, like=named)
-        left = named if named is not None else _sql_value(node.left, resolve, like=right)
+        if isinstance(node.left, Literal):
+            left = _bind(_converted(node.left.value, right_kind, node.right), like=right)
+        if isinstance(node.right, Literal):
+            right = _bind(_converted(node.right.value, left_kind, node.left), like=left)
         compared: ColumnElement[bool] = _OPS[node.op](left, right)
         return compared
     if isinstance(node, In):
         if isinstance(values := _const(node.container), tuple):
-            item = _sql_value(node.item, resolve)
-            bound = [_bind(v, like=item) for v in values]
+            item, kind = _sql_value(node.item, resolve)
+            for value in values:
+                _check_pair(node.item, kind, Literal(value), _literal_kind(value))
+            bound = [_bind(_converted(v, kind, node.item), like=item) for v in values]
             return item.not_in(bound) if node.negated else item.in_(bound)
         if not isinstance(target := resolve(_name(node.container)), Collection):
             raise _misused(node.container, collection=False)
-        member = node.item.value if isinstance(node.item, Literal) else _sql_value(node.item, resolve)
+        if isinstance(node.item, Literal):
+            member: Any = node.item.value
+            kind = _literal_kind(member)
+        else:
+            member, kind = _sql_value(node.item, resolve)
+        if not _fits(target.kind, kind, False):
+            raise QuerySyntaxError(
+                f"{_describe(node.container)} holds {_DESCRIBED[target.kind]}, so it never holds "
+                f"{_describe(node.item)} ({_A[kind]})"
+            )
         found = target.contains(member)
         return sa.not_(found) if node.negated else found
     if isinstance(node, IsNull):
-        column = _sql_value(node.operand, resolve)
+        column = _sql_value(node.operand, resolve)[0]
         return column.is_not(None) if node.negated else column.is_(None)
     if isinstance(node, Contains):
-        return _sql_value(node.operand, resolve).contains(node.text, autoescape=True)
+        column, kind = _sql_value(node.operand, resolve)
+        if kind not in ("text", "any"):
+            raise QuerySyntaxError(f"'contains' looks inside text, but {_describe(node.operand)} holds {_DESCRIBED[kind]}")
+        return column.contains(node.text, autoescape=True)
     raise QuerySyntaxError(f"{_describe(node)} is not a condition")
 
 
@@ -516,15 +645,46 @@ def _bind(value: Scalar, like: ColumnElement[Any] | None = None) -> ColumnElemen
         value = int(value)
     if isinstance(value, int) and not isinstance(value, bool):
         return sa.literal(value, sa.BigInteger())
+    if isinstance(value, float):
+        return sa.literal(value, sa.Float())
     return sa.null() if value is None else sa.literal(value)  # PostgreSQL cannot type a NULL parameter
 
 
-def _sql_value(node: Node, resolve: Resolver, like: ColumnElement[Any] | None = None) -> ColumnElement[Any]:
+def _converted(value: Scalar | tuple[Scalar, ...], kind: str, other: Node) -> Scalar:
+    """A literal as compared with a column of ``kind``: times become seconds since the epoch."""
+    assert not isinstance(value, tuple)  # lists only follow `in`
+    if kind == "time" and value is not None:
+        return seconds(value, _describe(other))
+    return value
+
+
+def _kind_of(column: ColumnElement[Any]) -> str:
+    sql_type = column.type
+    if isinstance(sql_type, sa.Boolean):
+        return "bool"
+    if isinstance(sql_type, (sa.Integer, sa.Float, sa.Numeric)):
+        return "number"
+    if isinstance(sql_type, sa.String):  # Text is a String
+        return "text"
+    return "any"
+
+
+def _operand(node: Node, resolve: Resolver) -> tuple[ColumnElement[Any], str]:
+    """The SQL of one side of a comparison (a literal bound later) and its kind."""
+    if isinstance(node, Literal) and not isinstance(node.value, tuple):
+        return sa.null(), _literal_kind(node.value)
+    return _sql_value(node, resolve)
+
+
+def _sql_value(node: Node, resolve: Resolver) -> tuple[ColumnElement[Any], str]:
     if isinstance(node, Literal) and not isinstance(node.value, tuple):  # lists only follow `in`
-        return _bind(node.value, like)
-    if isinstance(target := resolve(_name(node)), Collection):
+        return _bind(node.value), _literal_kind(node.value)
+    target = resolve(_name(node))
+    if isinstance(target, Collection):
         raise _misused(node, collection=True)
-    return target
+    if isinstance(target, Typed):
+        return target.column, target.kind
+    return target, _kind_of(target)
 
 
 # -- Python ----------------------------------------------------------------------
@@ -541,6 +701,7 @@ def evaluate(node: Node, row: Mapping[str, Any]) -> bool:
         A tree from :func:`parse`.
     row : Mapping
         A value for every name of :func:`names`; a collection's is a list, tuple or set.
+        Times may be datetimes (compared with ISO strings as :func:`to_sql` does).
 
     Returns
     -------
@@ -552,9 +713,8 @@ def evaluate(node: Node, row: Mapping[str, Any]) -> bool:
     Raises
     ------
     QuerySyntaxError
-        For a collection used as a value, or a scalar after ``in``.
-    TypeError
-        For values of different types ordered (``'a' < 3``), or ``contains`` on non-text.
+        For a collection used as a value, a scalar after ``in``, or values of kinds
+        that do not compare (``'a' < 3``, ``contains`` on a number), as :func:`to_sql`.
     """
     return _truth(node, row) is True
 
@@ -572,12 +732,17 @@ def _truth(node: Node, row: Mapping[str, Any]) -> bool | None:
         left, right = _py_value(node.left, row), _py_value(node.right, row)
         if node.op in ("==", "!=") and None in (_const(node.left), _const(node.right)):
             return (left is None and right is None) == (node.op == "==")
-        # Ordering values of different types raises Python's own TypeError.
-        return None if left is None or right is None else bool(_OPS[node.op](left, right))
+        if left is None or right is None:
+            return None
+        left, right = _comparable(left, node.left, right, node.right)
+        return bool(_OPS[node.op](left, right))
     if isinstance(node, In):
         item = _py_value(node.item, row)
         found: bool | None
         if isinstance(options := _const(node.container), tuple):
+            if item is not None:
+                options = tuple(o if o is None else _comparable(item, node.item, o, Literal(o))[1] for o in options)
+                item = _comparable(item, node.item, item, node.item)[0]
             if not options or item is None:
                 found = None if options else False  # x IN () is false even for a NULL x
             else:  # x IN (1, NULL) is unknown, not false, when x is not 1
@@ -593,9 +758,30 @@ def _truth(node: Node, row: Mapping[str, Any]) -> bool | None:
     if isinstance(node, Contains):
         value = _py_value(node.operand, row)
         if value is not None and not isinstance(value, str):
-            raise TypeError(f"'contains' needs text, but {_describe(node.operand)} is {value!r}")
+            raise QuerySyntaxError(f"'contains' looks inside text, but {_describe(node.operand)} is {value!r}")
         return None if value is None else node.text in value
     raise QuerySyntaxError(f"{_describe(node)} is not a condition")
+
+
+def _py_kind(value: Any) -> str:
+    import datetime as dt
+
+    if isinstance(value, (dt.date, dt.datetime)) or type(value).__name__ == "datetime64":
+        return "time"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, bool) or type(value).__name__ == "bool_":
+        return "bool"
+    return "number" if isinstance(value, numbers.Real) else "any"
+
+
+def _comparable(left: Any, left_node: Node, right: Any, right_node: Node) -> tuple[Any, Any]:
+    """Two non-NULL values as SQL compares them (times as seconds), or the error to_sql gives."""
+    left_kind, right_kind = _py_kind(left), _py_kind(right)
+    _check_pair(left_node, left_kind, right_node, right_kind)
+    if "time" in (left_kind, right_kind):
+        return seconds(left, _describe(left_node)), seconds(right, _describe(right_node))
+    return left, right
 
 
 def _py_value(node: Node, row: Mapping[str, Any]) -> Any:

@@ -13,7 +13,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .collections import Batch, Leaf, SearchPath, batches, first_match
-from .errors import CollectionError, CollectionNotFound, DatasetNotFound, NotPersisted, close_matches
+from .errors import (
+    CollectionError,
+    CollectionNotFound,
+    CorruptDataset,
+    DatasetNotFound,
+    NotPersisted,
+    ShelfError,
+    close_matches,
+)
 from .names import data_id_key, data_id_tag, format_data_id, normalize_data_id
 
 if TYPE_CHECKING:
@@ -135,7 +143,7 @@ class Finder:
         raise DatasetNotFound(f"no run has a dataset {name!r}{with_id}{close_matches(name, names)}")
 
 
-    def not_found(self, run: int, name: str, key: str, data_id: Any) -> DatasetNotFound:
+    def not_found(self, run: int, name: str, key: str, data_id: Any) -> ShelfError:
         """The error to raise for a dataset that is not there, saying why."""
         registry = self.repos[0].registry
         if registry.run(run) is None:
@@ -147,6 +155,13 @@ class Finder:
             )
         refs = registry.datasets(run)
         same_name = [r for r in refs if r.name == name]
+        damaged = [r for r in same_name if r.damage is not None and "datasets.data_id" in r.damage]
+        if damaged:
+            # Its data ID cannot be read, so no data ID finds it: say so rather than "not found".
+            return CorruptDataset(
+                f"dataset {name!r} of run {run} cannot be read: its registry row is damaged "
+                f"({damaged[0].damage}). Other datasets are not affected"
+            )
         if same_name:
             ids = "; ".join(format_data_id(r.data_id) or "(no data ID)" for r in same_name[:10])
             return DatasetNotFound(

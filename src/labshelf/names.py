@@ -19,9 +19,17 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InvalidDataId, InvalidName
+from .errors import InvalidDataId, InvalidName, InvalidValue, RunNotFound
 
 MAX_NAME_LENGTH = 255
+
+#: Run numbers go from 1 to this, on every registry: ``runs.number`` is a 32-bit
+#: INTEGER, which PostgreSQL enforces and SQLite would not (it takes 64 bits).
+MAX_RUN = 2**31 - 1
+
+#: Data-ID dimensions ``Shelf.query(where=...)`` could not address: these names
+#: mean the run's number and metadata, and the dataset's name, there.
+RESERVED_DIMENSIONS = ("end", "experiment", "name", "run", "start", "status")
 
 _PART = re.compile(r"\w[\w\-+=@,#%()]*\Z")
 _DIMENSION = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -64,11 +72,50 @@ def _check_str(name: str) -> str:
     return name
 
 
+def run_number(value: Any, *, new: bool = False) -> int:
+    """``value`` as a run number: an int or numpy integer (not a bool) from 1 to :data:`MAX_RUN`.
+
+    A lookup (``new=False``) raises :class:`RunNotFound` for anything else,
+    since no such run can exist; a number given to a new run
+    (``new=True``) raises :class:`InvalidValue`.
+    """
+    if type(value) is not int:  # the common case costs one test
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+            error = InvalidValue if new else RunNotFound
+            raise error(f"a run number is an int from 1 to {MAX_RUN}, not {value!r}")
+        value = int(value)
+    if not 1 <= value <= MAX_RUN:
+        if new:
+            raise InvalidValue(f"run number {value} is out of range: run numbers go from 1 to {MAX_RUN}")
+        raise RunNotFound(f"no run {value}: run numbers go from 1 to {MAX_RUN}")
+    return value
+
+
+def check_text(value: str, what: str, error: type[Exception] = InvalidValue) -> str:
+    """Return ``value`` if every registry can store it: no NUL, no lone surrogate.
+
+    PostgreSQL refuses NUL in text, and a lone surrogate (``"\\ud800"``, from
+    a bad decode) cannot be written as UTF-8 by either registry.
+    """
+    if "\x00" in value:
+        raise error(f"{what} cannot contain the NUL character (\\x00), not {value!r}")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise error(f"{what} contains a lone surrogate (not a character), in {value!r}") from None
+    return value
+
+
 DataIdValue = int | str | bool
 
 
-def normalize_data_id(data_id: Mapping[str, Any] | None) -> dict[str, DataIdValue]:
-    """A plain, sorted dict of dimension -> int/str/bool, or InvalidDataId."""
+def normalize_data_id(data_id: Mapping[str, Any] | None, *, new: bool = False) -> dict[str, DataIdValue]:
+    """A plain, sorted dict of dimension -> int/str/bool, or InvalidDataId.
+
+    ``new=True`` (a put) also refuses the dimensions queries could not
+    address (:data:`RESERVED_DIMENSIONS`); looking up keeps finding them.
+    """
     if data_id is None:
         return {}
     if not isinstance(data_id, Mapping):
@@ -83,12 +130,21 @@ def normalize_data_id(data_id: Mapping[str, Any] | None) -> dict[str, DataIdValu
                 f"data ID dimension {key!r} is not an identifier (letters, digits, _; "
                 "not starting with a digit)"
             )
+        if new and key in RESERVED_DIMENSIONS:
+            raise InvalidDataId(
+                f"data ID dimension {key!r} is reserved: queries read {', '.join(RESERVED_DIMENSIONS)} as the "
+                "run's number and metadata and the dataset's name; choose another dimension name"
+            )
         if isinstance(value, (bool, np.bool_)):
             out[key] = bool(value)
         elif isinstance(value, (int, np.integer)):
-            out[key] = int(value)
+            number = int(value)
+            if new and not -(2**63) <= number < 2**63:
+                # Queries compare data-ID numbers as 64-bit integers on both registries.
+                raise InvalidDataId(f"data ID value for {key!r} is out of the 64-bit integer range: {number}")
+            out[key] = number
         elif isinstance(value, str):
-            out[key] = value
+            out[key] = check_text(str(value), f"data ID value for {key!r}", InvalidDataId)
         else:
             raise InvalidDataId(
                 f"data ID value for {key!r} is a {type(value).__name__}; "

@@ -5,7 +5,12 @@ never evaluated).  Its names are run columns (``run``, ``experiment``,
 ``status``, ``start``, ``end``) or data-ID dimensions, read from the JSON
 text of ``datasets.data_id``: ``json_extract`` on SQLite, ``jsonb`` on
 PostgreSQL, typed by the literal each dimension is compared with (so
-``detector > 2`` compares numbers and ``band == 'g'`` text on both).
+``detector > 2`` compares numbers and ``band == 'g'`` text on both; a value
+of another JSON type is NULL on both, as a missing dimension is).  ``start``
+and ``end`` compare with ISO times or seconds since the epoch; values of
+different kinds are never compared (a QuerySyntaxError on both registries).
+Data-ID dimensions cannot take the names of run columns or ``name``
+(:data:`labshelf.names.RESERVED_DIMENSIONS`): a put refuses them.
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ import sqlalchemy as sa
 
 from . import expr
 from .errors import QuerySyntaxError
-from .registry.registry import _DATASET_COLUMNS, ref_from_row
+from .names import RESERVED_DIMENSIONS
+from .registry.registry import _DATASET_COLUMNS, ref_from_row, usable_time
 from .registry.schema import collection_members, datasets, runs
 
 if TYPE_CHECKING:
@@ -32,7 +38,9 @@ _RUN_COLUMNS = {
     "start": runs.c.started,
     "end": runs.c.ended,
 }
-
+_RUN_KINDS = {"run": "number", "experiment": "text", "status": "text", "start": "time", "end": "time"}
+# The names a dimension cannot have are exactly those that mean something else here.
+assert set(RESERVED_DIMENSIONS) == {*_RUN_COLUMNS, "name"}
 
 
 def literal_types(node: expr.Node) -> dict[str, set[str]]:
@@ -65,21 +73,63 @@ def literal_types(node: expr.Node) -> dict[str, set[str]]:
                     found.setdefault(n.item.name, set()).add(kind(value) or "")
         elif isinstance(n, expr.Contains) and isinstance(n.operand, expr.Name):
             found.setdefault(n.operand.name, set()).add("text")
+        elif isinstance(n, expr.IsNull) and isinstance(n.operand, expr.Name):
+            found.setdefault(n.operand.name, set())  # whether it is there, whatever its type
 
     visit(node)
     return found
 
 
-def _dimension(dialect: str, name: str, kind: str) -> sa.ColumnElement[Any]:
+# A data ID as labshelf writes it (names.data_id_key): a flat JSON object of
+# identifiers to ints, bools and strings.  PostgreSQL casts only text that
+# matches to jsonb, so one row edited into bad JSON cannot fail a whole query
+# (PostgreSQL 15 has no "is valid JSON" test); it reads as having no dimensions.
+_STRING = r'"([^"\\[:cntrl:]]|\\(["\\/bfnrt]|u(?![dD][89a-fA-F])(?!0000)[0-9a-fA-F]{4}))*"'
+_PAIR = r'"[A-Za-z_][A-Za-z0-9_]*":(-?(0|[1-9][0-9]*)|true|false|' + _STRING + ")"
+DATA_ID_PATTERN = r"^\{(" + _PAIR + "(," + _PAIR + r")*)?\}$"
+
+
+def _data_id_json(dialect: str) -> sa.ColumnElement[Any]:
+    """``datasets.data_id`` as JSON in SQL, NULL where the text is damaged."""
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import JSONB
 
-        value = sa.cast(datasets.c.data_id, JSONB)[name]
+        checked = sa.case(
+            (datasets.c.data_id.regexp_match(DATA_ID_PATTERN), sa.cast(datasets.c.data_id, JSONB)), else_=sa.null()
+        )
+        return sa.type_coerce(checked, JSONB)
+    # A CASE is evaluated lazily, so json_* never sees malformed text.
+    return sa.case((sa.func.json_valid(datasets.c.data_id) == 1, datasets.c.data_id), else_=sa.null())
+
+
+def _dimension(dialect: str, name: str, kind: str) -> sa.ColumnElement[Any]:
+    """A data-ID dimension's value in SQL, of ``kind`` (NULL when of another JSON type);
+    ``present`` is only for ``is null``: the raw JSON value, NULL when missing."""
+    if dialect == "postgresql":
+        document = _data_id_json(dialect)
+        # Functions rather than -> and ->>: no operator precedence around the CASE.
+        value = sa.func.jsonb_extract_path(document, name)
+        if kind == "present":
+            return value
         json_type = {"number": "number", "text": "string", "bool": "boolean"}[kind]
-        sql_type: Any = {"number": sa.Float(), "text": sa.Text(), "bool": sa.Boolean()}[kind]
+        # numeric keeps big integers exact, as SQLite's json_extract does.
+        sql_type: Any = {"number": sa.Numeric(), "text": sa.Text(), "bool": sa.Boolean()}[kind]
+        as_text = sa.func.jsonb_extract_path_text(document, name)
         # A value of another JSON type is NULL here, as a missing dimension is.
-        return sa.case((sa.func.jsonb_typeof(value) == json_type, sa.cast(value.astext, sql_type)), else_=sa.null())
-    return sa.func.json_extract(datasets.c.data_id, f"$.{name}")
+        return sa.case((sa.func.jsonb_typeof(value) == json_type, sa.cast(as_text, sql_type)), else_=sa.null())
+    path = f"$.{name}"
+    valid = sa.func.json_valid(datasets.c.data_id) == 1
+    if kind == "present":
+        return sa.case((valid, sa.func.json_extract(datasets.c.data_id, path)), else_=sa.null())
+    json_types = {"number": ("integer", "real"), "text": ("text",), "bool": ("true", "false")}[kind]
+    # As on PostgreSQL: a value of another JSON type is NULL (SQLite would
+    # otherwise order numbers before any text, and say 3 < 'a').
+    typed = sa.func.json_type(datasets.c.data_id, path).in_(json_types)
+    extracted = sa.case(
+        (valid, sa.case((typed, sa.func.json_extract(datasets.c.data_id, path)), else_=sa.null())), else_=sa.null()
+    )
+    coerced: Any = {"number": sa.Float(), "text": sa.Text(), "bool": sa.Boolean()}[kind]
+    return sa.type_coerce(extracted, coerced)
 
 
 def _resolver(dialect: str, node: expr.Node) -> expr.Resolver:
@@ -88,21 +138,26 @@ def _resolver(dialect: str, node: expr.Node) -> expr.Resolver:
     def resolve(name: str) -> expr.Resolved:
         column = _RUN_COLUMNS.get(name)
         if column is not None:
-            return column
+            kind = _RUN_KINDS[name]
+            # Past damaged rows, as the run table does (registry.usable_time).
+            return expr.Typed(usable_time(column) if kind == "time" else column, kind)
         if name == "name":
-            return datasets.c.name
+            return expr.Typed(datasets.c.name, "text")
         if not name.isidentifier():
             raise QuerySyntaxError(
                 f"{name!r} is neither a run column ({', '.join(_RUN_COLUMNS)}) nor a data-ID dimension "
                 "(dimensions are identifiers)"
             )
         found = kinds.get(name, {"text"})
+        if not found:
+            # Only tested with `is null`: any JSON value counts as present.
+            return expr.Typed(_dimension(dialect, name, "present"), "any")
         if len(found) > 1:
             raise QuerySyntaxError(
                 f"the dimension {name!r} is compared with values of different types ({', '.join(sorted(found))}); "
                 "compare it with one type"
             )
-        return _dimension(dialect, name, next(iter(found)))
+        return expr.Typed(_dimension(dialect, name, next(iter(found))), "any")
 
     return resolve
 

@@ -25,6 +25,11 @@ def load(shelf: Shelf, repo: Repository, formatter: Any, ref: DatasetRef, compon
     """The value (or ``component``) of ``ref``, read with ``params``; never from the cache."""
     from .datastore import composite
 
+    if ref.damage is not None:
+        raise CorruptDataset(
+            f"dataset {ref.label!r} of run {ref.run} cannot be read: its registry row is damaged "
+            f"({ref.damage}). Other datasets are not affected"
+        )
     if ref.kind == composite.KIND:
         return _composite(shelf, repo, ref, component, params)
     for _attempt in range(5):

@@ -6,7 +6,7 @@ import datetime as _dt
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from .errors import DatasetNotFound, close_matches
+from .errors import DatasetNotFound, InvalidValue, close_matches
 from .registry.records import DatasetRef, RunRecord
 
 if TYPE_CHECKING:
@@ -142,8 +142,12 @@ class Run:
         self._shelf._writer.delete(self.number, name, data_id=data_id)
 
     def finish(self, status: str = "finished", error: str | None = None) -> None:
-        """End the run as ``finished``, ``failed`` or ``aborted``."""
+        """End the run as ``finished``, ``failed`` or ``aborted``; ``error`` says why (a str)."""
         self._shelf._check_writable()
+        if error is not None:
+            if not isinstance(error, str):
+                raise InvalidValue(f"error= takes a message (a str), not {type(error).__name__}")
+            error = _storable(error)
         self._record = self._shelf._registry.finish_run(self.number, status, error)
 
     def __enter__(self) -> Run:
@@ -157,8 +161,7 @@ class Run:
         elif isinstance(exc, KeyboardInterrupt):
             self.finish("aborted", "KeyboardInterrupt")
         else:
-            # NUL cannot be stored in PostgreSQL text; the message is only a hint.
-            self.finish("failed", f"{type(exc).__name__}: {exc}".replace("\x00", "\u2400"))
+            self.finish("failed", f"{type(exc).__name__}: {exc}")
 
     # -- reading -------------------------------------------------------------
 
@@ -192,3 +195,11 @@ class Run:
 
     def _ipython_key_completions_(self) -> list[str]:
         return list(self)[:50]
+
+
+def _storable(message: str) -> str:
+    """An error message every registry can store: a message is only a hint, so
+    NUL (refused by PostgreSQL) becomes the symbol for it, and a lone surrogate
+    (not UTF-8) its escape, rather than the message being refused."""
+    message = message.replace("\x00", "\u2400")
+    return message if message.isascii() else message.encode("utf-8", "backslashreplace").decode("utf-8")

@@ -13,6 +13,18 @@ user columns (editable by hand), then one per dataset, named ``name`` or
 ``name[dim=value]`` (see :attr:`DatasetRef.label`).  In expressions a
 dataset column is its summary; ``name.mean`` is its mean explicitly (images
 and arrays), and names with ``/`` go in backticks: `` `camera/image.mean` > 3 ``.
+
+One name, one column: the run's metadata (and ``run``) and the user columns
+keep their names; a dataset column whose label one of them has (a dataset
+named ``status``, or one put before a user column of its name was refused)
+is shown and queried as ``label (dataset)``.
+
+Values of different kinds are never compared (``label > 3`` on a text
+column is a QuerySyntaxError, the same on SQLite and PostgreSQL); ``start``
+and ``end`` compare with ISO times (``start > '2024-05-01'``, naive = UTC)
+or seconds since the epoch.  A damaged registry row costs its own cells,
+not the table: they read as missing, and ``attrs["errors"]`` (by run and
+column) and ``attrs["damaged"]`` (one line each) say what is wrong.
 """
 
 from __future__ import annotations
@@ -21,16 +33,20 @@ import base64
 import dataclasses
 import html
 import json
+import numbers
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, case, exists, false, func, literal, select
+from sqlalchemy import BigInteger, and_, case, exists, false, func, literal, select, true
 from sqlalchemy.sql.elements import ColumnElement
 
 from . import expr
 from .errors import QuerySyntaxError, RunNotFound, close_matches
-from .names import data_id_key, label, normalize_data_id
+from .names import MAX_RUN, data_id_key, label, normalize_data_id
+from .registry.annotations import DATASET_SUFFIX
+from .registry.records import MAX_SECONDS, is_time
+from .registry.registry import usable_number, usable_time
 from .registry.schema import datasets, derived, run_tags, runs, user_columns, user_values
 from .writer import DERIVED_PREFIX
 
@@ -51,6 +67,11 @@ _RUN_COLUMNS = {
     "start": runs.c.started,
     "end": runs.c.ended,
 }
+#: What each run column holds, for the type checks of expressions (expr.KINDS).
+_RUN_KINDS = {"run": "number", "experiment": "text", "status": "text", "comment": "text", "start": "time", "end": "time"}
+#: Names a dataset column cannot have in the table: the run's own columns.
+_RUN_NAMES = frozenset({"run", *META_COLUMNS})
+_USER_KINDS = {"number": "number", "int": "number", "bool": "bool", "text": "text"}
 _NUMERIC = {"float", "array", "int", "bool", "none", "image"}
 _LABEL = re.compile(r"(?P<name>[^\[\].]+)(?:\[(?P<dims>[^\]]*)\])?(?:\.(?P<attr>mean|summary|text))?\Z")
 #: Datasets that are columns: not the parts of a composite (``calexp.psf``, see
@@ -137,7 +158,13 @@ class RunView:
         return view._with(filters=(*view._spec.filters, node))
 
     def where(self, **conditions: Any) -> RunView:
-        """Keep runs by metadata: ``run=slice(10, 50)`` (inclusive), ``run=[1, 5]``, ``experiment="x"``."""
+        """Keep runs by metadata: ``run=slice(10, 50)`` (inclusive), ``run=[1, 5]``, ``experiment="x"``.
+
+        Run numbers may be numpy integers (from pandas); ``start`` and
+        ``end`` take datetimes, pandas Timestamps, numpy datetime64, ISO
+        strings (naive times are UTC) or seconds since the epoch, alone or
+        as slice bounds: ``start=slice("2024-05-01", None)``.
+        """
         view = self._pinned()
         filters = list(view._spec.filters)
         for key, value in conditions.items():
@@ -150,13 +177,16 @@ class RunView:
                 if value.step not in (None, 1):
                     raise QuerySyntaxError("where() slices take no step")
                 if value.start is not None:
-                    filters.append(column >= value.start)
+                    filters.append(_where_condition(key, column, ">=", value.start))
                 if value.stop is not None:
-                    filters.append(column <= value.stop)
+                    filters.append(_where_condition(key, column, "<=", value.stop))
+            elif isinstance(value, range) and key == "run":
+                filters.append(_run_range(column, value))
             elif isinstance(value, (list, tuple, set, frozenset, range)):
-                filters.append(column.in_(list(value)) if value else false())
+                kept = [v for v in (_where_value(key, v) for v in value) if v is not _NO_RUN]
+                filters.append(column.in_(kept) if kept else false())
             else:
-                filters.append(column == value)
+                filters.append(_where_condition(key, column, "==", value))
         return view._with(filters=tuple(filters))
 
     def sort_values(self, by: str | Sequence[str], ascending: bool | Sequence[bool] = True) -> RunView:
@@ -197,7 +227,8 @@ class RunView:
 
     def __getitem__(self, key: Any) -> Any:
         """``view[12]`` a Run; ``view["temperature"]`` a Series; ``view[["a", "b"]]`` a view."""
-        if isinstance(key, int) and not isinstance(key, bool):
+        if isinstance(key, numbers.Integral) and not isinstance(key, bool):
+            key = int(key)
             if key not in self.numbers():
                 raise RunNotFound(f"run {key} is not in this view")
             return self._shelf.run(key)
@@ -275,7 +306,9 @@ class RunView:
         kinds: dict[str, str] = dict.fromkeys(("start", "end"), "time")
         kinds.update(status="text", experiment="text", comment="text", tags="tags")
         resolver = self._resolver()
-        kinds.update({name: {"number": "number", "bool": "bool"}.get(t, "text") for name, t in resolver.user_types.items()})
+        kinds.update(
+            {name: {"number": "number", "int": "int", "bool": "bool"}.get(t, "text") for name, t in resolver.user_types.items()}
+        )
         query = (
             select(datasets.c.name, datasets.c.data_id, datasets.c.summary_kind, func.min(datasets.c.id))
             .where(_WHOLE)
@@ -289,9 +322,10 @@ class RunView:
             held.setdefault((name, key), set()).add(kind)
             first[(name, key)] = min(first_id, first.get((name, key), first_id))
         ordered = sorted(held, key=first.__getitem__)
+        taken = resolver.taken
         for (name, key), column_label in zip(ordered, _labels([n for n, _ in ordered], [k for _, k in ordered]), strict=True):
-            column_label = column_label if column_label not in META_COLUMNS else f"{column_label} (dataset)"
-            kinds[column_label] = _frame_kind(held[(name, key)])
+            if column_label is not None:  # None: a damaged data ID, shown in no column
+                kinds[_shown(column_label, taken)] = _frame_kind(held[(name, key)])
         if self._spec.columns is not None:
             return {c: kinds.get(c, "number") for c in self._spec.columns}
         return kinds
@@ -415,21 +449,27 @@ class RunView:
         position = _positions(order)
         meta_by_run = {row[0]: row for row in meta_rows}
         meta = [meta_by_run[n] for n in numbers if n in meta_by_run]
-        _, started, ended, status, experiment, comment = (list(c) for c in (zip(*meta, strict=True) if meta else ([],) * 6))
+        runs_, started, ended, status, experiment, comment = (
+            list(c) for c in (zip(*meta, strict=True) if meta else ([],) * 6)
+        )
+        # A damaged registry row costs its own cells: they read as missing and
+        # are listed here, by run and column (what the HTML table marks).
+        damage = _Damage()
         frame: dict[str, Any] = {
-            "start": pd.to_datetime(np.asarray(started, dtype=float), unit="s", utc=True),
-            "end": pd.to_datetime(np.asarray(ended, dtype=float), unit="s", utc=True),
+            "start": pd.to_datetime(_times(runs_, started, "start", damage), unit="s", utc=True),
+            "end": pd.to_datetime(_times(runs_, ended, "end", damage), unit="s", utc=True),
             "status": np.asarray(status, dtype=object),
             "experiment": np.asarray(experiment, dtype=object),
             "comment": np.asarray(comment, dtype=object),
             "tags": _object_column([tags.get(n, []) for n in numbers]),
         }
-        frame.update(_user_columns(order, position, user_types, user_rows))
+        frame.update(_user_columns(order, position, user_types, user_rows, damage))
         if summary_rows:
-            frame.update(_pivot(order, position, summary_rows, image_rows))
+            taken = _RUN_NAMES | set(user_types)
+            frame.update(_pivot(order, position, summary_rows, image_rows, taken, damage))
         # A derived variable that raised for a run leaves its cell empty; the
         # message stays available (and the HTML table shows a marker).
-        errors: dict[int, dict[str, str]] = {}
+        errors = damage.cells
         for run, variable, message in failed:
             column = f"{DERIVED_PREFIX}{variable}"
             errors.setdefault(run, {})[column] = message or "error"
@@ -437,6 +477,7 @@ class RunView:
                 frame[column] = np.full(len(order), np.nan)
         table = pd.DataFrame(frame, index=pd.Index(order, name="run"))
         table.attrs["errors"] = errors
+        table.attrs["damaged"] = damage.lines
         if spec.columns is not None:
             table = table[[c for c in spec.columns if c in table.columns] or []]
             missing = [c for c in spec.columns if c not in table.columns]
@@ -451,6 +492,7 @@ class RunView:
         out = set()
         for column in self._spec.columns:
             if column not in META_COLUMNS:
+                column = column.removesuffix(DATASET_SUFFIX)
                 out.add(parse_label(column)[0] if _LABEL.match(column) else column)
         return out
 
@@ -537,6 +579,8 @@ class _Resolver:
             self.user_types: dict[str, str] = dict(
                 txn.tuples(select(user_columns.c.name, user_columns.c.type).order_by(user_columns.c.created))
             )
+        #: Names a dataset column gives up (it is then ``label (dataset)``).
+        self.taken = _RUN_NAMES | set(self.user_types)
 
     def labels(self) -> list[str]:
         query = (
@@ -547,7 +591,8 @@ class _Resolver:
         )
         with self.shelf._registry.db.read() as txn:
             pairs = txn.tuples(query)
-        return _labels([n for n, _ in pairs], [d for _, d in pairs])
+        found = _labels([n for n, _ in pairs], [d for _, d in pairs])
+        return [_shown(found_label, self.taken) for found_label in found if found_label is not None]
 
     def _dataset_kinds(self, name: str, key: str) -> set[str]:
         cache_key = f"{name}\0{key}"
@@ -557,14 +602,20 @@ class _Resolver:
                 self._kinds[cache_key] = set(txn.scalars(query))
         return self._kinds[cache_key]
 
-    def check(self, name: str, expression: str) -> None:
-        if name in _RUN_COLUMNS or name == "tags" or name in self.user_types:
-            return
+    def _dataset(self, name: str) -> tuple[str, dict[str, Any], str | None] | None:
+        """(dataset, data ID, attribute) a dataset column label means, if there is such a dataset."""
+        if name.endswith(DATASET_SUFFIX):
+            name = name[: -len(DATASET_SUFFIX)]
+        elif name in self.taken:
+            return None
         try:
-            dataset, data_id, _attr = parse_label(name)
+            dataset, data_id, attr = parse_label(name)
         except QuerySyntaxError:
-            dataset, data_id = name, {}
-        if self._dataset_kinds(dataset, data_id_key(data_id)):
+            return None
+        return (dataset, data_id, attr) if self._dataset_kinds(dataset, data_id_key(data_id)) else None
+
+    def check(self, name: str, expression: str) -> None:
+        if name in _RUN_COLUMNS or name == "tags" or name in self.user_types or self._dataset(name) is not None:
             return
         known = [*_RUN_COLUMNS, "tags", *self.user_types, *self.labels()]
         raise QuerySyntaxError(f"unknown column {name!r} in {expression!r}{close_matches(name, known)}")
@@ -572,33 +623,139 @@ class _Resolver:
     def __call__(self, name: str) -> expr.Resolved:
         if name == "tags":
             return expr.Collection(
-                lambda value: exists().where(run_tags.c.run == runs.c.number, run_tags.c.tag == value)
+                lambda value: exists().where(run_tags.c.run == runs.c.number, run_tags.c.tag == value), kind="text"
             )
-        return self.order_column(name)
+        return expr.Typed(*self._column(name))
 
     def order_column(self, name: str) -> ColumnElement[Any]:
+        return self._column(name)[0]
+
+    def _column(self, name: str) -> tuple[ColumnElement[Any], str]:
+        """The SQL of a column and what it holds (an expr kind)."""
+        # Numbers and times are read past damaged rows (usable_*): text that SQLite
+        # kept in a REAL column would otherwise compare as greater than any number.
+        dialect = self.shelf._registry.db.dialect.name
         if name in _RUN_COLUMNS:
-            return _RUN_COLUMNS[name]
+            kind = _RUN_KINDS[name]
+            return (usable_time(_RUN_COLUMNS[name]) if kind == "time" else _RUN_COLUMNS[name]), kind
         if name == "tags":
             raise QuerySyntaxError("tags is a list; test it with 'tag' in tags")
         if name in self.user_types:
-            value = user_values.c.value_text if self.user_types[name] == "text" else user_values.c.value_num
-            return (
+            column_type = self.user_types[name]
+            value: Any = user_values.c.value_text
+            if column_type == "int":
+                value = usable_number(user_values.c.value_int, dialect) if dialect == "sqlite" else user_values.c.value_int
+            elif column_type in ("number", "bool"):
+                value = usable_number(user_values.c.value_num, dialect)
+            subquery = (
                 select(value)
                 .where(user_values.c.run == runs.c.number, user_values.c.column == name)
                 .scalar_subquery()
             )
+            return subquery, _USER_KINDS.get(column_type, "any")
         self.check(name, name)
-        dataset, data_id, attr = parse_label(name)
+        found = self._dataset(name)
+        assert found is not None  # check() passed
+        dataset, data_id, attr = found
         key = data_id_key(data_id)
         kinds = self._dataset_kinds(dataset, key)
         numeric = attr == "mean" or (attr != "text" and kinds <= _NUMERIC)
-        value = datasets.c.summary_value if numeric else datasets.c.summary_text
-        return (
+        value = usable_number(datasets.c.summary_value, dialect) if numeric else datasets.c.summary_text
+        subquery = (
             select(value)
             .where(and_(datasets.c.run == runs.c.number, datasets.c.name == dataset, datasets.c.data_id == literal(key)))
             .scalar_subquery()
         )
+        return subquery, "number" if numeric else "text"
+
+
+def _shown(column_label: str, taken: frozenset[str] | set[str]) -> str:
+    """How the table names a dataset column: its label, unless a run or user column has it."""
+    return column_label if column_label not in taken else column_label + DATASET_SUFFIX
+
+
+#: A run number no run can have (outside 1 .. MAX_RUN): a condition on it selects nothing.
+_NO_RUN = object()
+
+
+def _where_condition(key: str, column: Any, op: str, value: Any) -> Any:
+    """``column op value`` for ``where(key=...)``; a run number beyond the range decides it alone."""
+    converted = _where_value(key, value)
+    if converted is _NO_RUN:
+        # The database never sees a number it cannot bind: the answer is known.
+        number = int(value)
+        return {"==": false(), ">=": false() if number > MAX_RUN else true(), "<=": false() if number < 1 else true()}[op]
+    if op == "==":
+        return column == converted  # IS NULL for None
+    if converted is None:
+        raise QuerySyntaxError(f"where({key}=slice(...)) bounds are values, not None inside a slice's start/stop")
+    return column >= converted if op == ">=" else column <= converted
+
+
+def _run_range(column: Any, numbers_: range) -> Any:
+    """``run in range(...)`` in SQL, however long the range: bounds and a step, never a list."""
+    if numbers_.step < 0:
+        numbers_ = numbers_[::-1]
+    if not numbers_ or numbers_[0] > MAX_RUN or numbers_[-1] < 1:
+        return false()
+    low, high = max(numbers_[0], 1), min(numbers_[-1], MAX_RUN)
+    condition = (column >= low) & (column <= high)
+    if numbers_.step != 1:
+        # Bound as 64-bit: PostgreSQL would type them as the 32-bit column.
+        offset = literal(numbers_[0] % numbers_.step, BigInteger())
+        condition &= (column - offset) % literal(numbers_.step, BigInteger()) == 0
+    return condition
+
+
+def _where_value(key: str, value: Any) -> Any:
+    """A value of ``where(key=value)`` as the ``runs`` column compares it, or QuerySyntaxError."""
+    if value is None:
+        return None
+    kind = _RUN_KINDS[key]
+    if kind == "time":
+        return expr.seconds(value, f"where({key}=...)")
+    if kind == "number":
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise QuerySyntaxError(f"where(run=...) takes run numbers (ints), not {value!r}")
+        number = int(value)
+        return number if 1 <= number <= MAX_RUN else _NO_RUN
+    if not isinstance(value, str):
+        raise QuerySyntaxError(f"where({key}=...) takes text, not {value!r}")
+    return value
+
+
+class _Damage:
+    """What a table could not read from damaged registry rows: by run and column, and as lines."""
+
+    def __init__(self) -> None:
+        self.cells: dict[int, dict[str, str]] = {}
+        self.lines: list[str] = []
+
+    def add(self, run: Any, column: str, what: str) -> None:
+        message = f"damaged registry row: {what}"
+        self.cells.setdefault(run, {})[column] = message
+        self.lines.append(f"run {run}, {column}: {what}")
+
+
+def _times(runs_: list[Any], values: list[Any], column: str, damage: _Damage) -> Any:
+    """Seconds since the epoch as floats (NaN for none), the damaged ones reported."""
+    import numpy as np
+
+    try:
+        out = np.asarray(values, dtype=float)  # None becomes NaN
+        usable = np.abs(out) < MAX_SECONDS  # NaN is not
+        if usable.all() or (~usable).sum() == values.count(None):
+            return out
+    except (TypeError, ValueError):
+        pass
+    # Rare: a row edited by hand (SQLite keeps any text in a REAL column).
+    out = np.full(len(values), np.nan)
+    for i, value in enumerate(values):
+        if is_time(value):
+            out[i] = value
+        elif value is not None:
+            damage.add(runs_[i], column, f"runs.{'started' if column == 'start' else 'ended'} is not a time: {str(value)[:60]!r}")
+    return out
 
 
 def _positions(order: Any) -> Any:
@@ -623,30 +780,79 @@ def _object_column(values: list[Any]) -> Any:
     return out
 
 
-def _user_columns(order: Any, position: Any, types: Mapping[str, str], rows: list[Any]) -> dict[str, Any]:
+def _user_columns(
+    order: Any, position: Any, types: Mapping[str, str], rows: list[Any], damage: _Damage
+) -> dict[str, Any]:
     import numpy as np
     import pandas as pd
 
     out: dict[str, Any] = {}
     by_column: dict[str, list[Any]] = {name: [] for name in types}
-    for run, column, _type, num, text in rows:
-        by_column.setdefault(column, []).append((run, num, text))
+    for row in rows:
+        by_column.setdefault(row[1], []).append(row)
     for name, column_type in types.items():
         entries = by_column.get(name, [])
-        rows_at = position(np.asarray([e[0] for e in entries], dtype=np.int64)) if entries else np.zeros(0, dtype=int)
+        if column_type not in _USER_KINDS:
+            damage.lines.append(f"user column {name!r}: user_columns.type is {column_type!r}, not one of number, int, "
+                                "text, bool; its values show as text")
+            column_type = "text"
+        # (run, column, type, value_num, value_int, value_text): the slot of the column's type.
+        slot = {"text": 5, "int": 4}.get(column_type, 3)
+        runs_ = [e[0] for e in entries]
+        values = [e[slot] for e in entries]
+        rows_at = position(np.asarray(runs_, dtype=np.int64)) if entries else np.zeros(0, dtype=int)
         if column_type == "text":
             column = np.full(len(order), None, dtype=object)
-            column[rows_at] = [e[2] for e in entries]
+            column[rows_at] = values
             out[name] = column
             continue
-        values = np.full(len(order), np.nan)
-        values[rows_at] = [e[1] for e in entries]
-        missing = np.isnan(values)
+        try:
+            if column_type == "int":
+                whole = np.zeros(len(order), dtype=np.int64)
+                whole[rows_at] = np.asarray(values, dtype=np.int64)  # refuses None, text, floats
+                if any(type(v) is not int for v in values):
+                    raise TypeError("not all ints")
+            else:
+                numeric = np.full(len(order), np.nan)
+                numeric[rows_at] = np.asarray(values, dtype=float)  # refuses text
+            found = np.zeros(len(order), dtype=bool)
+            found[rows_at] = True
+            if column_type != "int" and np.isnan(numeric[rows_at]).any():
+                raise TypeError("a missing value in a row")
+        except (TypeError, ValueError, OverflowError):
+            # Rare: a row edited by hand, or of another column type.
+            whole, numeric, found = _user_values_one_by_one(order, name, column_type, entries, rows_at, slot, damage)
+        missing = ~found
         if column_type == "bool":
-            out[name] = pd.arrays.BooleanArray(np.where(missing, False, values != 0), missing)
+            out[name] = pd.arrays.BooleanArray(np.where(missing, False, numeric != 0), missing)
+        elif column_type == "int":
+            out[name] = pd.arrays.IntegerArray(whole, missing)
         else:
-            out[name] = values
+            numeric[missing] = np.nan
+            out[name] = numeric
     return out
+
+
+def _user_values_one_by_one(
+    order: Any, name: str, column_type: str, entries: list[Any], rows_at: Any, slot: int, damage: _Damage
+) -> tuple[Any, Any, Any]:
+    import numpy as np
+
+    whole = np.zeros(len(order), dtype=np.int64)
+    numeric = np.full(len(order), np.nan)
+    found = np.zeros(len(order), dtype=bool)
+    for entry, at in zip(entries, rows_at, strict=True):
+        value = entry[slot]
+        if column_type == "int" and type(value) is int and -(2**63) <= value < 2**63:
+            whole[at], found[at] = value, True
+        elif column_type != "int" and isinstance(value, float | int) and value == value:
+            numeric[at], found[at] = value, True
+        else:
+            stored = next((v for v in entry[3:] if v is not None), None)
+            what = "no value" if stored is None else repr(stored)[:60]
+            wanted = {"int": "an int", "number": "a number", "bool": "a bool"}[column_type]
+            damage.add(entry[0], name, f"user_values of {name!r} holds {what}, not {wanted}")
+    return whole, numeric, found
 
 
 def _frame_kind(held: set[str]) -> str:
@@ -662,34 +868,59 @@ def _frame_kind(held: set[str]) -> str:
     return "complex" if held == {"complex"} else "text"
 
 
-def _labels(names: list[str], data_ids: list[str]) -> list[str]:
-    """Column labels of many (name, data ID key) rows, parsing each data ID once."""
+def _labels(names: list[str], data_ids: list[str]) -> list[str | None]:
+    """Column labels of many (name, data ID key) rows, parsing each data ID once.
+
+    None for a data ID that is not JSON (a damaged row): no column shows it.
+    """
     if all(d == "{}" for d in data_ids):
-        return names
-    parsed: dict[str, dict[str, Any]] = {}
-    out = []
+        return list(names)
+    parsed: dict[str, dict[str, Any] | None] = {}
+    out: list[str | None] = []
     for name, key in zip(names, data_ids, strict=True):
-        data_id = parsed.get(key)
-        if data_id is None:
-            data_id = parsed[key] = json.loads(key)
-        out.append(label(name, data_id))
+        if key not in parsed:
+            try:
+                parsed[key] = dict(json.loads(key))
+            except (TypeError, ValueError):
+                parsed[key] = None
+        data_id = parsed[key]
+        out.append(None if data_id is None else label(name, data_id))
     return out
 
 
-def _pivot(order: Any, position: Any, rows: list[Any], image_rows: list[Any]) -> dict[str, Any]:
+def _pivot(
+    order: Any, position: Any, rows: list[Any], image_rows: list[Any], taken: frozenset[str] | set[str], damage: _Damage
+) -> dict[str, Any]:
     """Turn (run, name, data_id, kind, value, text) rows into columns."""
     import numpy as np
     import pandas as pd
 
-    run_col, names, data_ids, kinds, values, texts = (list(c) for c in zip(*rows, strict=True))
-    labels = _labels(names, data_ids)
+    labels = _labels([r[1] for r in rows], [r[2] for r in rows])
+    if None in labels:  # rare: damaged data IDs; those rows show in no column
+        for row, found in zip(rows, labels, strict=True):
+            if found is None:
+                damage.add(row[0], row[1], f"datasets.data_id of {row[1]!r} is not a JSON object: {str(row[2])[:60]!r}")
+        rows = [row for row, found in zip(rows, labels, strict=True) if found is not None]
+        labels = [found for found in labels if found is not None]
+        if not rows:
+            return {}
+    run_col, _names, _data_ids, kinds, values, texts = (list(c) for c in zip(*rows, strict=True))
     codes, columns = pd.factorize(np.asarray(labels, dtype=object))
     row_of = position(np.asarray(run_col, dtype=np.int64))
     kind_codes, kind_names = pd.factorize(np.asarray(kinds, dtype=object))
     shape = (len(order), len(columns))
 
     number_grid = np.full(shape, np.nan)
-    number_grid[row_of, codes] = np.asarray(values, dtype=float)
+    try:
+        number_grid[row_of, codes] = np.asarray(values, dtype=float)
+    except (TypeError, ValueError):  # rare: a summary value SQLite kept as text
+        for i, value in enumerate(values):
+            if value is None or isinstance(value, float | int):
+                number_grid[row_of[i], codes[i]] = np.nan if value is None else value
+            else:
+                column_label = _shown(str(columns[codes[i]]), taken)
+                damage.add(run_col[i], column_label, f"datasets.summary_value of {labels[i]!r} is not a number: "
+                           f"{str(value)[:60]!r}")
     text_grid = np.full(shape, None, dtype=object)
     text_grid[row_of, codes] = np.asarray(texts, dtype=object)
     # Which summary kinds each column holds, without a loop over cells.
@@ -699,7 +930,7 @@ def _pivot(order: Any, position: Any, rows: list[Any], image_rows: list[Any]) ->
     thumbnails = None
     if image_rows:
         thumbnails = np.full(shape, None, dtype=object)
-        label_code = {label: i for i, label in enumerate(columns)}
+        label_code = {column_label: i for i, column_label in enumerate(columns)}
         in_view = set(order.tolist())
         image_labels = _labels([r[1] for r in image_rows], [r[2] for r in image_rows])
         kept = [(r, lab) for r, lab in zip(image_rows, image_labels, strict=True) if r[0] in in_view and lab in label_code]
@@ -711,6 +942,7 @@ def _pivot(order: Any, position: Any, rows: list[Any], image_rows: list[Any]) ->
     out: dict[str, Any] = {}
     for j, column_label in enumerate(columns):
         held = {str(kind_names[k]) for k in np.flatnonzero(present[j])}
+        key = _shown(str(column_label), taken)
         column: Any
         kind = _frame_kind(held)
         if kind == "image":
@@ -721,13 +953,51 @@ def _pivot(order: Any, position: Any, rows: list[Any], image_rows: list[Any]) ->
             if kind == "bool":
                 column = pd.arrays.BooleanArray(np.where(missing, False, numeric != 0), missing)
             elif kind == "int":
-                column = pd.arrays.IntegerArray(np.where(missing, 0, numeric).astype(np.int64), missing)
+                column = _int_column(numeric, text_grid[:, j], key, order, damage)
             else:
                 column = numeric
         elif kind == "complex":
-            column = np.array([None if t is None else complex(t) for t in text_grid[:, j]], dtype=object)
+            column = _complex_column(text_grid[:, j], key, order, damage)
         else:
             column = text_grid[:, j]
-        key = str(column_label)
-        out[key if key not in META_COLUMNS else f"{key} (dataset)"] = column
+        out[key] = column
+    return out
+
+
+def _int_column(numeric: Any, texts: Any, key: str, order: Any, damage: _Damage) -> Any:
+    """An int dataset column, exact: the summary's float where it is exact, its digits beyond."""
+    import numpy as np
+    import pandas as pd
+
+    missing = np.isnan(numeric)
+    # Floats hold every int up to 2**53 exactly; beyond (or past float range,
+    # where the value is NULL) the summary text has the digits.
+    with np.errstate(invalid="ignore"):
+        beyond = np.abs(numeric) >= 2**53
+    inexact = np.flatnonzero(beyond | (missing & texts.astype(bool)))  # texts: None or digits
+    whole = np.where(missing, 0, numeric).astype(np.int64)
+    if not len(inexact):
+        return pd.arrays.IntegerArray(whole, missing)
+    exact: list[Any] = [None if m else int(w) for m, w in zip(missing, whole, strict=True)]
+    for i in inexact:
+        try:
+            exact[i] = int(texts[i])
+        except (TypeError, ValueError):
+            exact[i] = None
+            damage.add(int(order[i]), key, f"the int summary of {key!r} is not an int: {str(texts[i])[:60]!r}")
+    if all(v is None or -(2**63) <= v < 2**63 for v in exact):
+        return pd.array(exact, dtype="Int64")
+    return _object_column(exact)  # beyond int64: Python ints, never rounded
+
+
+def _complex_column(texts: Any, key: str, order: Any, damage: _Damage) -> Any:
+    import numpy as np
+
+    out = np.full(len(texts), None, dtype=object)
+    for i, text in enumerate(texts):
+        if text is not None:
+            try:
+                out[i] = complex(text)
+            except (TypeError, ValueError):
+                damage.add(int(order[i]), key, f"the complex summary of {key!r} is not a complex: {str(text)[:60]!r}")
     return out

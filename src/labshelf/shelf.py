@@ -16,12 +16,13 @@ from .cache import DEFAULT_CACHE_BYTES, MISS, ReadCache
 from .datastore import Datastore, formatters
 from .errors import (
     CollectionError,
+    InvalidValue,
     ReadOnlyShelf,
     RunNotFound,
     ShelfError,
 )
 from .finding import Finder
-from .names import split_target
+from .names import check_text, run_number, split_target
 from .reading import data_paths, load
 from .registry.annotations import Annotations
 from .registry.records import DatasetRef
@@ -172,15 +173,21 @@ class Shelf:
         from .run import Run
 
         self._check_writable()
-        if not isinstance(experiment, str) or "\x00" in experiment or len(experiment) > 255:
-            raise ShelfError(f"experiment must be a str of at most 255 characters without NUL, not {experiment!r}")
+        if not isinstance(experiment, str) or len(experiment) > 255:
+            raise InvalidValue(f"experiment must be a str of at most 255 characters, not {experiment!r}")
+        check_text(experiment, "experiment")
+        if params is not None and not isinstance(params, Mapping):
+            raise InvalidValue(f"run params are a dict of JSON-compatible values, not {type(params).__name__}")
         params = dict(params or {})
         try:
-            json.dumps(params)
+            # As the registry will write it: a lone surrogate fails here, not in the database.
+            json.dumps(params, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidValue("run params contain a lone surrogate (not a character) in a string") from None
         except (TypeError, ValueError) as exc:
-            raise ShelfError(f"run params must be JSON-compatible (numbers, strings, lists, dicts): {exc}") from exc
-        if number is not None and (not isinstance(number, int) or number < 1):
-            raise ShelfError(f"a run number is a positive int, not {number!r}")
+            raise InvalidValue(f"run params must be JSON-compatible (numbers, strings, lists, dicts): {exc}") from exc
+        if number is not None:
+            number = run_number(number, new=True)
         record = self._registry.create_run(
             number=number, experiment=experiment, params=params, host=socket.gethostname(), user=_user(), pid=os.getpid()
         )
@@ -190,8 +197,7 @@ class Shelf:
         """The run with this number (RunNotFound if none)."""
         from .run import Run
 
-        if isinstance(number, bool) or not isinstance(number, int):
-            raise RunNotFound(f"a run is found by its number (an int), not {number!r}")
+        number = run_number(number)
         record = self._registry.run(number)
         if record is None:
             numbers = self._registry.run_numbers()
@@ -247,6 +253,7 @@ class Shelf:
 
         if self._closed:
             raise ShelfError("the shelf is closed")
+        run = _run_choice(run)
         subscription = Subscription(
             self, names, callback, run=run, max_rate=max_rate, preview=preview, poll=poll
         )
@@ -265,7 +272,7 @@ class Shelf:
         """
         from .live.subscribe import changes
 
-        return changes(self, names, since, run)
+        return changes(self, names, since, None if run is None else self._run_number(run))
 
     def last_seq(self) -> int:
         """The sequence number of the newest change."""
@@ -322,14 +329,19 @@ class Shelf:
             (:meth:`history`) and the change feed.  Finished runs can be
             annotated: their data are not touched.
         """
+        from .run import Run
+
         self._check_writable()
-        numbers = [runs] if isinstance(runs, int) else [self._run_number(r) for r in runs]
+        if isinstance(runs, str | Run) or not isinstance(runs, Iterable):
+            numbers = [self._run_number(runs)]  # one run (a bool or a str is refused there)
+        else:
+            numbers = [self._run_number(r) for r in runs]
         return self._annotations.annotate(numbers, comment=comment, tags=tags, columns=columns, user=_user())
 
     def history(self, run: int) -> list[dict[str, Any]]:
         """Every annotation change of a run: field, old, new, user, time (oldest first)."""
-        self.run(run)  # RunNotFound with a hint
-        return self._annotations.history(run)
+        number = self.run(self._run_number(run)).number  # RunNotFound with a hint
+        return self._annotations.history(number)
 
     # -- derived variables ---------------------------------------------------------------
 
@@ -430,7 +442,10 @@ class Shelf:
         return self.run(number)
 
     def __contains__(self, number: object) -> bool:
-        return isinstance(number, int) and self._registry.run(number) is not None
+        try:
+            return self._registry.run(run_number(number)) is not None
+        except RunNotFound:  # not a run number at all
+            return False
 
     def __iter__(self) -> Iterator[Run]:
         from .run import Run
@@ -547,8 +562,17 @@ class Shelf:
         return self.cache.put(key, value, copy=copy)
 
     def datasets(self, run: int) -> list[DatasetRef]:
-        """Every dataset of a run, in the order they were first put."""
-        return self._registry.datasets(self._run_number(run))
+        """Every dataset of a run, in the order they were first put (RunNotFound if no such run).
+
+        A dataset whose registry row is damaged is listed too, with
+        :attr:`DatasetRef.damage` saying what is wrong; reading it raises
+        CorruptDataset.
+        """
+        number = self._run_number(run)
+        refs = self._registry.datasets(number)
+        if not refs:
+            self.run(number)  # an empty run, or RunNotFound with a hint
+        return refs
 
     def orphans(self, older_than: float = 3600.0) -> list[str]:
         """Data files no dataset refers to (left by crashed writers)."""
@@ -680,7 +704,8 @@ class Shelf:
     def describe_collection(self, name: str, *, doc: str | None = None, stage: str | None = None) -> CollectionInfo:
         """Give a collection (a run's too) documentation and/or a processing stage."""
         from .collections import info
-        from .registry.collections import check_stage, run_number
+        from .registry.collections import check_stage
+        from .registry.collections import run_number as run_of_collection
 
         self._check_writable()
         if stage is not None:
@@ -688,7 +713,7 @@ class Shelf:
         repo, record = self._finder.search().resolve(name, checked=False)
         if repo is not self._repos[0]:
             raise ReadOnlyShelf(f"{name!r} belongs to the input repository {repo.where}, which this shelf only reads")
-        kind = "run" if run_number(name) is not None and record.kind == "run" else record.kind
+        kind = "run" if run_of_collection(name) is not None and record.kind == "run" else record.kind
         updated = repo.collections.define(name, kind, doc=doc, stage=stage)
         return info(updated, repo)
 
@@ -726,12 +751,29 @@ class Shelf:
         return run_query(self, dataset, where, self._finder.collection_list(collections), stage, find_first)
 
     def _run_number(self, run: Any) -> int:
-        if isinstance(run, bool) or not isinstance(run, int):
-            number = getattr(run, "number", None)
-            if isinstance(number, int):
-                return number
-            raise RunNotFound(f"run= takes a run number (an int) or a Run, not {run!r}")
+        """A run number from an int, a numpy integer or a Run (RunNotFound for anything else)."""
+        if type(run) is int:
+            return run_number(run)
+        from .run import Run
+
+        if isinstance(run, Run):
+            return run.number
+        try:
+            return run_number(run)
+        except RunNotFound as exc:
+            raise RunNotFound(f"{exc}; runs are given by number or as a Run") from None
+
+
+def _run_choice(run: Any) -> int | str | None:
+    """``subscribe(run=...)``: a run number, "latest" or None."""
+    if run is None or (isinstance(run, str) and run == "latest"):
         return run
+    try:
+        return run_number(run)
+    except RunNotFound:
+        raise RunNotFound(
+            f"run= takes a run number, 'latest' (follow new runs) or None (any run), not {run!r}"
+        ) from None
 
 
 

@@ -173,7 +173,7 @@ class Writer:
         check_name(name.partition(".")[0] if _part and _COMPONENT_PATH.match(name.partition(".")[2]) else name)
         if derived and not name.startswith(DERIVED_PREFIX):
             raise InvalidName(f"derived results are stored under {DERIVED_PREFIX!r}, not as {name!r}")
-        did = normalize_data_id(data_id)
+        did = normalize_data_id(data_id, new=True)
         key = data_id_key(did)
         formatter = formatters.pick(value, kind)
         value = formatter.prepare(value)
@@ -270,7 +270,7 @@ class Writer:
         did = normalize_data_id(data_id)
         key = data_id_key(did)
         with self.registry.db.write() as txn:
-            current = self.registry.lock_target(txn, run, name, key)
+            current = self.registry.lock_target(txn, run, name, key, create=False)
             if current is None:
                 from .names import format_data_id
 
@@ -287,7 +287,7 @@ class Writer:
 
     def append(self, run: int, name: str, values: Any, *, data_id: Mapping[str, Any] | None = None) -> DatasetRef:
         check_name(name)
-        did = normalize_data_id(data_id)
+        did = normalize_data_id(data_id, new=True)
         key = data_id_key(did)
         rows = as_storable(values)
         for _attempt in range(20):
@@ -477,7 +477,7 @@ class Writer:
         attempts lost, as every other writer waits while the file is rewritten.
         """
         with self._locked(run, name) as (txn, written):
-            current = self.registry.lock_target(txn, run, name, key)
+            current = self.registry.lock_target(txn, run, name, key, create=False)
             if current is None:
                 raise DatasetNotFound(f"run {run} has no dataset {name!r} to mutate; put it first")
             ref = self.registry.read_for_update(txn, current.id)

@@ -21,6 +21,9 @@ shutil.rmtree(target, ignore_errors=True)
 with labshelf.create(target) as shelf, shelf.new_run("released", {"schema": SCHEMA_VERSION}) as run:
     run.put("temperature", 301.25)
     run.put("label", f"schema {SCHEMA_VERSION}")
+if hasattr(shelf, "annotate"):  # schema 0002 on: annotations, kept across upgrades
+    with labshelf.open(target) as shelf:
+        shelf.annotate(1, comment="kept", tags=["good"], quality=2.5, count=3, note="n", checked=True)
 # Leave a single self-contained file: fold the WAL into the database.
 import sqlite3  # noqa: E402
 

@@ -250,7 +250,10 @@ class Subscription:
             pending.seq = max(pending.seq, change.seq)
             pending.time = max(pending.time, change.time)
             if change.kind == "mutate" and pending.indices is not None:
-                index = json.loads(change.payload or "{}").get("index")
+                try:
+                    index = json.loads(change.payload or "{}").get("index")
+                except (ValueError, AttributeError):  # a damaged change row: read the whole value
+                    index = None
                 if len(pending.indices) >= _MAX_INDICES or index is None:
                     pending.indices = None  # too many to patch: read the whole value
                 else:

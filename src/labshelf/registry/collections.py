@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import bindparam, delete, insert, select, update
 
 from ..errors import CollectionError, CollectionNotFound, close_matches
+from ..names import MAX_RUN
 from .engine import Statement, Txn
 from .registry import _DATASET_COLUMNS, Registry
 from .schema import collection_chains, collection_members, collections, datasets, runs, shelf_info
@@ -41,7 +42,9 @@ _SEED = Statement(insert(shelf_info).values(key=_GENERATION_KEY, value=bindparam
 def run_number(name: str) -> int | None:
     """The run number of a RUN collection name (``run/12`` -> 12), else None."""
     match = _RUN_NAME.match(name)
-    return int(match.group(1)) if match else None
+    if match is None or len(match.group(1)) > 10 or int(match.group(1)) > MAX_RUN:
+        return None  # beyond the run numbers: a name like any other, found nowhere
+    return int(match.group(1))
 
 
 def check_collection_name(name: Any) -> str:
@@ -137,7 +140,9 @@ class Collections:
         if current is None:
             txn.execute(_SEED, {"value": "1"})
         else:
-            txn.execute(_BUMP, {"value": str(int(current) + 1)})
+            # Any new value tells cached readers to read the definitions again,
+            # so a damaged (non-numeric) generation restarts the count.
+            txn.execute(_BUMP, {"value": str(int(current) + 1) if str(current).isdigit() else "1"})
         self.registry._change(txn, "collection", name=name, payload={"kind": kind})
 
     def _existing(self, txn: Txn, name: str) -> Any:

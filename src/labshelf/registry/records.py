@@ -9,14 +9,40 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from ..errors import CorruptDataset
 from ..names import label
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+#: Times a run table can show: pandas' nanosecond timestamps reach 1677 to 2262.
+MAX_SECONDS = 9.2e9
+
+
+def json_list(text: str) -> list[Any]:
+    """A JSON list from the registry (ValueError for anything else)."""
+    value = json.loads(text)
+    if type(value) is not list:
+        raise ValueError("is not a JSON list")
+    return value
+
+
+def json_mapping(text: str) -> dict[str, Any]:
+    """A JSON object from the registry (ValueError for anything else)."""
+    value = json.loads(text)
+    if type(value) is not dict:
+        raise ValueError("is not a JSON object")
+    return value
+
+
+def is_time(seconds: Any) -> bool:
+    """Whether a registry time column holds a usable time (SQLite keeps any text there)."""
+    return type(seconds) is float and -MAX_SECONDS < seconds < MAX_SECONDS
 
 
 def _timestamp(seconds: float | None) -> _dt.datetime | None:
@@ -39,10 +65,15 @@ class RunRecord:
     user: str
     pid: int
     error: str | None = None
+    #: What is wrong with the run's registry row (None: nothing).  A damaged
+    #: field reads as NaN (times) or empty (params); ``start``/``end`` raise.
+    damage: str | None = field(default=None, compare=False)
 
     @property
     def start(self) -> _dt.datetime:
         """When the run started (timezone-aware, UTC)."""
+        if math.isnan(self.started):
+            raise CorruptDataset(f"run {self.number} has no readable start time: {self.damage}")
         stamp = _timestamp(self.started)
         assert stamp is not None
         return stamp
@@ -50,6 +81,8 @@ class RunRecord:
     @property
     def end(self) -> _dt.datetime | None:
         """When the run ended, or None while it runs."""
+        if self.ended is not None and math.isnan(self.ended):
+            raise CorruptDataset(f"run {self.number} has no readable end time: {self.damage}")
         return _timestamp(self.ended)
 
     @property
@@ -59,17 +92,53 @@ class RunRecord:
 
     @classmethod
     def from_row(cls, row: Any) -> RunRecord:
+        """The record of a ``runs`` row; a damaged row still gives one, saying so in ``damage``."""
+        try:
+            if is_time(row.started) and (row.ended is None or is_time(row.ended)):
+                return cls(
+                    number=row.number,
+                    experiment=row.experiment,
+                    params=MappingProxyType(json_mapping(row.params)),
+                    status=row.status,
+                    started=row.started,
+                    ended=row.ended,
+                    host=row.host,
+                    user=row.user,
+                    pid=row.pid,
+                    error=row.error,
+                )
+        except (TypeError, ValueError):  # JSONDecodeError is a ValueError
+            pass
+        return cls._damaged(row)
+
+    @classmethod
+    def _damaged(cls, row: Any) -> RunRecord:
+        problems = []
+        try:
+            params = json_mapping(row.params)
+        except (TypeError, ValueError) as exc:
+            params = {}
+            why = "is not JSON" if isinstance(exc, json.JSONDecodeError) else "is not a JSON object"
+            problems.append(f"runs.params {why}: {str(row.params)[:60]!r}")
+        started, ended = row.started, row.ended
+        if not is_time(started):
+            problems.append(f"runs.started is not a time: {str(started)[:60]!r}")
+            started = math.nan
+        if ended is not None and not is_time(ended):
+            problems.append(f"runs.ended is not a time: {str(ended)[:60]!r}")
+            ended = math.nan
         return cls(
             number=row.number,
             experiment=row.experiment,
-            params=MappingProxyType(json.loads(row.params)),
+            params=MappingProxyType(params),
             status=row.status,
-            started=row.started,
-            ended=row.ended,
+            started=started,
+            ended=ended,
             host=row.host,
             user=row.user,
             pid=row.pid,
             error=row.error,
+            damage="; ".join(problems) or None,
         )
 
 
@@ -120,6 +189,12 @@ class DatasetRef:
         """``name`` or ``name[channel=2]``: how tables and messages name it."""
         return label(self.name, self.data_id)
 
+    @property
+    def damage(self) -> str | None:
+        """What is wrong with its registry row, e.g. ``datasets.location is not JSON: 'xx'``
+        (None: nothing; see :class:`DamagedRef`)."""
+        return None
+
     def __repr__(self) -> str:
         shape = "" if self.shape is None else f" shape={self.shape}"
         dtype = "" if self.dtype is None else f" dtype={self.dtype}"
@@ -129,3 +204,24 @@ class DatasetRef:
         from ..display import ref_html  # the HTML lives above the registry; imported on use
 
         return ref_html(self)
+
+
+class DamagedRef(DatasetRef):
+    """A DatasetRef whose registry row could not be read whole (edited or damaged).
+
+    The damaged fields read as empty; :attr:`damage` says what is wrong, and
+    reading the value raises CorruptDataset.  A subclass rather than a field,
+    so that building the refs of every get costs nothing more.
+    """
+
+    __slots__ = ("_damage",)
+
+    @property
+    def damage(self) -> str | None:
+        return getattr(self, "_damage", None)  # None only after a dataclasses.replace
+
+    @classmethod
+    def made(cls, damage: str, **fields: Any) -> DamagedRef:
+        ref = cls(**fields)
+        object.__setattr__(ref, "_damage", damage)
+        return ref

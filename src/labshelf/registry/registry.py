@@ -9,17 +9,31 @@ visible exactly when the data it describes is.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from types import MappingProxyType, SimpleNamespace
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    bindparam,
+    case,
+    exists,
+    func,
+    insert,
+    literal,
+    null,
+    select,
+    update,
+)
 
-from ..errors import RunNotFound, RunNotWritable, ShelfError
+from ..errors import CorruptDataset, InvalidName, InvalidValue, RunNotFound, RunNotWritable, ShelfError
+from ..names import MAX_RUN
 from .engine import Database, Statement, Txn
-from .records import DatasetRef, RunRecord, Storage
-from .schema import broadcasts, changes, datasets, derived, runs, shelf_info
+from .records import MAX_SECONDS, DamagedRef, DatasetRef, RunRecord, Storage, json_list, json_mapping
+from .schema import broadcasts, changes, datasets, derived, runs, shelf_info, user_columns
 
 RUN_STATES = ("running", "finished", "failed", "aborted")
 
@@ -35,8 +49,15 @@ _FIND = Statement(
     )
 )
 _LOCK_TARGET = Statement(
-
-    select(runs.c.status, datasets.c.id, datasets.c.location, datasets.c.version)
+    select(
+        runs.c.status,
+        datasets.c.id,
+        datasets.c.location,
+        datasets.c.version,
+        # Whether a user column has the name: asked here, in the statement every
+        # write runs first, so the check of a new name costs no statement of its own.
+        exists().where(user_columns.c.name == bindparam("base")).label("taken"),
+    )
     .select_from(
         runs.outerjoin(
             datasets,
@@ -102,45 +123,124 @@ def _dumps(document: Any) -> str:
     return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+def usable_time(column: Any) -> ColumnElement[Any]:
+    """A time column in a query, NULL where a damaged row holds no usable time.
+
+    The same test as :func:`records.is_time`, in SQL: text SQLite kept in the
+    REAL column and PostgreSQL's NaN would otherwise compare as later than
+    every time, so one edited row would be selected by ``start > ...``.
+    """
+    return case((and_(column > -MAX_SECONDS, column < MAX_SECONDS), column), else_=null())
+
+
+def usable_number(column: Any, dialect: str) -> ColumnElement[Any]:
+    """A numeric column in a query, NULL where a damaged row holds text (SQLite) or NaN (PostgreSQL)."""
+    if dialect == "sqlite":
+        return case((func.typeof(column).in_(("integer", "real")), column), else_=null())
+    return case((column != literal(math.nan), column), else_=null())
+
+
 def ref_from_row(row: Any, repository: str = "", found_in: tuple[str, ...] = ()) -> DatasetRef:
-    """Build the public, frozen DatasetRef from a ``datasets`` row."""
-    return DatasetRef(
+    """Build the public, frozen DatasetRef from a ``datasets`` row.
+
+    A row whose JSON or summary columns cannot be read (edited or damaged)
+    still gives a ref, with ``damage`` saying what is wrong: lists of
+    datasets keep working and reading that one raises CorruptDataset.
+    """
+    try:
+        return DatasetRef(
+            id=row.id,
+            run=row.run,
+            name=row.name,
+            data_id=MappingProxyType(json.loads(row.data_id)),
+            kind=row.kind,
+            shape=None if row.shape is None else tuple(json_list(row.shape)),
+            dtype=row.dtype,
+            nbytes=row.nbytes,
+            summary=public_summary(row.summary_kind, row.summary_value, row.summary_text, row.thumbnail),
+            version=row.version,
+            created=row.created,
+            updated=row.updated,
+            storage=Storage(
+                inline=row.inline,
+                files=tuple(json_list(row.location)) if row.location else (),
+                options=MappingProxyType(json.loads(row.options) if row.options else {}),
+            ),
+            repository=repository,
+            found_in=found_in,
+        )
+    except (TypeError, ValueError, OverflowError):  # JSONDecodeError is a ValueError
+        # Rare: parse each field alone, to say which ones are damaged.
+        return _damaged_ref(row, repository, found_in)
+
+
+def _damaged_ref(row: Any, repository: str, found_in: tuple[str, ...]) -> DatasetRef:
+    problems: list[str] = []
+
+    def parsed(column: str, parse: Any, default: Any) -> Any:
+        text = getattr(row, column)
+        try:
+            return parse(text)
+        except (TypeError, ValueError, OverflowError) as exc:
+            problems.append(f"datasets.{column} {_why(exc)}: {str(text)[:60]!r}")
+            return default
+
+    data_id = parsed("data_id", json_mapping, {})
+    shape = parsed("shape", lambda t: None if t is None else tuple(json_list(t)), None)
+    files = parsed("location", lambda t: tuple(json_list(t)) if t else (), ())
+    options = parsed("options", lambda t: json_mapping(t) if t else {}, {})
+    summary = None
+    try:
+        summary = public_summary(row.summary_kind, row.summary_value, row.summary_text, row.thumbnail)
+    except (TypeError, ValueError, OverflowError):
+        value = row.summary_value if row.summary_kind in _NUMERIC_SUMMARIES else row.summary_text
+        problems.append(f"the {row.summary_kind} summary is damaged: {str(value)[:60]!r}")
+    return DamagedRef.made(
+        "; ".join(problems) or "the registry row cannot be read",
         id=row.id,
         run=row.run,
         name=row.name,
-        data_id=MappingProxyType(json.loads(row.data_id)),
+        data_id=MappingProxyType(dict(data_id)),
         kind=row.kind,
-        shape=None if row.shape is None else tuple(json.loads(row.shape)),
+        shape=shape,
         dtype=row.dtype,
         nbytes=row.nbytes,
-        summary=public_summary(row.summary_kind, row.summary_value, row.summary_text, row.thumbnail),
+        summary=summary,
         version=row.version,
         created=row.created,
         updated=row.updated,
-        storage=Storage(
-            inline=row.inline,
-            files=tuple(json.loads(row.location)) if row.location else (),
-            options=MappingProxyType(json.loads(row.options) if row.options else {}),
-        ),
+        storage=Storage(inline=row.inline, files=files, options=MappingProxyType(dict(options))),
         repository=repository,
         found_in=found_in,
     )
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, json.JSONDecodeError):
+        return "is not JSON"
+    return str(exc) if str(exc).startswith("is not") else f"cannot be read ({exc})"
+
+
+_NUMERIC_SUMMARIES = ("float", "array", "bool")
+_TEXTUAL = (str, bytes)
 
 
 def public_summary(kind: str, value: float | None, text: str | None, thumbnail: bytes | None) -> Any:
     """The one value a summary shows, from its registry columns.
 
     See :class:`labshelf.datastore.formatter.Summary` for the meaning of
-    each summary kind.
+    each summary kind.  A value of the wrong type (SQLite keeps whatever it
+    is given) raises ValueError.
     """
     if kind == "image":
         return thumbnail
-    if kind in ("float", "array"):
-        return value
+    if kind in _NUMERIC_SUMMARIES:
+        if value is not None and type(value) is not float and isinstance(value, _TEXTUAL):
+            # What SQLite's type affinity lets into a REAL column.
+            raise ValueError(f"a {kind} summary is a number, not {value!r}")
+        return value if kind != "bool" or value is None else bool(value)
     if kind == "int":
         return int(text) if text is not None else None
-    if kind == "bool":
-        return None if value is None else bool(value)
     if kind == "complex":
         return complex(text) if text is not None else None
     if kind == "none":
@@ -182,6 +282,8 @@ class Registry:
             if number is None:
                 # Safe without a race: writers are serialised (see Database.write).
                 number = (txn.scalar(_LAST_RUN) or 0) + 1
+                if number > MAX_RUN:
+                    raise InvalidValue(f"run {MAX_RUN} exists: no run number is left (they go up to {MAX_RUN})")
             elif txn.first(_RUN, {"number": number}) is not None:
                 raise ShelfError(f"run {number} exists already; leave number=None for the next free one")
             row = {
@@ -202,7 +304,7 @@ class Registry:
 
     def finish_run(self, number: int, status: str, error: str | None = None) -> RunRecord:
         if status not in RUN_STATES[1:]:
-            raise ShelfError(f"a run ends as one of {RUN_STATES[1:]}, not {status!r}")
+            raise InvalidValue(f"a run ends as one of {RUN_STATES[1:]}, not {status!r}")
         with self.db.write() as txn:
             row = txn.first(_RUN, {"number": number})
             if row is None:
@@ -264,16 +366,33 @@ class Registry:
         with self.db.read() as txn:
             locations = txn.scalars(query)
         for location in locations:
-            yield from json.loads(location)
+            try:
+                files = json_list(location)
+            except (TypeError, ValueError):
+                # Which files it holds is unknown: counting them as orphans would
+                # invite deleting a dataset's data.  Say so instead.
+                raise CorruptDataset(
+                    f"a dataset of {self.db.where} has a damaged datasets.location ({str(location)[:60]!r}): "
+                    "its data files are unknown, so orphans cannot be told apart"
+                ) from None
+            yield from files
 
-    def lock_target(self, txn: Txn, run: int, name: str, data_id: str, *, derived: bool = False) -> Any:
+    def lock_target(
+        self, txn: Txn, run: int, name: str, data_id: str, *, derived: bool = False, create: bool = True
+    ) -> Any:
         """In a write transaction: check the run is writable, return the current row.
 
         Returns the dataset's (id, location, version) row, or None.  Only
         ``derived`` results (computed from a run's data after the fact) may
-        be written into a run that has ended.
+        be written into a run that has ended.  Where no row exists yet
+        (``create``: the caller would insert one), the name must not be a
+        user column's: the run table and queries need one meaning per name
+        (annotations.define_column checks the reverse).  Both checks run in
+        write transactions, so neither can race the other.
         """
-        row = txn.first(_LOCK_TARGET, {"run": run, "name": name, "data_id": data_id})
+        # A composite's part (name.part) is checked by its dataset's name.
+        base = name.partition(".")[0]
+        row = txn.first(_LOCK_TARGET, {"run": run, "name": name, "data_id": data_id, "base": base})
         if row is None:
             raise RunNotFound(f"no run {run} in this shelf")
         if row.status != "running" and not derived:
@@ -281,10 +400,23 @@ class Registry:
                 f"run {run} has ended ({row.status}); datasets of an ended run cannot change. "
                 "Start a new run with shelf.new_run()"
             )
-        return row if row.id is not None else None
+        if row.id is None:
+            if create and row.taken:
+                raise InvalidName(
+                    f"dataset name {base!r} is taken by a user column of the run table (made with annotate); "
+                    "choose another dataset name"
+                )
+            return None
+        return row
 
     def read_for_update(self, txn: Txn, dataset_id: int) -> DatasetRef:
-        return ref_from_row(txn.first(select(*_DATASET_COLUMNS).where(datasets.c.id == dataset_id)), self.db.where)
+        ref = ref_from_row(txn.first(select(*_DATASET_COLUMNS).where(datasets.c.id == dataset_id)), self.db.where)
+        if ref.damage is not None:
+            raise CorruptDataset(
+                f"dataset {ref.name!r} of run {ref.run} cannot change: its registry row is damaged ({ref.damage}); "
+                "put it anew under another name, or delete it"
+            )
+        return ref
 
     def write_dataset(
         self,
@@ -301,7 +433,7 @@ class Registry:
     ) -> int:
         """Insert or replace a dataset row and record its change; return its id.
 
-        Runs in ``txn``, a write transaction.
+        Runs in ``txn``, a write transaction, after :meth:`lock_target`.
 
         ``fields`` are the ``datasets`` columns the formatter decided (kind,
         shape, dtype, nbytes, summary_*, thumbnail, inline, location,
@@ -341,7 +473,10 @@ class Registry:
         files: list[str] = []
         for row in rows:
             txn.execute(datasets.delete().where(datasets.c.id == row.id))
-            files.extend(json.loads(row.location) if row.location else [])
+            try:
+                files.extend(json_list(row.location) if row.location else [])
+            except (TypeError, ValueError):
+                pass  # a damaged location: its files stay, as orphans, rather than guessed at
         self._change(txn, "delete", run=run, name=name, data_id=data_id, version=version + 1)
         return files
 
@@ -349,7 +484,7 @@ class Registry:
 
     def broadcast(self, run: int, name: str, data_id: str, kind: str, inline: str | None) -> None:
         with self.db.write() as txn:
-            self.lock_target(txn, run, name, data_id)
+            self.lock_target(txn, run, name, data_id, create=False)  # a broadcast stores no dataset
             key = (
                 (broadcasts.c.run == run)
                 & (broadcasts.c.name == name)
@@ -444,7 +579,7 @@ class Registry:
                 rows = txn.all(_DERIVED_OF_RUN, {"run": run})
             else:
                 rows = txn.all(select(derived).order_by(derived.c.run, derived.c.variable))
-        return [{**row._asdict(), "inputs": json.loads(row.inputs)} for row in rows]
+        return [_derived_record(row) for row in rows]
 
     def derived_inputs(
         self, run: int, wanted: Sequence[tuple[str, str]]
@@ -465,7 +600,7 @@ class Registry:
                 found = txn.first(_FIND, {"run": run, "name": name, "data_id": data_id})
                 if found is not None:
                     refs[(name, data_id)] = ref_from_row(found, self.db.where)
-        records = [{**r._asdict(), "inputs": json.loads(r.inputs)} for r in rows]
+        records = [_derived_record(r) for r in rows]
         return RunRecord.from_row(row), records, refs
 
     def record_derived(
@@ -485,3 +620,14 @@ class Registry:
                 txn.execute(_ADD_DERIVED, {**row, "inputs": _dumps(row["inputs"]), "updated": now})
             for summary in summaries:
                 txn.execute(_SET_SUMMARY, summary)
+
+
+def _derived_record(row: Any) -> dict[str, Any]:
+    record = row._asdict()
+    try:
+        record["inputs"] = json_mapping(row.inputs)
+    except (TypeError, ValueError):
+        # Damaged bookkeeping: the result counts as stale (no inputs match).
+        record["inputs"] = {}
+        record["damage"] = f"derived.inputs is not JSON: {str(row.inputs)[:60]!r}"
+    return record

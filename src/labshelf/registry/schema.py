@@ -28,7 +28,7 @@ from sqlalchemy import (
 )
 
 #: Alembic revision of the newest schema this labshelf knows.
-SCHEMA_VERSION = "0003"
+SCHEMA_VERSION = "0004"
 
 metadata = MetaData(
     naming_convention={
@@ -138,7 +138,8 @@ run_tags = Table(
 user_columns = Table(
     "user_columns",
     metadata,
-    # Columns users add to the run table; ``type`` is number, text or bool.
+    # Columns users add to the run table; ``type`` is number (float64), int
+    # (int64), text or bool.
     Column("name", String(255), primary_key=True),
     Column("type", String(8), nullable=False),
     Column("created", Float, nullable=False),
@@ -149,8 +150,11 @@ user_values = Table(
     metadata,
     Column("run", Integer, ForeignKey("runs.number", ondelete="CASCADE"), primary_key=True),
     Column("column", String(255), ForeignKey("user_columns.name", ondelete="CASCADE"), primary_key=True),
+    # One of the three, by the column's type: a float or a bool (0/1), an
+    # int (exact, where a float would round beyond 2**53), a text.
     Column("value_num", Float),
     Column("value_text", Text),
+    Column("value_int", BigInteger),
 )
 
 history = Table(

@@ -45,7 +45,7 @@ CASES: list[tuple[tuple[str, ...], int, str]] = [
     (("info", "/proc/1/fd/0"), 1, "/proc/1/fd/0"),
     (("info", "{box}/" + LONG), 1, LONG),
     # ls
-    (("ls", "{shelf}", "--run", HUGE), 1, f"--run must be at least 1 and at most {2**63 - 1}, not {HUGE}"),
+    (("ls", "{shelf}", "--run", HUGE), 1, f"--run must be at least 1 and at most {2**31 - 1}, not {HUGE}"),
     (("ls", "{shelf}", "--run", "0"), 1, "--run must be at least 1"),
     (("ls", "{shelf}", "--run", "-1"), 1, "--run must be at least 1"),
     (("ls", "{shelf}", "--run", "99"), 1, "no run 99"),

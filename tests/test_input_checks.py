@@ -130,7 +130,7 @@ def test_subscribe_and_changes_take_numpy_run_numbers(two_runs: labshelf.Shelf) 
     subscription = two_runs.subscribe("temperature", lambda update: None, run=np.int64(2))
     subscription.close()
     for bad in (True, -1, 2**63, "last"):
-        with pytest.raises(labshelf.RunNotFound, match="run= takes a run number, 'latest'"):
+        with pytest.raises(labshelf.InvalidOptions, match="run= takes a run number"):
             two_runs.subscribe("temperature", lambda update: None, run=bad)
     with pytest.raises(labshelf.RunNotFound):
         two_runs.changes(["temperature"], since=0, run=True)

@@ -377,8 +377,8 @@ def test_closing_the_widget_or_the_shelf_stops_the_subscription(tmp_path: Path) 
 @pytest.mark.parametrize(
     ("make", "message"),
     [
-        (lambda s: LivePlot(s, "a", run=0), "run= takes a run number, 'latest'"),
-        (lambda s: LivePlot(s, "a", run="newest"), "run= takes a run number, 'latest'"),
+        (lambda s: LivePlot(s, "a", run=0), "run= takes a run number"),
+        (lambda s: LivePlot(s, "a", run="newest"), "run= takes a run number"),
         (lambda s: LivePlot(s, "a", x="a"), "x= names another dataset"),
         (lambda s: LivePlot(s, "a", max_rate=0), "max_rate= takes updates per second"),
         (lambda s: LivePlot(s, "a", max_points=1), "max_points= takes an int >= 2"),

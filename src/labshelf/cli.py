@@ -228,10 +228,6 @@ def _at_least(option: str, value: int | None, low: int = 1, high: int | None = N
     raise ShelfError(f"{option} must be at least {low}{top}, not {value}")
 
 
-#: The largest run number SQL registries hold (64-bit integers).
-MAX_RUN = 2**63 - 1
-
-
 def _create(args: argparse.Namespace) -> None:
     from .opening import create
 
@@ -248,6 +244,7 @@ def _info(args: argparse.Namespace) -> None:
 
 
 def _ls(args: argparse.Namespace) -> None:
+    from .names import MAX_RUN
     from .opening import open as open_shelf
 
     _at_least("--run", args.run, high=MAX_RUN)

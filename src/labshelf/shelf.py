@@ -253,7 +253,6 @@ class Shelf:
 
         if self._closed:
             raise ShelfError("the shelf is closed")
-        run = _run_choice(run)
         subscription = Subscription(
             self, names, callback, run=run, max_rate=max_rate, preview=preview, poll=poll
         )
@@ -762,19 +761,6 @@ class Shelf:
             return run_number(run)
         except RunNotFound as exc:
             raise RunNotFound(f"{exc}; runs are given by number or as a Run") from None
-
-
-def _run_choice(run: Any) -> int | str | None:
-    """``subscribe(run=...)``: a run number, "latest" or None."""
-    if run is None or (isinstance(run, str) and run == "latest"):
-        return run
-    try:
-        return run_number(run)
-    except RunNotFound:
-        raise RunNotFound(
-            f"run= takes a run number, 'latest' (follow new runs) or None (any run), not {run!r}"
-        ) from None
-
 
 
 def _user() -> str:

@@ -168,7 +168,7 @@ class Subscription:
         self.pattern = check_patterns(patterns)
         if not callable(callback):
             raise InvalidOptions(f"subscribe() needs a callable callback (a function of one Update), not {callback!r}")
-        run = _check_run(run)
+        run = check_run(run)
         rate = _positive("max_rate", max_rate, "calls per second per dataset")
         seconds = _positive("poll", poll, "seconds between reads when no wake-up arrives")
         self._shelf = shelf
@@ -426,20 +426,20 @@ class Subscription:
         return f"<Subscription {list(self.pattern)} run={self._mode!r} {state}, {self.delivered} delivered>"
 
 
-#: Run numbers are SQL 64-bit integers: a larger one could name no run, and would fail at bind time.
-_RUN_LIMIT = 2**63
-
-
-def _check_run(run: Any) -> int | str | None:
+def check_run(run: Any) -> int | str | None:
     """``run=`` of subscribe: a run number (numpy integers too), "latest" or None; InvalidOptions otherwise."""
+    from ..errors import ShelfError
+    from ..names import MAX_RUN, run_number
+
     if run is None or (isinstance(run, str) and run == "latest"):
         return run
-    # numbers.Integral takes numpy integers (run numbers from pandas), not numpy's bool.
-    if isinstance(run, numbers.Integral) and not isinstance(run, bool) and 0 < int(run) < _RUN_LIMIT:
-        return int(run)
-    raise InvalidOptions(
-        f"run= takes a run number (an int from 1), 'latest' (follow new runs) or None (any run), not {run!r}"
-    )
+    try:
+        return run_number(run)
+    except ShelfError:
+        raise InvalidOptions(
+            f"run= takes a run number (an int from 1 to {MAX_RUN}), 'latest' (follow new runs) or None "
+            f"(any run), not {run!r}"
+        ) from None
 
 
 def _positive(option: str, value: Any, meaning: str) -> float | None:

@@ -33,6 +33,7 @@ import numpy as np
 import traitlets
 
 from ..errors import ShelfError, UnsupportedValue
+from ..live.subscribe import check_run
 from ..names import check_name, data_id_key, label, normalize_data_id
 from ._base import Reply, ShelfWidget, css, esm
 from ._images import pixels_for_screen
@@ -49,14 +50,6 @@ FRAMES_IN_FLIGHT = 2
 IN_FLIGHT_TIMEOUT = 2.0
 #: Characters of a text value a BigNumber shows.
 MAX_TEXT = 80
-
-
-def _check_run(run: Any) -> int | str | None:
-    if run is None or run == "latest":
-        return run
-    if isinstance(run, int) and not isinstance(run, bool) and run > 0:
-        return run
-    raise ShelfError(f"run= takes a run number, 'latest' (follow new runs) or None (any run), not {run!r}")
 
 
 def _check_rate(max_rate: Any) -> float:
@@ -88,7 +81,7 @@ class _Following:
         check_name(name)
         self._shelf = shelf
         self._name = name
-        self._mode = _check_run(run)
+        self._mode = check_run(run)
         self._data_id = normalize_data_id(data_id)
         self._key = data_id_key(self._data_id)
         self._label = label(name, self._data_id)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -17,6 +17,13 @@ from typing import Any
 from ..names import label
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+#: How records show as HTML in notebooks (``_repr_html_``), by class.  The
+#: registry knows no HTML: the layer that draws a record installs its
+#: renderer here (``shelf.py`` installs ``display.ref_html`` for DatasetRef,
+#: so every ref a shelf hands out has it, with or without ``%load_ext``).
+#: A record without a renderer shows as its one-line text repr.
+html_renderers: dict[type, Callable[[Any], str]] = {}
 
 
 def _timestamp(seconds: float | None) -> _dt.datetime | None:
@@ -125,7 +132,6 @@ class DatasetRef:
         dtype = "" if self.dtype is None else f" dtype={self.dtype}"
         return f"<DatasetRef run={self.run} {self.label!r} kind={self.kind}{shape}{dtype}>"
 
-    def _repr_html_(self) -> str:
-        from ..display import ref_html  # the HTML lives above the registry; imported on use
-
-        return ref_html(self)
+    def _repr_html_(self) -> str | None:
+        render = html_renderers.get(type(self))
+        return None if render is None else render(self)

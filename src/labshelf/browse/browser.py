@@ -149,13 +149,10 @@ class Browser:
         holds ``*`` or ``?`` (``camera/*``, ``*/image``), matched against
         the whole name.
         """
-        from ..registry.listing import like_containing, like_glob
-
         offset, limit, pattern = page_args(offset, limit, pattern, what="pattern")
         if not pattern:
             raise InvalidParameter("a search needs a pattern: text a dataset name contains, or a glob like 'camera/*'")
-        like = like_glob(pattern) if ("*" in pattern or "?" in pattern) else like_containing(pattern)
-        entries = self._shelf._listing.search(like, offset, limit + 1)
+        entries = self._shelf._listing.search(pattern, offset, limit + 1)
         nodes = tuple(dataset_node(e, meta_prefix=f"run {e.run} · ") for e in entries[:limit])
         return NodePage(nodes, len(entries) > limit, offset)
 
@@ -241,6 +238,10 @@ class Browser:
         if name is not None:
             name = _text("name", name)
         return self._shelf._listing.run_numbers(prefix, name=name, limit=_limit(limit))
+
+    def user_columns(self) -> dict[str, str]:
+        """The run table's user columns and their types (number, text, bool), looked up afresh."""
+        return self._shelf._annotations.columns()
 
     def data_ids(self, name: str, limit: int = 10) -> list[dict[str, Any]]:
         """Some data IDs the dataset ``name`` has, in order."""

@@ -32,10 +32,10 @@ from ..names import check_name, label, normalize_data_id
 
 #: Longest node id read (a name is at most 255 characters; data IDs and member paths add some).
 MAX_NODE_ID = 4096
-#: Largest run number an id may name (the registry's integers are 64-bit).
-MAX_RUN = 2**63 - 1
+#: Largest run number an id may name: ``runs.number`` is an SQL INTEGER, 32 bits on PostgreSQL.
+MAX_RUN = 2**31 - 1
 
-_RUN_ID = re.compile(r"run/([1-9][0-9]{0,18})(?:(/)(.*))?\Z", re.DOTALL)
+_RUN_ID = re.compile(r"run/([1-9][0-9]{0,30})(?:(/)(.*))?\Z", re.DOTALL)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # One data ID item as names.format_data_id writes it: key=int, key=True/False, key='text' (a repr).
 _ITEM = re.compile(

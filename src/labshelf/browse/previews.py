@@ -104,8 +104,10 @@ def dataset_preview(shelf: Shelf, node: str, ref: DatasetRef, size: int | None) 
     fields.append(("stored", stored))
     out: dict[str, Any] = {}
     if ref.kind == "image":
-        if isinstance(ref.summary, bytes) and (size is None or size <= THUMBNAIL_SIZE):
+        if isinstance(ref.summary, bytes) and size is None:
             out["picture"] = _png_picture(ref.summary)
+        elif isinstance(ref.summary, bytes) and size is not None and size <= THUMBNAIL_SIZE:
+            out["picture"] = _thumbnail_picture(ref.summary, ref.shape or (), size)
         elif ref.storage.files:
             out["picture"] = _image_picture(shelf, ref, size or THUMBNAIL_SIZE)
         mean = shelf._listing.summary_value(ref.id)
@@ -295,6 +297,33 @@ def _png_picture(png: bytes) -> Picture:
     width = int.from_bytes(png[16:20], "big") if len(png) >= 24 else 0
     height = int.from_bytes(png[20:24], "big") if len(png) >= 24 else 0
     return Picture(png, width, height)
+
+
+def _thumbnail_picture(png: bytes, shape: Sequence[int], size: int) -> Picture:
+    """The registry's thumbnail of an image shrunk to ``size`` (no data file opened).
+
+    Shrunk by a whole factor (block means, as pictures made from data are),
+    and grey ones drawn with the colour map, so that a picture looks the
+    same whether it came from the thumbnail or from the data file.
+    """
+    import io
+
+    from PIL import Image
+
+    from .pictures import colormap_table
+
+    with Image.open(io.BytesIO(png)) as thumbnail:
+        picture = thumbnail.copy()
+    factor = math.ceil(max(picture.size) / size)
+    if factor > 1:
+        picture = picture.reduce(factor)
+    if picture.mode == "L":
+        picture = picture.convert("P")
+        picture.putpalette(colormap_table().ravel().tolist())
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG", compress_level=1)
+    whole = math.ceil(max(shape[:2]) / max(picture.size)) if len(shape) >= 2 else factor
+    return Picture(buffer.getvalue(), picture.size[0], picture.size[1], tuple(int(n) for n in shape), whole)
 
 
 def _array_picture(values: np.ndarray, size: int) -> Picture:

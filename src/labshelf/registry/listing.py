@@ -404,14 +404,17 @@ class Listing:
     # -- datasets across runs ------------------------------------------------------------
 
     def search(self, pattern: str, offset: int, limit: int) -> list[DatasetEntry]:
-        """Datasets whose names match a LIKE ``pattern`` (any case), newest run first, then by name.
+        """Datasets whose names match, newest run first, then by name.
 
+        ``pattern`` is text a name contains (any case), or a glob when it
+        holds ``*`` or ``?``, matched against the whole name (any case).
         This reads the names of every dataset (no index serves a pattern in
         the middle of a name); the page is what a screen shows.
         """
+        like = like_glob(pattern) if ("*" in pattern or "?" in pattern) else like_containing(pattern)
         query = (
             select(*_ENTRY_COLUMNS)
-            .where(_name.ilike(pattern, escape="\\"), _WHOLE)
+            .where(_name.ilike(like, escape="\\"), _WHOLE)
             .order_by(_run.desc(), _name, datasets.c.data_id)
             .limit(limit)
             .offset(offset)

@@ -281,7 +281,7 @@ class RunTable(ShelfWidget):
         if shelf.readonly:
             raise ReadOnlyShelf(f"the shelf {shelf.where} is open read-only; open it with mode='rw' to edit the table")
         # Looked up afresh: another viewer may have added a user column.
-        user_types = shelf._annotations.columns()
+        user_types = self._browser.user_columns()
         if column not in ("comment", "tags") and column not in user_types:
             raise InvalidValue(
                 f"column {column!r} cannot be edited; editable are comment, tags and the user columns"

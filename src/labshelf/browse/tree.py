@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import DatasetNotFound, InvalidName, RunNotFound
 from ..names import check_name, data_id_key
 from ..names import label as dataset_label
+from ..registry.listing import GroupEntry
 from .nodes import node_id, parse_label, parse_node
 from .previews import HDF5_KINDS, human_size, meta_text, short
 from .records import Node, NodePage
@@ -44,6 +45,8 @@ _MAX_SPLITS = 16
 _OPENED_WHILE_SEARCHING = 5
 #: Members of a composite listed at most (variables, columns: from file headers).
 _MAX_MEMBERS = 100_000
+#: Kinds whose datasets have members only when they are in data files.
+_FILE_KINDS = frozenset(("scalar", *HDF5_KINDS))
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,22 +212,31 @@ def run_node(entry: RunEntry, *, expand: bool = False) -> Node:
 
 def dataset_node(entry: DatasetEntry, *, shown: str | None = None, meta_prefix: str = "") -> Node:
     """The node of a listed dataset; ``shown`` is its name in the listing (default: its label)."""
+    # This runs for every row of a page: plain string work, no generators.
     label = entry.name if entry.data_id == "{}" else dataset_label(entry.name, json.loads(entry.data_id))
-    # The registry writes shapes as compact JSON lists of ints: "[512,512]".
-    shape = "" if entry.shape is None else "×".join(n.strip() for n in entry.shape.strip("[]").split(",") if n.strip())
-    meta = meta_prefix + " · ".join(x for x in (entry.kind, shape, entry.dtype or "", human_size(entry.nbytes)) if x)
+    parts = [entry.kind]
+    if entry.shape is not None:
+        # The registry writes shapes as compact JSON lists of ints: "[512,512]".
+        shape = "×".join([n.strip() for n in entry.shape.strip("[]").split(",") if n.strip()])
+        if shape:
+            parts.append(shape)
+    if entry.dtype:
+        parts.append(entry.dtype)
+    parts.append(human_size(entry.nbytes))
     # Arrays show their files' structure; composites (xarray, pandas,
     # dataclasses, a plugin's kinds) name their parts.
-    expandable = bool(entry.in_files) if entry.kind in ("scalar", *HDF5_KINDS) else True
-    return Node(node_id(entry.run, label), label if shown is None else shown, entry.kind, meta, expandable)
+    expandable = bool(entry.in_files) if entry.kind in _FILE_KINDS else True
+    return Node(f"run/{entry.run}/{label}", label if shown is None else shown, entry.kind, meta_prefix + " · ".join(parts), expandable)
 
 
-def _entry_node(run: int, prefix: str, entry: Any) -> Node:
-    if hasattr(entry, "part"):  # a group
+def _entry_node(run: int, prefix: str, entry: DatasetEntry | GroupEntry) -> Node:
+    if isinstance(entry, GroupEntry):
         name = prefix + entry.part
         return Node(node_id(run, group=name, shadowed=entry.shadowed), entry.part, "group", "group", True)
-    node = dataset_node(entry)
-    return Node(node.id, node.name[len(prefix) :], node.kind, node.meta, node.expandable)
+    if not prefix:
+        return dataset_node(entry)
+    label = entry.name if entry.data_id == "{}" else dataset_label(entry.name, json.loads(entry.data_id))
+    return dataset_node(entry, shown=label[len(prefix) :])
 
 
 def _member_node(dataset_id: str, member: Member) -> Node:

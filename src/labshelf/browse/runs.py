@@ -168,13 +168,15 @@ def _column(series: pd.Series, thumbnails: list[bytes], times: str) -> list[Any]
             return [None if gone else s for s, gone in zip(seconds, missing, strict=True)]
         texts = np.datetime_as_string(stamps, unit="us", timezone="UTC").tolist()
         return [None if gone else t for t, gone in zip(texts, missing, strict=True)]
-    if dtype.kind in "fiub":  # numpy floats, and the nullable Int64/boolean arrays
+    if dtype.kind == "f":
+        # Missing floats are NaN already: no mask to compute for the common, all-finite column.
+        values = series.to_numpy(dtype="float64", na_value=np.nan)
+        if np.isfinite(values).all():
+            return values.tolist()
+        return [cell(v) for v in values.tolist()]  # inf spelled out, NaN as null
+    if dtype.kind in "iub":  # numpy ints and bools, and the nullable Int64/boolean arrays
         missing = series.isna().to_numpy()
-        if dtype.kind == "f":
-            values = series.to_numpy(dtype="float64", na_value=np.nan)
-            if not np.isfinite(values).all():
-                return [cell(v) for v in values.tolist()]  # inf spelled out, NaN as null
-        elif dtype.kind == "b":
+        if dtype.kind == "b":
             values = series.to_numpy(dtype=bool, na_value=False)
         else:
             values = series.to_numpy(dtype="int64", na_value=0)

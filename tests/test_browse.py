@@ -573,6 +573,9 @@ HOSTILE: list[tuple[Any, type[ShelfError]]] = [
     ("run/1/pmt[channel=2, channel=3]", InvalidName),
     ("run/1/pmt[channel=__import__('os')]", InvalidName),
     ("run/1/pmt[2=channel]", InvalidName),
+    ("run/1/pmt[channel='\\ud800']", InvalidName),
+    ("run/1/pmt[channel='\\U00110000']", InvalidName),
+    ("run/1/camera/image#\ud800", InvalidName),
     ("run/1/pmt[channel=3]", DatasetNotFound),
     ("run/1/pmt[channel='2']", DatasetNotFound),
     ("run/1/camera/image#../../etc/passwd", ComponentNotFound),
@@ -617,14 +620,18 @@ def test_node_ids_round_trip() -> None:
 
 
 def test_a_data_id_holding_hash_and_brackets_is_found(shelf: labshelf.Shelf) -> None:
+    awkward = "q'\"\\\nä\x01\U0001f600"  # quotes, a backslash, a newline, non-ASCII, a control character
     with shelf.new_run() as run:
         run.put("pmt", 1, data_id={"channel": "a#b]", "n": -3, "on": True})
+        run.put("pmt", 2, data_id={"channel": awkward})
     browser = Browser(shelf)
-    (node,) = browser.children("run/1").nodes
-    assert node.id == "run/1/pmt[channel='a#b]', n=-3, on=True]"
-    assert browser.preview(node.id).text == "1"
-    found = browser.locate(node.id).ref
+    first, second = browser.children("run/1").nodes
+    assert first.id == "run/1/pmt[channel='a#b]', n=-3, on=True]"
+    assert browser.preview(first.id).text == "1"
+    found = browser.locate(first.id).ref
     assert found is not None and dict(found.data_id) == {"channel": "a#b]", "n": -3, "on": True}
+    assert second.id == f"run/1/pmt[channel={awkward!r}]" and "\n" not in second.id
+    assert browser.preview(second.id).text == "2" and browser.code(second.id).code.endswith(f"{{'channel': {awkward!r}}})")
 
 
 def test_paging_arguments_are_checked(kinds: labshelf.Shelf) -> None:

@@ -22,7 +22,6 @@ against the registry by the browser (``Browser.locate``).
 
 from __future__ import annotations
 
-import ast
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +42,20 @@ _ITEM = re.compile(
 )
 
 
+# The escapes repr() writes into a string (anything else fails the canonical check below).
+_ESCAPE = re.compile(r"\\(x[0-9a-f]{2}|u[0-9a-f]{4}|U[0-9a-f]{8}|[\\'\"nrt])")
+_SIMPLE = {"\\": "\\", "'": "'", '"': '"', "n": "\n", "r": "\r", "t": "\t"}
+
+
+def _unescape(match: re.Match[str]) -> str:
+    code = match[1]
+    if code in _SIMPLE:
+        return _SIMPLE[code]
+    point = int(code[1:], 16)
+    # Beyond Unicode, or half a surrogate pair: no dataset has it (and no registry could store it).
+    return chr(point) if point <= 0x10FFFF and not 0xD800 <= point <= 0xDFFF else match[0]
+
+
 @dataclass(frozen=True, slots=True)
 class NodeId:
     """A node id read: the shelf (``run`` None), a run (``path`` empty) or what follows ``run/<n>/``."""
@@ -61,6 +74,10 @@ def parse_node(text: Any) -> NodeId:
         raise InvalidName(f"a node id is at most {MAX_NODE_ID} characters long, not {len(text)}")
     if _CONTROL.search(text):
         raise InvalidName(f"{text!r} is not a node id: node ids hold no control characters")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidName(f"{text!r} is not a node id: it is not valid Unicode text (a lone surrogate)") from None
     match = _RUN_ID.match(text)
     if match is None:
         raise InvalidName(f"{text!r} is not a node id: they look like 'run/12' or 'run/12/scan/x'")
@@ -114,10 +131,7 @@ def parse_label(text: str) -> tuple[str, dict[str, Any]] | None:
         if raw in ("True", "False"):
             value: Any = raw == "True"
         elif raw[0] in "'\"":
-            try:
-                value = ast.literal_eval(raw)  # a string literal only (the pattern admits nothing else)
-            except (ValueError, SyntaxError, MemoryError):
-                return None
+            value = _ESCAPE.sub(_unescape, raw[1:-1])
         else:
             value = int(raw)
         data_id[match[1]] = value

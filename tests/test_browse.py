@@ -641,7 +641,7 @@ def test_paging_arguments_are_checked(kinds: labshelf.Shelf) -> None:
             browser.children("run/1", **bad)
         with pytest.raises(InvalidParameter):
             browser.search("x", **bad)
-    for search in ("a\x00b", "x" * 300):
+    for search in ("a\x00b", "x" * 300, "\udc80"):
         with pytest.raises(InvalidName):
             browser.children("run/1", search=search)
     with pytest.raises(InvalidParameter, match="search is a string"):
@@ -662,8 +662,9 @@ def test_names_and_run_numbers_for_completion(kinds: labshelf.Shelf) -> None:
     assert browser.data_ids("pmt") == [{"channel": "x"}, {"channel": 2}]  # in the order of their JSON text
     with pytest.raises(InvalidParameter):
         browser.names("x", run=2**70)
-    with pytest.raises(InvalidName):
-        browser.names("a\x00")
+    for prefix in ("a\x00", "\udc80"):
+        with pytest.raises(InvalidName):
+            browser.names(prefix)
 
 
 def test_image_runs_for_the_gallery(kinds: labshelf.Shelf) -> None:

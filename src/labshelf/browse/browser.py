@@ -313,9 +313,19 @@ def _limit(limit: Any) -> int:
 def _text(what: str, value: Any) -> str:
     if not isinstance(value, str):
         raise InvalidParameter(f"{what} is a string, not {value!r}")
-    if len(value) > MAX_SEARCH or _CONTROL.search(value):
-        raise InvalidName(f"{what} is at most {MAX_SEARCH} characters without control characters, not {value[:40]!r}")
+    if len(value) > MAX_SEARCH or _CONTROL.search(value) or not _encodable(value):
+        raise InvalidName(
+            f"{what} is at most {MAX_SEARCH} characters of text without control characters, not {value[:40]!r}"
+        )
     return value
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: no driver would take it
+        return False
+    return True
 
 
 def _run_number(run: Any) -> int | None:

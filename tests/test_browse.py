@@ -634,6 +634,23 @@ def test_a_data_id_holding_hash_and_brackets_is_found(shelf: labshelf.Shelf) -> 
     assert browser.preview(second.id).text == "2" and browser.code(second.id).code.endswith(f"{{'channel': {awkward!r}}})")
 
 
+def test_rows_written_badly_by_someone_else_still_list(shelf: labshelf.Shelf) -> None:
+    with shelf.new_run() as run:
+        run.put("good", 1)
+    engine = shelf._registry.db.engine
+    with engine.begin() as conn:
+        row = dict(conn.execute(select(datasets).where(datasets.c.name == "good")).one()._mapping)
+        del row["id"]
+        conn.execute(insert(datasets), [{**row, "name": "bad", "data_id": "not json"}, {**row, "name": "bad", "data_id": "[1]"}])
+    browser = Browser(shelf)
+    nodes = browser.children("run/1").nodes
+    assert [n.name for n in nodes] == ["bad[?]", "bad[?]", "good"]
+    with pytest.raises(InvalidName):
+        browser.preview(nodes[0].id)  # a label no node id reads back
+    assert browser.labels(1) == ["bad[?]", "bad[?]", "good"] and browser.data_ids("bad") == []
+    assert [n.name for n in browser.search("bad").nodes] == ["bad[?]", "bad[?]"]
+
+
 def test_paging_arguments_are_checked(kinds: labshelf.Shelf) -> None:
     browser = Browser(kinds)
     for bad in ({"offset": -1}, {"offset": 2**63}, {"offset": "0"}, {"limit": 0}, {"limit": 1001}, {"limit": True}):

@@ -20,7 +20,7 @@ from ..errors import (
 from ..names import check_name, data_id_key, label, normalize_data_id
 from . import code, previews, runs
 from .records import Node, NodePage, Preview, RunsPage, Snippet
-from .tree import MAX_PAGE, Located, Tree, dataset_node, locate, run_node
+from .tree import MAX_PAGE, Located, Tree, dataset_node, label_of, locate, run_node
 
 if TYPE_CHECKING:
     from ..registry.listing import RunOverview
@@ -246,7 +246,15 @@ class Browser:
     def data_ids(self, name: str, limit: int = 10) -> list[dict[str, Any]]:
         """Some data IDs the dataset ``name`` has, in order."""
         check_name(name)
-        return [json.loads(d) for d in self._shelf._listing.data_ids(name, _limit(limit))]
+        found = []
+        for text in self._shelf._listing.data_ids(name, _limit(limit)):
+            try:
+                parsed = json.loads(text)
+            except ValueError:
+                continue  # a row someone else wrote badly: not a data ID to offer
+            if isinstance(parsed, dict):
+                found.append(parsed)
+        return found
 
     # -- one image dataset across runs (the gallery) ---------------------------------------------
 
@@ -292,7 +300,7 @@ class Browser:
 
     def labels(self, run: int, limit: int = 50) -> list[str]:
         """Labels (``name[data ID]``) of the first datasets of a run, in name order."""
-        return [label(n, d) for n, d in self._shelf._listing.labels(_run_number(run) or 0, _limit(limit))]
+        return [label_of(n, d) for n, d in self._shelf._listing.labels(_run_number(run) or 0, _limit(limit))]
 
 
 def page_args(offset: Any, limit: Any, search: Any = "", *, what: str = "search") -> tuple[int, int, str]:

@@ -213,7 +213,7 @@ def run_node(entry: RunEntry, *, expand: bool = False) -> Node:
 def dataset_node(entry: DatasetEntry, *, shown: str | None = None, meta_prefix: str = "") -> Node:
     """The node of a listed dataset; ``shown`` is its name in the listing (default: its label)."""
     # This runs for every row of a page: plain string work, no generators.
-    label = entry.name if entry.data_id == "{}" else dataset_label(entry.name, json.loads(entry.data_id))
+    label = entry.name if entry.data_id == "{}" else label_of(entry.name, entry.data_id)
     parts = [entry.kind]
     if entry.shape is not None:
         # The registry writes shapes as compact JSON lists of ints: "[512,512]".
@@ -235,8 +235,23 @@ def _entry_node(run: int, prefix: str, entry: DatasetEntry | GroupEntry) -> Node
         return Node(node_id(run, group=name, shadowed=entry.shadowed), entry.part, "group", "group", True)
     if not prefix:
         return dataset_node(entry)
-    label = entry.name if entry.data_id == "{}" else dataset_label(entry.name, json.loads(entry.data_id))
+    label = entry.name if entry.data_id == "{}" else label_of(entry.name, entry.data_id)
     return dataset_node(entry, shown=label[len(prefix) :])
+
+
+def label_of(name: str, data_id: str) -> str:
+    """A dataset's label from its registry row's data ID text.
+
+    Rows may have been written by someone else: a data ID that is not a
+    JSON object gives ``name[?]``, a label no node id reads back.
+    """
+    if data_id == "{}":
+        return name
+    try:
+        parsed = json.loads(data_id)
+    except ValueError:
+        parsed = None
+    return dataset_label(name, parsed) if isinstance(parsed, dict) else f"{name}[?]"
 
 
 def _member_node(dataset_id: str, member: Member) -> Node:

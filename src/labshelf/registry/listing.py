@@ -21,7 +21,6 @@ What leaves this module is immutable: named tuples (:class:`RunEntry`,
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple
 
@@ -311,11 +310,11 @@ class Listing:
             total = int(txn.scalar(count))
         return refs, total
 
-    def labels(self, run: int, limit: int) -> list[tuple[str, dict[str, Any]]]:
-        """(name, data ID) of the first ``limit`` datasets of ``run`` in name order."""
+    def labels(self, run: int, limit: int) -> list[tuple[str, str]]:
+        """(name, data ID text) of the first ``limit`` datasets of ``run`` in name order."""
         query = select(_name, datasets.c.data_id).where(datasets.c.run == run, _WHOLE).order_by(_name, datasets.c.data_id)
         with self._db.read() as txn:
-            return [(n, json.loads(d)) for n, d in txn.tuples(query.limit(limit))]
+            return [(n, d) for n, d in txn.tuples(query.limit(limit))]
 
     def children(
         self, run: int, prefix: str, search: str, cursor: Cursor | None, wanted: int

@@ -102,6 +102,7 @@ def kinds(shelf: labshelf.Shelf) -> labshelf.Shelf:
         run.put("grown", np.zeros((3000, 2)))
         run.append("grown", np.ones((3000, 2)))
         run.put("calib", Calibration(2.5, np.arange(3.0)))
+        run.put("calib", Calibration(3.5, np.arange(2.0)), data_id={"detector": 4})
     with shelf.new_run("second") as run:
         run.put("camera/image", np.ones((32, 32), dtype=np.float32))
         run.put("scan/x", np.arange(3.0))
@@ -360,7 +361,7 @@ def test_previews_of_each_kind(kinds: labshelf.Shelf) -> None:
     assert ("shape", "200×300") in image.fields and ("mean", f"{kinds.get('camera/image', run=1).mean():.6g}") in image.fields
 
     run = browser.preview("run/1")
-    assert run.code == "shelf.run(1)" and ("params", '{"gain": 2}') in run.fields and ("datasets", "15") in run.fields
+    assert run.code == "shelf.run(1)" and ("params", '{"gain": 2}') in run.fields and ("datasets", "16") in run.fields
     group = browser.preview("run/1/scan")
     assert group.kind == "group" and ("datasets", "1") in group.fields
     shelf = browser.preview("")
@@ -379,6 +380,8 @@ def test_previews_of_members_and_components(kinds: labshelf.Shelf) -> None:
     assert index.kind == "component" and index.text is not None and "Index" in index.text
     gain = browser.preview("run/1/calib#gain")
     assert gain.kind == "component" and gain.text == "2.5" and gain.code == "shelf.get('calib.gain', run=1)"
+    other = browser.preview("run/1/calib[detector=4]#gain")
+    assert other.text == "3.5" and other.code == "shelf.get('calib.gain', run=1, data_id={'detector': 4})"
     offsets = browser.preview("run/1/calib#offsets")
     assert offsets.text == "array([0., 1., 2.])" and ("max", "2") in offsets.fields
     member = browser.preview("run/1/camera/image#camera/image")
@@ -474,6 +477,8 @@ def test_code_snippets_load_what_they_name(kinds: labshelf.Shelf) -> None:
         "run/1/peaks#height": get("peaks.columns.height", run=1),
         "run/1/peaks#index": get("peaks.index", run=1),
         "run/1/calib#gain": 2.5,
+        "run/1/calib[detector=4]#offsets": np.arange(2.0),
+        "run/1/calib[detector=4]": Calibration(3.5, np.arange(2.0)),
         "run/1/calib#offsets": np.arange(3.0),
         "run/1/array#__xarray_dataarray_variable__": get("array", run=1).variable,
         "run/1/camera/image#camera/image": get("camera/image", run=1),
@@ -716,5 +721,5 @@ def test_summaries_for_the_html_reprs(kinds: labshelf.Shelf) -> None:
     latest, total = browser.latest_runs(1)
     assert total == 2 and [(r.number, r.comment, r.tags, r.datasets) for r in latest] == [(2, "hi", ("a", "b"), 2)]
     refs, count = browser.first_datasets(1, 3)
-    assert [r.name for r in refs] == ["temperature", "label", "scan/x"] and count == 17  # calib's two parts count
-    assert browser.labels(1, 4) == ["array", "calib", "camera/image", "colour"]
+    assert [r.name for r in refs] == ["temperature", "label", "scan/x"] and count == 20  # the calibs' parts count
+    assert browser.labels(1, 4) == ["array", "calib[detector=4]", "calib", "camera/image"]  # by data ID text

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ComponentNotFound
+from ..names import data_id_key
 from . import code
 from .records import Picture, Preview, Table
 
@@ -44,6 +45,8 @@ THUMBNAIL_SIZE = 128
 COMPONENT_BYTES = 64 * 2**20
 #: Kinds whose data files are HDF5 arrays: their members are the files' structure.
 HDF5_KINDS = ("ndarray", "image")
+#: Members (variables, columns) of one value listed at most: from file metadata, a page is cut from them.
+MAX_MEMBERS = 100_000
 
 
 # -- runs, groups, the shelf ------------------------------------------------------------------------
@@ -138,7 +141,7 @@ def member_preview(shelf: Shelf, node: str, ref: DatasetRef, member: str, size: 
     if ref.kind in HDF5_KINDS and ref.storage.files:
         return _hdf5_preview(shelf, node, ref, shelf._peek(ref, member, limit=BOUNDED_READ), member, size)
     names = shelf.components(ref)
-    listed, _more = shelf._members(ref, limit=100_000) if ref.storage.files else ([], False)
+    listed, _more = shelf._members(ref, limit=MAX_MEMBERS) if ref.storage.files else ([], False)
     if any(m.path == member for m in listed):
         # Read from the file, a bounded part; the code names the component.
         peek = shelf._peek(ref, member, limit=BOUNDED_READ)
@@ -149,7 +152,7 @@ def member_preview(shelf: Shelf, node: str, ref: DatasetRef, member: str, size: 
         raise ComponentNotFound(f"{ref.label!r} of run {ref.run} has no component {member!r}; it has {known}")
     get = code.get_code(f"{ref.name}.{component}", ref.run, ref.data_id)
     title = f"{ref.label}.{component} (run {ref.run})"
-    part = shelf._listing.dataset(ref.run, f"{ref.name}.{component}", _key(ref)) if ref.kind == "composite" else None
+    part = shelf._listing.dataset(ref.run, f"{ref.name}.{component}", data_id_key(dict(ref.data_id))) if ref.kind == "composite" else None
     if part is not None:
         # A composite's parts are datasets of their own: previewed like one, as boundedly.
         shown = dataset_preview(shelf, node, part, size)
@@ -159,7 +162,7 @@ def member_preview(shelf: Shelf, node: str, ref: DatasetRef, member: str, size: 
     if ref.nbytes > COMPONENT_BYTES:
         out["note"] = f"the value is {human_size(ref.nbytes)}: its component {component!r} is not read for a preview"
     else:
-        _value_preview(out, fields, shelf.get(f"{ref.name}.{component}", run=ref.run, data_id=dict(ref.data_id) or None), size)
+        _value_preview(out, fields, shelf.read(ref, component=component), size)
     return Preview(node, title, "component", tuple(fields), get, **out)
 
 
@@ -167,7 +170,7 @@ def member_code(shelf: Shelf, ref: DatasetRef, member: str) -> str:
     """The code that loads a member of a dataset (file headers looked at, no values read)."""
     if ref.kind in HDF5_KINDS and ref.storage.files:
         return _hdf5_code(ref, shelf._peek(ref, member, limit=0))
-    listed = shelf._members(ref, limit=100_000)[0] if ref.storage.files else []
+    listed = shelf._members(ref, limit=MAX_MEMBERS)[0] if ref.storage.files else []
     for found in listed:
         if found.path == member:
             return code.get_code(f"{ref.name}.{found.component}" if found.component else ref.name, ref.run, ref.data_id)
@@ -407,10 +410,4 @@ def _cell(value: Any) -> str:
 
 def _local(seconds: float) -> str:
     return _dt.datetime.fromtimestamp(seconds).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _key(ref: DatasetRef) -> str:
-    from ..names import data_id_key
-
-    return data_id_key(dict(ref.data_id))
 

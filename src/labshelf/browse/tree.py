@@ -26,7 +26,7 @@ from ..names import check_name, data_id_key
 from ..names import label as dataset_label
 from ..registry.listing import GroupEntry
 from .nodes import node_id, parse_label, parse_node
-from .previews import HDF5_KINDS, human_size, meta_text, short
+from .previews import HDF5_KINDS, MAX_MEMBERS, human_size, meta_text, short
 from .records import Node, NodePage
 
 if TYPE_CHECKING:
@@ -43,8 +43,6 @@ CURSORS_KEPT = 512
 _MAX_SPLITS = 16
 #: Runs opened at once while searching, to show where the matches are.
 _OPENED_WHILE_SEARCHING = 5
-#: Members of a composite listed at most (variables, columns: from file headers).
-_MAX_MEMBERS = 100_000
 #: Kinds whose datasets have members only when they are in data files.
 _FILE_KINDS = frozenset(("scalar", *HDF5_KINDS))
 
@@ -193,7 +191,7 @@ class Tree:
             return NodePage(tuple(_member_node(dataset_id, m) for m in found), more, offset)
         # Variables and columns from the file's metadata, then the other
         # components shelf.components names (attrs, index, a dataclass's parts).
-        listed = shelf._members(ref, limit=_MAX_MEMBERS)[0] if ref.storage.files else []
+        listed = shelf._members(ref, limit=MAX_MEMBERS)[0] if ref.storage.files else []
         nodes = [_member_node(dataset_id, m) for m in listed]
         covered = {m.path for m in listed} | {m.component for m in listed if m.component}
         nodes += [

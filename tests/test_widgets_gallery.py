@@ -1,6 +1,6 @@
 """Gallery, Python side: pages of thumbnails and captions, the viewer's pixels, errors.
 
-Also the shared image helpers of ``labshelf.widgets._images`` (block means,
+Also the shared image helpers of ``labshelf.browse.pictures`` (block means,
 value ranges, colour-mapped PNGs) that the viewer and the tree use.
 """
 
@@ -17,9 +17,7 @@ import pytest
 from PIL import Image
 
 import labshelf
-from labshelf.errors import DatasetNotFound, QuerySyntaxError, UnsupportedValue
-from labshelf.widgets import Gallery
-from labshelf.widgets._images import (
+from labshelf.browse.pictures import (
     block_mean,
     colormap_png,
     colormap_table,
@@ -29,6 +27,8 @@ from labshelf.widgets._images import (
     pixels_for_screen,
     value_range,
 )
+from labshelf.errors import DatasetNotFound, QuerySyntaxError, UnsupportedValue
+from labshelf.widgets import Gallery
 
 #: Runs of the test shelf; every fourth has no image, run 7 has a colour one.
 RUNS = 30

@@ -29,9 +29,9 @@ from _live import wait_for as _wait_for
 
 if __name__ != "__main__":
     from _children import Spawn, spawn_fixture
+    from labshelf.browse.pictures import block_mean
     from labshelf.kernel_ext import magics
     from labshelf.widgets import BigNumber, LiveImage, LivePlot, live
-    from labshelf.widgets._images import block_mean
 
     spawn = spawn_fixture(__file__)
 

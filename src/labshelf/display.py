@@ -3,9 +3,10 @@
 In the manner of xarray: a header line, then collapsible sections (plain
 HTML ``<details>``, no JavaScript, so they work in nbconvert output and
 untrusted notebooks alike) for a run's metadata, params and datasets, or a
-shelf's facts and latest runs.  Everything shown comes from the registry:
-no data file is ever opened to draw a repr, and image datasets show the PNG
-thumbnail kept there since put time.
+shelf's facts and latest runs.  Everything shown comes from the registry,
+read through :mod:`labshelf.browse` like every front end: no data file is
+ever opened to draw a repr, and image datasets show the PNG thumbnail kept
+there since put time.
 
 Lengths are capped (:data:`MAX_DATASETS` datasets, :data:`LATEST_RUNS`
 runs, :data:`TEXT_CHARS` characters of any text) in the SQL queries
@@ -151,8 +152,9 @@ def ref_html(ref: DatasetRef) -> str:
         facts["stored"] = f"{len(files)} file{'s' if len(files) != 1 else ''}: {shown}"
     if storage.options:
         facts["HDF5 options"] = ", ".join(f"{k}={v!r}" for k, v in storage.options.items())
-    data_id = f", data_id={dict(ref.data_id)!r}" if ref.data_id else ""
-    code = f"shelf.get({ref.name!r}, run={ref.run}{data_id})"
+    from .browse.code import get_code
+
+    code = get_code(ref.name, ref.run, ref.data_id)
     sections = [("dataset", _kv(facts) + f"<div class='ls-code'><code>{_e(code)}</code></div>", True)]
     if ref.summary is not None:
         sections.append(("summary", f"<div class='ls-summary'>{_summary(ref, large=True)}</div>", True))
@@ -169,55 +171,20 @@ def refs_html(refs: Sequence[DatasetRef]) -> str:
     return _frame("datasets", f"{len(refs):,} dataset{'s' if len(refs) != 1 else ''}", [("", body, True)])
 
 
-# -- registry reads (capped in SQL) ---------------------------------------------------------------
+# -- registry reads (capped in SQL, through labshelf.browse) ----------------------------------------
 
 
 def _run_datasets(shelf: Shelf, number: int) -> tuple[list[DatasetRef], int]:
-    from sqlalchemy import func, select
+    from .browse import Browser
 
-    from .registry.registry import ref_from_row
-    from .registry.schema import datasets
-
-    first = select(datasets).where(datasets.c.run == number).order_by(datasets.c.id).limit(MAX_DATASETS)
-    count = select(func.count()).select_from(datasets).where(datasets.c.run == number)
-    with shelf._registry.db.read(snapshot=True) as txn:
-        refs = [ref_from_row(row) for row in txn.all(first)]
-        total = int(txn.scalar(count))
-    return refs, total
+    return Browser(shelf).first_datasets(number, MAX_DATASETS)
 
 
 def _latest_runs(shelf: Shelf) -> tuple[list[dict[str, Any]], int]:
-    from sqlalchemy import func, select
+    from .browse import Browser
 
-    from .registry.schema import datasets, run_tags, runs
-
-    latest = (
-        select(runs.c.number, runs.c.experiment, runs.c.status, runs.c.started, runs.c.ended, runs.c.comment)
-        .order_by(runs.c.number.desc())
-        .limit(LATEST_RUNS)
-    )
-    with shelf._registry.db.read(snapshot=True) as txn:
-        rows = [r._asdict() for r in txn.all(latest)]
-        total = int(txn.scalar(select(func.count()).select_from(runs)))
-        numbers = [r["number"] for r in rows]
-        counts: dict[int, int] = {}
-        tags: dict[int, list[str]] = {}
-        if numbers:
-            counts = dict(
-                txn.tuples(
-                    select(datasets.c.run, func.count())
-                    .where(datasets.c.run.in_(numbers))
-                    .group_by(datasets.c.run)
-                )
-            )
-            for run, tag in txn.tuples(
-                select(run_tags.c.run, run_tags.c.tag).where(run_tags.c.run.in_(numbers)).order_by(run_tags.c.tag)
-            ):
-                tags.setdefault(run, []).append(tag)
-    for row in rows:
-        row["datasets"] = counts.get(row["number"], 0)
-        row["tags"] = tags.get(row["number"], [])
-    return rows, total
+    found, total = Browser(shelf).latest_runs(LATEST_RUNS)
+    return [row._asdict() for row in found], total
 
 
 # -- pieces ------------------------------------------------------------------------------------------

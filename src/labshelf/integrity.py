@@ -129,7 +129,7 @@ def verify(shelf: Shelf, runs: Any = None, *, integrity_check: bool = False) -> 
     problems = sorted(checker.problems, key=lambda p: (list(KINDS).index(p.kind), p.run or 0, p.file or ""))
     return VerifyReport(
         where=shelf.where,
-        runs=len(checker.known_runs if chosen is None else chosen & checker.known_runs),
+        runs=sum(1 for run in checker.known_runs if checker.wanted(run)),
         datasets=len(rows),
         files=checker.files,
         nbytes=checker.nbytes,
@@ -139,36 +139,40 @@ def verify(shelf: Shelf, runs: Any = None, *, integrity_check: bool = False) -> 
     )
 
 
-def run_numbers(runs: Any) -> set[int] | None:
-    """The run numbers ``runs=`` names (an int, a range, a list, or a text like "10-20,25"); None for all.
+def run_numbers(runs: Any) -> list[range] | None:
+    """The spans of run numbers ``runs=`` names (an int, a range, a list, or a text like "10-20,25"); None for all.
 
     Numbers are taken as given, not among the runs the registry knows: the
-    runs it lost are what verify looks for.
+    runs it lost are what verify looks for.  Spans, never a set of every
+    number in them ("1-2000000000" is one range).
     """
+    import numbers
+
     from .derived import _parse_runs
     from .errors import InvalidOptions
 
     if runs is None:
         return None
-    items = [runs] if isinstance(runs, (int, str, range)) else runs
-    chosen: set[int] = set()
+    single = isinstance(runs, (str, range)) or (isinstance(runs, numbers.Integral) and not isinstance(runs, bool))
+    items = [runs] if single else runs
+    spans: list[range] = []
     try:
         for item in items:
-            if isinstance(item, bool) or not isinstance(item, (int, str, range)):
-                raise TypeError
             if isinstance(item, str):
-                chosen.update(_parse_runs(item))
+                spans += _parse_runs(item)
             elif isinstance(item, range):
-                chosen.update(item)
+                spans.append(item)
+            elif isinstance(item, numbers.Integral) and not isinstance(item, bool):
+                spans.append(range(int(item), int(item) + 1))
             else:
-                chosen.add(int(item))
+                raise TypeError
     except TypeError:
         raise InvalidOptions(f"runs= takes run numbers, ranges or a text like '10-20,25', not {runs!r}") from None
-    return chosen
+    return spans
 
 
 class _Checker:
-    def __init__(self, shelf: Shelf, chosen: set[int] | None):
+    def __init__(self, shelf: Shelf, chosen: list[range] | None):
         self.shelf = shelf
         self.datastore = shelf._datastore
         self.registry = shelf._registry
@@ -184,7 +188,7 @@ class _Checker:
         self.problems.append(Problem(kind, message, run, dataset, file))
 
     def wanted(self, run: int | None) -> bool:
-        return self.chosen is None or run in self.chosen
+        return self.chosen is None or (run is not None and any(run in span for span in self.chosen))
 
     # -- the registry -----------------------------------------------------------------
 
@@ -208,7 +212,7 @@ class _Checker:
         return f"{pragma} failed"
 
     def rows(self) -> list[Any]:
-        from sqlalchemy import select
+        from sqlalchemy import false, or_, select
 
         from .registry.schema import datasets, runs
 
@@ -216,7 +220,7 @@ class _Checker:
                    datasets.c.inline, datasets.c.location)
         query = select(*columns).order_by(datasets.c.run, datasets.c.name, datasets.c.data_id)
         if self.chosen is not None:
-            query = query.where(datasets.c.run.in_(sorted(self.chosen)))
+            query = query.where(or_(false(), *(datasets.c.run.between(r.start, r.stop - 1) for r in self.chosen if r)))
         with self.registry.db.read(snapshot=True) as txn:
             self.known_runs = set(txn.scalars(select(runs.c.number)))
             found = txn.all(query)

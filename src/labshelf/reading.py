@@ -8,7 +8,9 @@ place where damaged data become :class:`CorruptDataset` naming the file.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .errors import ComponentNotFound, CorruptDataset, InvalidParameter, ShelfError, UnsafePath, close_matches
 from .names import data_id_key
@@ -19,6 +21,8 @@ if TYPE_CHECKING:
     from .collections import Repository
     from .registry.records import DatasetRef
     from .shelf import Shelf
+
+T = TypeVar("T")
 
 
 def load(shelf: Shelf, repo: Repository, formatter: Any, ref: DatasetRef, component: str | None, params: dict[str, Any]) -> Any:
@@ -114,3 +118,26 @@ def read_inline(formatter: Any, ref: DatasetRef) -> Any:
             "Other datasets are not affected"
         ) from exc
 
+
+
+def inspect(repo: Repository, ref: DatasetRef, look: Callable[[Any, list[Path]], T]) -> T:
+    """``look(formatter, paths)``: a listing of, or a bounded look into, a dataset's data files.
+
+    What ``Formatter.members`` and ``Formatter.peek`` do for front ends;
+    a damaged or missing file becomes CorruptDataset naming it, as a read would.
+    """
+    from .datastore import formatters
+
+    formatter = formatters.by_kind(ref.kind)
+    paths = [repo.datastore.path(f) for f in ref.storage.files]
+    try:
+        return look(formatter, paths)
+    except ShelfError:
+        raise
+    except FileNotFoundError as exc:
+        raise CorruptDataset(f"dataset {ref.label!r} of run {ref.run}: its data file {exc.filename} is missing") from exc
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError, AttributeError) as exc:
+        raise CorruptDataset(
+            f"dataset {ref.label!r} of run {ref.run} cannot be looked into: data file "
+            f"{', '.join(str(p) for p in paths)} is damaged ({exc}). Other datasets are not affected"
+        ) from exc

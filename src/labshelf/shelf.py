@@ -6,6 +6,7 @@ user does with runs and datasets starts here.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
@@ -25,15 +26,17 @@ from .finding import Finder
 from .names import check_text, run_number, split_target
 from .reading import data_paths, load
 from .registry.annotations import Annotations
-from .registry.records import DatasetRef
+from .registry.records import DatasetRef, html_renderers
 from .registry.registry import Registry
 from .writer import Writer
 
 if TYPE_CHECKING:
     from .collections import CollectionInfo, Repository
+    from .datastore.members import Member, Peek
     from .derived import ReprocessReport
     from .integrity import VerifyReport
     from .live import Change, Feed, Subscription, Update
+    from .registry.listing import Listing
     from .run import Run
     from .runview import RunView
 
@@ -573,6 +576,27 @@ class Shelf:
             self.run(number)  # an empty run, or RunNotFound with a hint
         return refs
 
+    # -- browsing: what front ends show, through labshelf.browse ----------------------
+
+    @functools.cached_property
+    def _listing(self) -> Listing:
+        """Pages of runs and datasets, names by prefix, thumbnails: the browsing queries of this shelf's registry."""
+        from .registry.listing import Listing
+
+        return Listing(self._registry)
+
+    def _members(self, ref: DatasetRef, member: str = "", *, offset: int = 0, limit: int = 100) -> tuple[list[Member], bool]:
+        """A page of what is inside a dataset's data files under ``member`` (see ``datastore/members.py``)."""
+        from .reading import inspect
+
+        return inspect(self._repository(ref), ref, lambda f, paths: f.members(paths, ref, member, offset, limit))
+
+    def _peek(self, ref: DatasetRef, member: str = "", *, limit: int) -> Peek:
+        """A bounded look (at most ``limit`` values read) into a dataset's data files, or one member of them."""
+        from .reading import inspect
+
+        return inspect(self._repository(ref), ref, lambda f, paths: f.peek(paths, ref, member, limit))
+
     def orphans(self, older_than: float = 3600.0) -> list[str]:
         """Data files no dataset refers to (left by crashed writers)."""
         return self._datastore.orphans(self._registry.all_files(), older_than=older_than)
@@ -761,6 +785,17 @@ class Shelf:
             return run_number(run)
         except RunNotFound as exc:
             raise RunNotFound(f"{exc}; runs are given by number or as a Run") from None
+
+
+def _ref_html(ref: DatasetRef) -> str:
+    from .display import ref_html  # the HTML lives above the registry; imported on first use
+
+    return ref_html(ref)
+
+
+# The registry's records know no HTML: the facade that hands them out gives
+# them their notebook repr (see registry.records.html_renderers).
+html_renderers[DatasetRef] = _ref_html
 
 
 def _user() -> str:

@@ -23,6 +23,9 @@ What an implementation must guarantee:
 - **Components read alone.**  ``read_component`` reads about the bytes of
   that component only (one variable of a Dataset, one column of a table),
   never the whole value; ``components`` lists them from file headers.
+- **Browsing reads little.**  ``members`` lists what is inside a stored
+  value from file metadata only; ``peek`` reads at most the values it is
+  asked for (see ``datastore/members.py``).
 - **Parameters narrow the read.**  A read parameter (``slice``,
   ``downsample``) is applied while reading from storage, not after loading
   everything; ``parameters`` names those a kind takes.
@@ -52,6 +55,7 @@ from ..errors import (
 
 if TYPE_CHECKING:
     from ..registry.records import DatasetRef
+    from .members import Member, Peek
 
 GROUP = "labshelf.formatters"
 
@@ -188,6 +192,41 @@ class Formatter(ABC):
             f"{ref.label!r} of run {ref.run} ({self.kind}) has no component {component!r}"
             f"{close_matches(component, known)}. Its components: {listed}"
         )
+
+
+    # -- browsing: what is inside a stored value (see datastore/members.py) --------------
+
+    def members(
+        self, paths: Sequence[Path], ref: DatasetRef, member: str, offset: int, limit: int
+    ) -> tuple[list[Member], bool]:
+        """A page of what is inside the stored value under ``member`` (``""``: the value itself).
+
+        Returns the members and whether more follow.  Read from file
+        metadata alone (HDF5 headers, NetCDF variables, a Parquet footer),
+        never from the values, so a listing costs the same for a small and
+        a huge value.  Unknown members raise ComponentNotFound.  The
+        default: a value has no members.
+        """
+        if member:
+            raise no_member(ref, member)
+        return [], False
+
+    def peek(self, paths: Sequence[Path], ref: DatasetRef, member: str, limit: int) -> Peek:
+        """A bounded look at the stored value (``member == ""``) or at one of its members.
+
+        Reads at most ``limit`` values (a table: its first rows), whatever
+        the size of the value; what it holds beyond that is described, not
+        read.  Kinds whose values are kept inline have nothing to peek at in
+        files (the caller reads the value instead): the default raises
+        ComponentNotFound.
+        """
+        raise no_member(ref, member)
+
+
+def no_member(ref: DatasetRef, member: str, known: Sequence[str] = (), *, what: str = "member") -> ComponentNotFound:
+    """The error for a member path (see ``Formatter.members``) a value does not have."""
+    tail = f"{close_matches(member, known)}; it has {', '.join(known)}" if known else ""
+    return ComponentNotFound(f"{ref.label!r} of run {ref.run} has no {what} {member!r}{tail}")
 
 
 def missing_file(path: Path) -> FileNotFoundError:

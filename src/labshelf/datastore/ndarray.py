@@ -25,6 +25,7 @@ from .formatter import Description, Formatter, Summary, invalid_text, is_valid_t
 
 if TYPE_CHECKING:
     from ..registry.records import DatasetRef
+    from .members import Member, Peek
 
 #: Arrays up to this many bytes (and without storage options) stay in the registry.
 INLINE_MAX_BYTES = 16 * 1024
@@ -83,6 +84,26 @@ class NDArrayFormatter(Formatter):
             where = region(parameters["slice"], value.shape)
             return where.finish(value[where.forward])
         return value
+
+    def members(
+        self, paths: Sequence[Path], ref: DatasetRef, member: str, offset: int, limit: int
+    ) -> tuple[list[Member], bool]:
+        """The HDF5 structure of the data file(s): segment files, groups, datasets, attributes."""
+        from .members import hdf5_members
+
+        if not paths:
+            return super().members(paths, ref, member, offset, limit)
+        return hdf5_members(paths, ref, member, offset, limit)
+
+    def peek(self, paths: Sequence[Path], ref: DatasetRef, member: str, limit: int) -> Peek:
+        """The first ``limit`` values of the array (across segments), or an HDF5 member of its files."""
+        from .members import array_peek, hdf5_peek
+
+        if not paths:
+            return super().peek(paths, ref, member, limit)
+        if member == "":
+            return array_peek(paths, ref.name, limit)
+        return hdf5_peek(paths, ref, member, limit)
 
 
 #: What the slice parameter takes, for its errors.

@@ -25,12 +25,13 @@ import h5py
 import numpy as np
 
 from ..errors import UnsupportedValue
-from .formatter import Description, Formatter, Summary, invalid_text, is_valid_text
+from .formatter import Description, Formatter, Summary, invalid_text, is_valid_text, no_member
 from .hdf5 import member, open_file
 from .ndarray import array_mean, valid_code_points
 
 if TYPE_CHECKING:
     from ..registry.records import DatasetRef
+    from .members import Member, Peek
 
 _CLASS_ATTR = "labshelf_class"
 #: JSON {variable: dtype} of the variables NetCDF reading gives back in
@@ -42,6 +43,8 @@ _TIME_DTYPES_ATTR = "labshelf_time_dtypes"
 _UNNAMED = "__xarray_dataarray_variable__"
 #: Key of a DataArray's own values in the time dtypes (its name may be None).
 _DATA = "__data__"
+#: What h5netcdf writes into a dimension without a variable of its own.
+_BARE_DIMENSION = "This is a netCDF dimension but not a netCDF variable"
 
 
 class XarrayFormatter(Formatter):
@@ -156,6 +159,56 @@ class XarrayFormatter(Formatter):
         if key in times:
             array = array.astype(times[key])
         return array.assign_coords({k: array[k].astype(d) for k, d in times.items() if k in array.coords and k != key})
+
+
+    def members(
+        self, paths: Sequence[Path], ref: DatasetRef, member: str, offset: int, limit: int
+    ) -> tuple[list[Member], bool]:
+        """Coordinates, then variables, from the HDF5 headers of the NetCDF group (no values read)."""
+        from .members import Member
+
+        if member or not paths:
+            return super().members(paths, ref, member, offset, limit)
+        found = [
+            Member(key, "(values)" if key == _UNNAMED else key, what, shape, dtype, nbytes,
+                   component=f"coords.{key}" if what == "coord" else key)
+            for key, what, shape, dtype, nbytes in _stored_variables(paths[0], ref.name)
+        ]
+        return found[offset : offset + limit], len(found) > offset + limit
+
+    def peek(self, paths: Sequence[Path], ref: DatasetRef, member: str, limit: int) -> Peek:
+        """The value's repr (opened lazily: no values read), or the first values of one variable."""
+        from .members import Peek
+
+        if not paths:
+            return super().peek(paths, ref, member, limit)
+        value = _open_lazily(paths[0], ref.name)
+        try:
+            if member == "":
+                return Peek("xarray", text=repr(value))
+            is_array = type(value).__name__ == "DataArray"
+            names = list(value.coords) + ([] if is_array else list(value.data_vars))
+            if is_array and member in (_UNNAMED, value.name) and member not in value.coords:
+                variable, component = value, member
+            elif member in names:
+                variable, component = value[member], f"coords.{member}" if member in value.coords else member
+            else:
+                raise no_member(ref, member, names)
+            if limit <= 0:
+                values = None
+            elif variable.size <= limit or not variable.dims:
+                values = np.asarray(variable.values)
+            else:
+                rows = max(1, limit * variable.shape[0] // variable.size)
+                values = np.asarray(variable.isel({variable.dims[0]: slice(0, rows)}).values)
+            return Peek(
+                "variable", values=values, total=int(variable.size), shape=tuple(variable.shape),
+                dtype=str(variable.dtype), nbytes=int(variable.nbytes),
+                dims=tuple((str(d), int(n)) for d, n in variable.sizes.items()), component=component,
+            )
+        finally:
+            value.close()
+
 
 
 def _read_back_changes(dtype: np.dtype) -> bool:
@@ -344,6 +397,41 @@ def _with_checksums(value: Any) -> Any:
         if variable.ndim and variable.dtype.kind in "biufcmM" and not variable.encoding.get("contiguous"):
             variable.encoding = {**variable.encoding, "fletcher32": True}
     return copy
+
+
+def _stored_variables(path: Path, group_name: str) -> list[tuple[str, str, tuple[int, ...], str, int]]:
+    """(name, "coord" or "variable", shape, dtype, bytes) of a stored xarray value, coordinates first."""
+    with open_file(path) as f:
+        group = member(f, group_name, whole=True)
+        times = json.loads(_text(group.attrs.get(_TIME_DTYPES_ATTR)) or "{}")
+        coords = set((_text(group.attrs.get("coordinates")) or "").split())
+        variables = [(k, v) for k, v in group.items() if isinstance(v, h5py.Dataset)]
+        for _key, var in variables:
+            coords.update((_text(var.attrs.get("coordinates")) or "").split())
+        found = []
+        for key, var in variables:
+            if (_text(var.attrs.get("NAME")) or "").startswith(_BARE_DIMENSION):
+                continue
+            is_coord = key in coords or _text(var.attrs.get("CLASS")) == "DIMENSION_SCALE"
+            dtype = str(np.dtype(times[key])) if key in times else str(var.dtype)
+            found.append((key, "coord" if is_coord else "variable", tuple(var.shape), dtype, int(var.size * var.dtype.itemsize)))
+    found.sort(key=lambda item: item[1] != "coord")
+    return found
+
+
+def _open_lazily(path: Path, group: str) -> Any:
+    """The stored xarray value opened lazily: values are read only when asked for."""
+    import xarray as xr
+
+    with open_file(path) as f:
+        cls = _text(member(f, group, whole=True).attrs.get(_CLASS_ATTR))  # before xarray follows the file
+    opener = xr.open_dataarray if cls == "DataArray" else xr.open_dataset
+    value = opener(path, engine="h5netcdf", group=group, decode_times=_time_decoder(xr))
+    for marker in (_CLASS_ATTR, _TIME_DTYPES_ATTR):
+        value.attrs.pop(marker, None)
+    if cls == "DataArray" and value.name == _UNNAMED:
+        value.name = None
+    return value
 
 
 def _dimension_scales(group: Any) -> set[str]:

@@ -33,11 +33,13 @@ from .formatter import (
     invalid_text,
     is_valid_text,
     missing_file,
+    no_member,
 )
 from .scalar import ScalarFormatter, decode_scalar, encode_scalar
 
 if TYPE_CHECKING:
     from ..registry.records import DatasetRef
+    from .members import Member, Peek
 
 #: A CRC-32 in every page header, checked as each page is read (whole
 #: tables and single columns alike); files without them read as before.
@@ -179,6 +181,79 @@ class PandasFormatter(Formatter):
         if wanted[0] == _SERIES_COLUMN:
             series.name = _series_name(marker)
         return series
+
+
+    def members(
+        self, paths: Sequence[Path], ref: DatasetRef, member: str, offset: int, limit: int
+    ) -> tuple[list[Member], bool]:
+        """The columns of the stored frame, from the Parquet footer (the index aside)."""
+        from .members import Member
+
+        if member or not paths:
+            return super().members(paths, ref, member, offset, limit)
+        found = [
+            Member(name, name, "column", (rows,), dtype, nbytes, component=f"columns.{name}")
+            for name, dtype, rows, nbytes in _columns(paths[0])
+        ]
+        return found[offset : offset + limit], len(found) > offset + limit
+
+    def peek(self, paths: Sequence[Path], ref: DatasetRef, member: str, limit: int) -> Peek:
+        """The first rows of the table (one batch read), or the first ``limit`` values of one column."""
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        from .members import TABLE_ROWS, Peek
+
+        if not paths:
+            return super().peek(paths, ref, member, limit)
+        try:
+            parquet = pq.ParquetFile(paths[0])
+        except FileNotFoundError as exc:
+            raise missing_file(paths[0]) from exc
+        rows = parquet.metadata.num_rows
+        if member == "":
+            schema = parquet.schema_arrow
+            batch = next(parquet.iter_batches(batch_size=TABLE_ROWS), None)
+            table = pa.Table.from_batches([batch], schema=schema) if batch is not None else schema.empty_table()
+            frame = table.to_pandas()
+            marker = json.loads((schema.metadata or {}).get(_META_KEY, b"{}"))
+            if marker.get("class") == "Series" and _SERIES_COLUMN in frame.columns:
+                frame = frame.rename(columns={_SERIES_COLUMN: str(marker.get("name"))})
+            return Peek("table", values=frame, count=rows, names=tuple(str(c) for c in frame.columns))
+        columns = {name: dtype for name, dtype, _rows, _nbytes in _columns(paths[0])}
+        if member not in columns:
+            raise no_member(ref, member, list(columns))
+        values = None
+        if limit > 0:
+            batch = next(parquet.iter_batches(batch_size=limit, columns=[member]), None)
+            values = np.asarray(batch.column(0).to_numpy(zero_copy_only=False)) if batch is not None else np.zeros(0)
+        return Peek("column", values=values, total=rows, shape=(rows,), dtype=columns[member], component=f"columns.{member}")
+
+
+def _columns(path: Path) -> list[tuple[str, str, int, int]]:
+    """(name, dtype, rows, compressed bytes) of a stored frame's columns, index aside."""
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(path)
+    except FileNotFoundError as exc:
+        raise missing_file(path) from exc
+    schema = parquet.schema_arrow
+    pandas_meta = schema.pandas_metadata or {}
+    index = {c for c in pandas_meta.get("index_columns", []) if isinstance(c, str)}
+    meta = parquet.metadata
+    found = []
+    for column in pandas_meta.get("columns", []):
+        field = column.get("field_name") or column.get("name")
+        if field in index or field == _SERIES_COLUMN:
+            continue
+        position = schema.get_field_index(field)
+        if position < 0:
+            continue
+        nbytes = sum(meta.row_group(g).column(position).total_compressed_size for g in range(meta.num_row_groups))
+        found.append((str(column.get("name")), str(column.get("numpy_type")), meta.num_rows, nbytes))
+    return found
 
 
 def _schema(path: Path) -> Any:

@@ -13,8 +13,8 @@ A v2 matcher rather than a ``complete_command`` hook because a dataset name
 holds ``/``, which IPython's token splitter cuts at: the matcher says itself
 which fragment it completes (``matched_fragment``), so ``camera/im`` becomes
 ``camera/image`` as a whole.  Each Tab costs a few index probes
-(:mod:`labshelf.kernel_ext.lookup`), at most 50 answers, and never opens a
-data file.  Without an active shelf the magics offer nothing (and the
+(:meth:`labshelf.browse.Browser.names` and ``run_numbers``), at most 50
+answers, and never opens a data file.  Without an active shelf the magics offer nothing (and the
 completion opens none, except silently the one ``$LABSHELF`` or the working
 folder names).
 """
@@ -80,8 +80,6 @@ def matcher_result(ip: Any, line: str) -> dict[str, Any]:
 
 def complete(ip: Any, line: str) -> tuple[str, list[str], str] | None:
     """(fragment replaced, completions, their type) for ``line`` up to the cursor, or None."""
-    from . import lookup
-
     match = _MAGIC.match(line)
     if match is not None:
         return _complete_magic(ip, match["magic"], match["args"])
@@ -90,19 +88,19 @@ def complete(ip: Any, line: str) -> tuple[str, list[str], str] | None:
         shelf = _shelf_of(ip, match)
         if shelf is None:
             return None
-        return match["prefix"], [str(n) for n in lookup.run_numbers(shelf, match["prefix"], name=match["name"])], "run"
+        numbers = _browser(shelf).run_numbers(match["prefix"], name=match["name"])
+        return match["prefix"], [str(n) for n in numbers], "run"
     match = _GET_NAME.search(line)
     if match is not None:
         shelf = _shelf_of(ip, match)
         if shelf is None:
             return None
         run = _run_of(ip, match)
-        return match["prefix"], lookup.dataset_names(shelf, match["prefix"], run=run), "dataset"
+        return match["prefix"], _browser(shelf).names(match["prefix"], run=run), "dataset"
     return None
 
 
 def _complete_magic(ip: Any, magic: str, args: str) -> tuple[str, list[str], str] | None:
-    from . import lookup
     from .magics import state
 
     words = args.split()
@@ -112,16 +110,23 @@ def _complete_magic(ip: Any, magic: str, args: str) -> tuple[str, list[str], str
     shelf = state(ip).peek()
     if shelf is None:
         return None
+    browser = _browser(shelf)
     if magic == "browse":
         if words:
             return None
-        return current, [str(n) for n in lookup.run_numbers(shelf, current)], "run"
+        return current, [str(n) for n in browser.run_numbers(current)], "run"
     positional, run, option = _read_words(words)
     if option == "--run":
-        return current, [str(n) for n in lookup.run_numbers(shelf, current, name=positional)], "run"
+        return current, [str(n) for n in browser.run_numbers(current, name=positional)], "run"
     if option is not None or positional is not None:
         return None  # a data ID, the labels, or a query: nothing to offer
-    return current, lookup.dataset_names(shelf, current, run=run), "dataset"
+    return current, browser.names(current, run=run), "dataset"
+
+
+def _browser(shelf: Any) -> Any:
+    from ..browse import Browser
+
+    return Browser(shelf)
 
 
 def _read_words(words: list[str]) -> tuple[str | None, int | None, str | None]:

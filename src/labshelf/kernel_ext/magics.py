@@ -418,9 +418,8 @@ class LabshelfMagics(Magics):
             if run is not None:  # shelf.get already names the data IDs that run has
                 raise
             from ..names import split_target
-            from . import lookup
 
-            better = lookup.explain_missing(shelf, split_target(args.name)[0], data_id)
+            better = explain_missing(shelf, split_target(args.name)[0], data_id)
             if better is None:
                 raise
             raise better from exc
@@ -483,15 +482,36 @@ class LabshelfMagics(Magics):
         display(widget)
 
 
+def explain_missing(shelf: Shelf, name: str, data_id: dict[str, Any] | None = None) -> DatasetNotFound | None:
+    """A clearer error than "not found" when dataset ``name`` exists only with other data IDs.
+
+    None when there is nothing better to say.
+    """
+    from ..browse import Browser
+    from ..names import data_id_key, format_data_id, label, normalize_data_id
+
+    try:
+        others = Browser(shelf).data_ids(name)
+    except ShelfError:  # not a dataset name at all: the first error says it
+        return None
+    wanted = normalize_data_id(data_id)
+    if not others or data_id_key(wanted) in {data_id_key(o) for o in others}:
+        return None
+    shown = ", ".join(label(name, other) for other in others)
+    return DatasetNotFound(
+        f"no dataset {name!r} with {format_data_id(wanted) or 'no data ID'} was found; it exists as {shown}: "
+        "choose one with --data-id"
+    )
+
+
 def _live_kind(shelf: Shelf, name: str, data_id: dict[str, Any] | None, run: int | str) -> str:
     """The view ``%subscribe`` picks for an existing dataset: plot, image or number."""
     try:
         ref = shelf.find(name, data_id, run=run if isinstance(run, int) else None)
     except DatasetNotFound as exc:
         from ..names import split_target
-        from . import lookup
 
-        better = lookup.explain_missing(shelf, split_target(name)[0], data_id)
+        better = explain_missing(shelf, split_target(name)[0], data_id)
         if better is not None:
             raise better from exc
         raise DatasetNotFound(

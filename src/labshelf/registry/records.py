@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -43,6 +43,14 @@ def json_mapping(text: str) -> dict[str, Any]:
 def is_time(seconds: Any) -> bool:
     """Whether a registry time column holds a usable time (SQLite keeps any text there)."""
     return type(seconds) is float and -MAX_SECONDS < seconds < MAX_SECONDS
+
+
+#: How records show as HTML in notebooks (``_repr_html_``), by class.  The
+#: registry knows no HTML: the layer that draws a record installs its
+#: renderer here (``shelf.py`` installs ``display.ref_html`` for DatasetRef,
+#: so every ref a shelf hands out has it, with or without ``%load_ext``).
+#: A record without a renderer shows as its one-line text repr.
+html_renderers: dict[type, Callable[[Any], str]] = {}
 
 
 def _timestamp(seconds: float | None) -> _dt.datetime | None:
@@ -200,10 +208,10 @@ class DatasetRef:
         dtype = "" if self.dtype is None else f" dtype={self.dtype}"
         return f"<DatasetRef run={self.run} {self.label!r} kind={self.kind}{shape}{dtype}>"
 
-    def _repr_html_(self) -> str:
-        from ..display import ref_html  # the HTML lives above the registry; imported on use
-
-        return ref_html(self)
+    def _repr_html_(self) -> str | None:
+        # By the class's MRO, so that a DamagedRef shows as a DatasetRef does.
+        render = next((html_renderers[c] for c in type(self).__mro__ if c in html_renderers), None)
+        return None if render is None else render(self)
 
 
 class DamagedRef(DatasetRef):

@@ -17,13 +17,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import traitlets
-from sqlalchemy import select
 
-from ..errors import DatasetNotFound, UnsupportedValue, close_matches
-from ..names import check_name, data_id_key, label, normalize_data_id
-from ..registry.schema import datasets
+from ..browse import Browser
+from ..browse.pictures import pixels_for_screen
+from ..names import check_name, label, normalize_data_id
 from ._base import Reply, ShelfWidget, css, esm
-from ._images import pixels_for_screen
 
 #: Largest page of tiles, and largest screen side (pixels) the viewer may ask for.
 MAX_PAGE = 500
@@ -101,11 +99,10 @@ class Gallery(ShelfWidget):
         if isinstance(page_size, bool) or not isinstance(page_size, int) or not 1 <= page_size <= MAX_PAGE:
             raise ValueError(f"page_size is an int from 1 to {MAX_PAGE}, not {page_size!r}")
         self._shelf = shelf
+        self._browser = Browser(shelf)
         self._data_id = normalize_data_id(data_id)
-        self._key = data_id_key(self._data_id)
         self._label = label(name, self._data_id)
         self._labels = labels
-        self._check_image(name)
         self._dataset_name = name
         self._numbers = self._runs_with_image(name, runs)
         super().__init__(page_size=page_size, **kwargs)
@@ -118,34 +115,16 @@ class Gallery(ShelfWidget):
 
     # -- construction checks ------------------------------------------------------------
 
-    def _check_image(self, name: str) -> None:
-        where = (datasets.c.name == name) & (datasets.c.data_id == self._key)
-        with self._shelf._registry.db.read() as txn:
-            if txn.first(select(datasets.c.run).where(where, datasets.c.summary_kind == "image").limit(1)):
-                return
-            found = txn.first(select(datasets.c.kind).where(where).limit(1))
-            if found is not None:
-                images = txn.scalars(select(datasets.c.name).where(datasets.c.summary_kind == "image").distinct())
-                shown = ", ".join(repr(n) for n in sorted(images)[:10]) or "none"
-                raise UnsupportedValue(
-                    f"{self._label!r} is a {found.kind} dataset, not an image; the gallery shows image datasets "
-                    f"(2-D or HxWx3/4 arrays). Images on this shelf: {shown}"
-                )
-            names = txn.scalars(select(datasets.c.name).distinct())
-        if name in names:
-            raise DatasetNotFound(f"no run has {self._label!r}: the dataset {name!r} exists only with other data IDs")
-        raise DatasetNotFound(f"no run of {self._shelf.where} has a dataset {name!r}{close_matches(name, names)}")
-
     def _runs_with_image(self, name: str, view: Any) -> list[int]:
-        """The runs to show, in order: newest first, or the order of ``view``."""
-        query = select(datasets.c.run).where(
-            datasets.c.name == name, datasets.c.data_id == self._key, datasets.c.summary_kind == "image"
-        )
-        with self._shelf._registry.db.read() as txn:
-            if view is None:
-                return list(txn.scalars(query.order_by(datasets.c.run.desc())))
-            having = set(txn.scalars(query))
-        return [n for n in view.numbers() if n in having]
+        """The runs to show, in order: newest first, or the order of ``view``.
+
+        DatasetNotFound or UnsupportedValue when no run has the image.
+        """
+        having = self._browser.image_runs(name, self._data_id)
+        if view is None:
+            return having
+        kept = set(having)
+        return [n for n in view.numbers() if n in kept]
 
     # -- requests from the browser ------------------------------------------------------
 
@@ -172,7 +151,7 @@ class Gallery(ShelfWidget):
     def rpc_image(self, run: int, width: int = 1024, height: int = 768) -> Reply:
         """The image of ``run`` shrunk to fit ``width`` x ``height`` screen pixels, as raw values.
 
-        The result describes the pixels (see :func:`._images.pixels_for_screen`);
+        The result describes the pixels (see :func:`labshelf.browse.pictures.pixels_for_screen`);
         the one buffer holds them, row by row, little-endian.
         """
         if isinstance(run, bool) or not isinstance(run, int):
@@ -188,13 +167,7 @@ class Gallery(ShelfWidget):
     # -- what tiles show ----------------------------------------------------------------
 
     def _thumbnails(self, numbers: Sequence[int]) -> dict[int, bytes]:
-        if not numbers:
-            return {}
-        query = select(datasets.c.run, datasets.c.thumbnail).where(
-            datasets.c.name == self._dataset_name, datasets.c.data_id == self._key, datasets.c.run.in_(list(numbers))
-        )
-        with self._shelf._registry.db.read() as txn:
-            return {run: bytes(png) for run, png in txn.tuples(query) if png}
+        return self._browser.thumbnails(self._dataset_name, self._data_id, numbers)
 
     def _captions(self, numbers: Sequence[int]) -> dict[int, str]:
         """``run 12 · temperature=301.2`` for each run: the label columns of just these runs."""

@@ -32,11 +32,11 @@ import ipywidgets
 import numpy as np
 import traitlets
 
+from ..browse.pictures import pixels_for_screen
 from ..errors import ShelfError, UnsupportedValue
 from ..live.subscribe import check_run
 from ..names import check_name, data_id_key, label, normalize_data_id
 from ._base import Reply, ShelfWidget, css, esm
-from ._images import pixels_for_screen
 
 if TYPE_CHECKING:
     from ..live import Subscription, Update

@@ -9,36 +9,34 @@ in place (``rpc_edit`` -> :meth:`Shelf.annotate`), and new runs and other
 people's edits show up as the change feed reports them (in a kernel; a
 cheap poll of ``rpc_version`` otherwise).
 
-Rows travel as JSON: the run numbers of the page and, per row, one value per
-shown column (times as seconds since the epoch, NaN and missing values as
-null, tags as lists); thumbnails of image columns travel as binary PNG
-buffers, a cell naming its buffer as ``{"png": index}``.  Formatting for the
-eye (local time, number precision) is the browser's job, in
-``static/table.js``.
+Rows travel as JSON, as :mod:`labshelf.browse.runs` encodes a page: the
+run numbers of the page and, per row, one value per shown column (times as
+seconds since the epoch, NaN and missing values as null, tags as lists);
+thumbnails of image columns travel as binary PNG buffers, a cell naming its
+buffer as ``{"png": index}``.  Formatting for the eye (local time, number
+precision) is the browser's job, in ``static/table.js``.
 """
 
 from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import traitlets
 
+from ..browse import Browser
+from ..browse import runs as run_pages
 from ..errors import InvalidValue, QuerySyntaxError, ReadOnlyShelf, ShelfError
 from ._base import Reply, ShelfWidget, _one_line, css, esm
 
 if TYPE_CHECKING:
-    import pandas as pd
 
     from ..runview import RunView
     from ..shelf import Shelf
 
 #: The largest page a request may ask for (a screen shows a few dozen rows).
-MAX_PAGE = 1000
-#: Numbers beyond this lose digits as JavaScript numbers; they travel as text.
-_EXACT_INT = 2**53
+MAX_PAGE = run_pages.MAX_PAGE
 _TRUE = {"true", "yes", "y", "1", "on"}
 _FALSE = {"false", "no", "n", "0", "off"}
 
@@ -106,6 +104,7 @@ class RunTable(ShelfWidget):
             raise TypeError(f"RunTable shows a RunView (shelf.runs, shelf.runs.query(...)) or a Shelf, not {view!r}")
         self._base = view
         self._view = view
+        self._browser = Browser(view.shelf)
         self._version = self._current_version()
         kinds = view.column_kinds()
         super().__init__(
@@ -227,12 +226,7 @@ class RunTable(ShelfWidget):
     def _apply(self, filter_text: str, sort: list[Any]) -> bool:
         """Put a filter and sort on the base view; on a problem set ``error`` and keep the old view."""
         try:
-            view = self._base
-            if filter_text.strip():
-                view = view.query(filter_text)
-            if sort:
-                keys, ascending = _sort_keys(sort)
-                view = view.sort_values(keys, ascending)
+            view = run_pages.filtered(self._base, filter_text, sort)
             count = len(view)  # also where a bad sort column shows up
         except (ShelfError, ValueError, TypeError) as exc:
             self.error = _one_line(exc)
@@ -255,30 +249,17 @@ class RunTable(ShelfWidget):
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise QuerySyntaxError(f"rows: {name} is an int >= 0, not {value!r}")
         limit = min(limit, MAX_PAGE)
-        shown = list(self.columns)
-        view = self._view
-        if shown != list(self.all_columns):
-            try:
-                view = view[shown]  # only the shown columns' summaries are read
-            except QuerySyntaxError:
-                pass  # a label the resolver cannot take, e.g. "status (dataset)": read all
-        frame = view.page(offset, limit)
-        cells, buffers = _encode(frame, shown)
-        failed = frame.attrs.get("errors", {})
-        errors = {
-            str(run): {c: m for c, m in by_column.items() if c in shown}
-            for run, by_column in failed.items()
-            if any(c in shown for c in by_column)
-        }
+        # Times as seconds since the epoch: static/table.js formats them in local time.
+        page = run_pages.page(self._view, self.columns, offset, limit, times="epoch", all_columns=self.all_columns)
         result = {
             "generation": self.generation,
             "offset": offset,
-            "columns": shown,
-            "runs": [int(n) for n in frame.index],
-            "cells": cells,
-            "errors": errors,
+            "columns": list(page.columns),
+            "runs": list(page.runs),
+            "cells": page.cells,
+            "errors": page.errors,
         }
-        return Reply(result, buffers)
+        return Reply(result, list(page.thumbnails))
 
     def rpc_numbers(self, offset: int = 0, limit: int = MAX_PAGE) -> list[int]:
         """Run numbers of rows ``offset`` to ``offset + limit`` (for shift-click ranges)."""
@@ -300,7 +281,7 @@ class RunTable(ShelfWidget):
         if shelf.readonly:
             raise ReadOnlyShelf(f"the shelf {shelf.where} is open read-only; open it with mode='rw' to edit the table")
         # Looked up afresh: another viewer may have added a user column.
-        user_types = shelf._annotations.columns()
+        user_types = self._browser.user_columns()
         if column not in ("comment", "tags") and column not in user_types:
             raise InvalidValue(
                 f"column {column!r} cannot be edited; editable are comment, tags and the user columns"
@@ -317,7 +298,7 @@ class RunTable(ShelfWidget):
         # repeats, numbers as floats), as a page would show it.
         stored = shelf.runs.where(run=[run])[[column]].page(0, 1)
         value = stored[column].iloc[0] if len(stored) else None
-        return {"run": run, "column": column, "value": _cell(value)}
+        return {"run": run, "column": column, "value": run_pages.cell(value, "epoch")}
 
     def rpc_version(self) -> dict[str, Any]:
         """Check whether the shelf changed; if so refresh columns and count and bump ``generation``.
@@ -335,20 +316,7 @@ class RunTable(ShelfWidget):
     # -- helpers ----------------------------------------------------------------------------
 
     def _current_version(self) -> str:
-        # Newest run, number of runs and newest change: a new run, a put into
-        # a running one, an annotation or a run's end each move one of them.
-        from sqlalchemy import func, select
-
-        from ..registry.schema import changes, runs
-
-        query = select(
-            select(func.max(runs.c.number)).scalar_subquery(),
-            select(func.count()).select_from(runs).scalar_subquery(),
-            select(func.max(changes.c.seq)).scalar_subquery(),
-        )
-        with self._base.shelf._registry.db.read() as txn:
-            row = txn.first(query)
-        return ":".join("" if v is None else str(v) for v in row)
+        return self._browser.version()
 
     def _refresh(self) -> None:
         """Look up columns afresh and re-run the view (new runs, new columns, edits)."""
@@ -367,21 +335,6 @@ class RunTable(ShelfWidget):
     @staticmethod
     def _editable(view: RunView) -> list[str]:
         return [] if view.shelf.readonly else view.editable_columns
-
-
-def _sort_keys(sort: Sequence[Any]) -> tuple[list[str], list[bool]]:
-    keys, ascending = [], []
-    for item in sort:
-        if (
-            not isinstance(item, (list, tuple))
-            or len(item) != 2
-            or not isinstance(item[0], str)
-            or not isinstance(item[1], bool)
-        ):
-            raise QuerySyntaxError(f"sort is a list of [column, ascending] pairs, like [['temperature', False]], not {item!r}")
-        keys.append(item[0])
-        ascending.append(item[1])
-    return keys, ascending
 
 
 def _parse_edit(column: str, value: Any, user_type: str | None) -> Any:
@@ -419,73 +372,6 @@ def _parse_edit(column: str, value: Any, user_type: str | None) -> Any:
     if not isinstance(value, str):
         raise InvalidValue(f"{column} holds text, not {value!r}")
     return value
-
-
-def _cell(value: Any) -> Any:
-    """A frame value as JSON for the browser (no NaN: the Jupyter wire refuses it)."""
-    import pandas as pd
-
-    if value is None or value is pd.NA or value is pd.NaT:
-        return None
-    if isinstance(value, float):
-        if math.isnan(value):
-            return None
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        return value
-    if isinstance(value, (bool, str)):
-        return value
-    if isinstance(value, int):
-        return value if abs(value) <= _EXACT_INT else str(value)
-    if isinstance(value, pd.Timestamp):
-        return value.timestamp()
-    if isinstance(value, (list, tuple)):
-        return [str(v) for v in value]
-    if hasattr(value, "item"):  # a numpy scalar left in an object column
-        return _cell(value.item())
-    return str(value)
-
-
-def _encode(frame: pd.DataFrame, shown: list[str]) -> tuple[list[list[Any]], list[bytes]]:
-    """Rows of cells in ``shown`` order, and the PNG thumbnails they refer to."""
-    buffers: list[bytes] = []
-    columns = [_column_json(frame[name], buffers) if name in frame.columns else [None] * len(frame) for name in shown]
-    return [list(row) for row in zip(*columns, strict=True)] if columns else [[] for _ in range(len(frame))], buffers
-
-
-def _column_json(series: pd.Series, buffers: list[bytes]) -> list[Any]:
-    """One frame column as JSON values; whole numeric columns at once (a page has thousands of cells)."""
-    import numpy as np
-    import pandas as pd
-
-    dtype = series.dtype
-    if isinstance(dtype, pd.DatetimeTZDtype) or dtype.kind == "M":
-        missing = series.isna().to_numpy()
-        seconds = series.to_numpy(dtype="datetime64[ns]").astype("int64") / 1e9
-        return [None if gone else s for s, gone in zip(seconds.tolist(), missing.tolist(), strict=True)]
-    if dtype.kind in "fiub":  # numpy floats, and the nullable Int64/boolean arrays
-        missing = series.isna().to_numpy()
-        if dtype.kind == "f":
-            values = series.to_numpy(dtype="float64", na_value=np.nan)
-            if not np.isfinite(values).all():
-                return [_cell(v) for v in values.tolist()]  # inf spelled out, NaN as null
-        elif dtype.kind == "b":
-            values = series.to_numpy(dtype=bool, na_value=False)
-        else:
-            values = series.to_numpy(dtype="int64", na_value=0)
-            if (np.abs(values) > _EXACT_INT).any():
-                return [None if gone else _cell(v) for v, gone in zip(values.tolist(), missing.tolist(), strict=True)]
-        if missing.any():
-            return [None if gone else v for v, gone in zip(values.tolist(), missing.tolist(), strict=True)]
-        return values.tolist()
-    out = []
-    for value in series.tolist():
-        if isinstance(value, bytes):  # a thumbnail: sent as a binary buffer
-            out.append({"png": len(buffers)})
-            buffers.append(value)
-        else:
-            out.append(_cell(value))
-    return out
 
 
 __all__ = ["RunTable"]

@@ -2,7 +2,7 @@
 // Put in front of each widget's own ESM by Python (widgets/_base.py esm()), like rpc.js.
 
 // The colour map: viridis' colours at 0, 1/8, ..., 1, linear in between.
-// labshelf/widgets/_images.py holds the same list for pictures made in Python.
+// labshelf/browse/pictures.py holds the same list for pictures made in Python.
 const ANCHORS = ["#440154", "#472d7b", "#3b528b", "#2c728e", "#21918c", "#28ae80", "#5ec962", "#addc30", "#fde725"];
 
 /** @returns {Uint8ClampedArray} 256 RGB triplets */

@@ -1,9 +1,10 @@
-"""Image helpers the widgets share: shrink to a screen size, value range, colour-mapped PNG.
+"""Pictures for screens: shrink an image to a screen size, value range, colour-mapped PNG.
 
-The gallery's viewer sends an image shrunk on the Python side (a camera
-frame of 4096x4096 would be 64 MiB of float32; the screen shows a tenth of
-it), and the tree previews a 2-D array as a small colour-mapped picture.
-Both use the same colour map as ``static/gallery.js`` draws with: a
+Previews (``labshelf.browse``) send images shrunk on the Python side to the
+size asked for, as PNG; the gallery's viewer and live images send raw
+values shrunk the same way (a camera frame of 4096x4096 would be 64 MiB of
+float32; the screen shows a tenth of it).  Grey pictures use the colour
+map the widgets draw with in the browser (``widgets/static/common.js``): a
 viridis-like table interpolated between the anchor colours below, so a
 picture made here and one drawn in the browser agree.
 """
@@ -17,7 +18,7 @@ from typing import Any
 import numpy as np
 
 #: Anchor colours of the colour map, evenly spaced from low to high values
-#: (viridis' colours at 0, 1/8, ..., 1).  ``static/gallery.js`` holds the same list.
+#: (viridis' colours at 0, 1/8, ..., 1).  ``widgets/static/common.js`` holds the same list.
 COLORMAP_ANCHORS = (
     "#440154",
     "#472d7b",
@@ -181,3 +182,34 @@ def pixels_for_screen(image: np.ndarray, width: int, height: int) -> tuple[dict[
         return info, np.ascontiguousarray(data, dtype="<u2").tobytes()
     info["dtype"] = "float32"
     return info, np.ascontiguousarray(small, dtype="<f4").tobytes()
+
+
+def picture_png(image: np.ndarray, size: int) -> tuple[bytes, dict[str, Any]]:
+    """A PNG of a 2-D (colour-mapped) or HxWx3/4 (colour) array whose longest side is at most ``size``.
+
+    Returns the PNG and what it shows: ``width``, ``height``, the shrink
+    ``factor``, the original ``shape`` and, for grey pictures, the
+    ``vmin``/``vmax`` the colour map spans.
+    """
+    from PIL import Image
+
+    data = np.asarray(image)
+    if data.ndim not in (2, 3) or (data.ndim == 3 and data.shape[2] not in (3, 4)):
+        raise ValueError(f"a picture is made of a 2-D or HxWx3/4 array, not of shape {data.shape}")
+    small, factor = downsample(data, size, size)
+    info: dict[str, Any] = {"width": int(small.shape[1]), "height": int(small.shape[0]), "factor": factor,
+                            "shape": [int(n) for n in data.shape]}
+    if data.ndim == 2:
+        vmin, vmax = display_range(small)
+        info.update(vmin=vmin, vmax=vmax)
+        return colormap_png(small, vmin, vmax), info
+    if data.dtype == np.uint8:
+        rgb = np.round(small).astype(np.uint8)
+    else:
+        # A float colour image: the usual 0..1 convention, else its own range.
+        _lo, hi = value_range(data)
+        top = 1.0 if hi is not None and hi <= 1.0 else (hi or 1.0)
+        rgb = np.clip(np.nan_to_num(small / top * 255.0), 0, 255).round().astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgb)).save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue(), info

@@ -1,0 +1,73 @@
+"""Browse a shelf: what every front end shows, as JSON-able records, through the Shelf only.
+
+The notebook widgets (dataset tree, gallery, run table), the magics'
+completion, the HTML reprs and the sidebar's REST server all ask a
+:class:`Browser` and show what it answers.  None of them builds SQL or
+opens a data file: the queries are in ``registry/listing.py``, the looks
+into data files in the formatters (``datastore/members.py``), both reached
+through the Shelf.
+
+Modules: ``browser`` (the Browser), ``nodes`` (node ids), ``tree`` (what an
+id means; children), ``previews``, ``code`` (snippets), ``runs`` (run table
+pages), ``pictures`` (PNGs for screens), ``records`` (what is answered).
+
+Node ids (they travel in URLs; see :mod:`labshelf.browse.nodes`)::
+
+    ""                          the shelf
+    run/12                      a run
+    run/12/scan                 the group of names scan/... (run/12/scan/ if a dataset "scan" exists too)
+    run/12/scan/x               a dataset; run/12/image[detector=3] with a data ID
+    run/12/spectrum#energy      a variable, column or component of a dataset
+    run/12/image#camera/image   an HDF5 member of its file; ...#camera/image@CLASS an attribute
+
+Records, as ``to_json()`` gives them (the REST API's payloads)::
+
+    NodePage   children(node, offset, limit, search), search(pattern, offset, limit)
+      {"nodes": [Node, ...], "more": bool, "offset": int}
+    Node
+      {"id": str, "name": str, "kind": str, "meta": str, "expandable": bool, "expand"?: true}
+        kind: run, group, a value kind (scalar, ndarray, image, xarray, pandas, composite, ...),
+        or inside a dataset: file, dataset, group, attr, link, coord, variable, column, component
+    Preview    preview(node, size)
+      {"node": str, "title": str, "kind": str, "fields": [[label, text], ...], "code": str,
+       "text"?: str, "note"?: str,
+       "table"?: {"columns": [str], "dtypes": [str], "rows": [[str, ...], ...]},
+       "picture"?: {"width": int, "height": int, "bytes": int, "shape"?: [int], "factor"?: int,
+                    "vmin"?: float, "vmax"?: float}}
+        the picture's PNG is ``Preview.picture.png`` (bytes): served as image/png beside the JSON
+    Snippet    code(node)
+      {"node": str, "code": str, "setup": str}
+        code uses ``shelf``; setup is ``import labshelf`` + ``shelf = labshelf.open('<folder>')``
+    RunsPage   runs(query, sort, columns, offset, limit, times)
+      {"offset": int, "total": int, "columns": [str], "kinds": {column: kind}, "runs": [int],
+       "cells": [[value per column], ...], "errors": {"<run>": {column: message}},
+       "thumbnails": [base64 PNG, ...]}
+        cells: times ISO 8601 (UTC), null for missing/NaN, "inf"/"-inf", tags as lists,
+        ints beyond 2**53 as text, {"png": i} for the i-th thumbnail
+
+Errors are labshelf errors with one-line messages: InvalidName (a node id,
+a search text), InvalidParameter (offset, limit, size), QuerySyntaxError
+(a filter, with ``position``; a sort; a column), RunNotFound,
+DatasetNotFound (ComponentNotFound for a member), CorruptDataset (a
+damaged data file).
+"""
+
+from __future__ import annotations
+
+from .browser import Browser
+from .nodes import NodeId, node_id, parse_node
+from .records import Node, NodePage, Picture, Preview, RunsPage, Snippet, Table
+
+__all__ = [
+    "Browser",
+    "NodeId",
+    "node_id",
+    "parse_node",
+    "Node",
+    "NodePage",
+    "Picture",
+    "Preview",
+    "RunsPage",
+    "Snippet",
+    "Table",
+]

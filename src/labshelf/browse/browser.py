@@ -1,0 +1,346 @@
+"""Browser: what every front end asks of a shelf, answered with JSON-able records."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..errors import (
+    DatasetNotFound,
+    InvalidName,
+    InvalidParameter,
+    QuerySyntaxError,
+    RunNotFound,
+    UnsupportedValue,
+    close_matches,
+)
+from ..names import check_name, data_id_key, label, normalize_data_id
+from . import code, previews, runs
+from .records import Node, NodePage, Preview, RunsPage, Snippet
+from .tree import MAX_PAGE, Located, Tree, dataset_node, label_of, locate, run_node
+
+if TYPE_CHECKING:
+    from ..registry.listing import RunOverview
+    from ..registry.records import DatasetRef
+    from ..runview import RunView
+    from ..shelf import Shelf
+
+#: Smallest and largest side (pixels) a preview picture may be asked for.
+MIN_PICTURE, MAX_PICTURE = 16, 2048
+#: Longest search text or name prefix (a dataset name is at most 255 characters).
+MAX_SEARCH = 255
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class Browser:
+    """Browse one shelf: run pages, tree children, previews, code, name search.
+
+    Every front end (the notebook widgets, the magics' completion, the HTML
+    reprs, the sidebar's REST server) asks a Browser and shows what it
+    answers; none reads the registry or data files itself.  Answers are
+    records with ``to_json()`` (see :mod:`labshelf.browse`), and every bad
+    argument -- a node id or a filter typed into a URL -- raises a labshelf
+    error saying what is allowed: InvalidName, InvalidParameter,
+    QuerySyntaxError, RunNotFound or DatasetNotFound.
+
+    A Browser remembers where the pages it gave end (so the next page of
+    a run of 10,000 datasets is one index probe) and the run table's
+    columns until the shelf changes.  It is thread-safe and cheap to make.
+
+    Parameters
+    ----------
+    shelf
+        The shelf to browse (its own repository: the runs and datasets
+        written there).
+    """
+
+    def __init__(self, shelf: Shelf):
+        self._shelf = shelf
+        self._tree = Tree(shelf)
+        self._lock = threading.Lock()
+        self._base: tuple[str, RunView, dict[str, str]] | None = None
+
+    @property
+    def shelf(self) -> Shelf:
+        return self._shelf
+
+    def __repr__(self) -> str:
+        return f"<Browser of {self._shelf.where}>"
+
+    # -- the tree -------------------------------------------------------------------------
+
+    def locate(self, node: Any) -> Located:
+        """What a node id names (see :mod:`labshelf.browse.nodes`)."""
+        return locate(self._shelf, node)
+
+    def children(self, node: Any = "", offset: Any = 0, limit: Any = 100, search: Any = "") -> NodePage:
+        """One page of a node's children.
+
+        Parameters
+        ----------
+        node
+            ``""`` (the shelf: its runs, newest first), ``run/12``, a group,
+            a dataset or a member.
+        offset, limit
+            The page: ``limit`` from 1 to :data:`~labshelf.browse.tree.MAX_PAGE`.
+        search
+            Keep the datasets whose names contain this text (any case), and
+            the runs and groups that hold such datasets.
+        """
+        offset, limit, search = page_args(offset, limit, search)
+        return self._tree.children(self.locate(node), offset, limit, search)
+
+    def run_node(self, number: int) -> Node:
+        """The node of one run, as the shelf's listing shows it (RunNotFound if there is none)."""
+        checked = _run_number(number)
+        entry = self._shelf._listing.run(checked) if checked is not None else None
+        if entry is None:
+            self._shelf.run(number)  # RunNotFound with the range of runs
+            raise RunNotFound(f"no run {number} in {self._shelf.where}")  # pragma: no cover - shelf.run raised
+        return run_node(entry)
+
+    def preview(self, node: Any, size: Any = None) -> Preview:
+        """What a preview pane shows of a node, with the code that loads it.
+
+        ``size`` is the longest side, in pixels, of a picture (an image, a
+        2-D array), from 16 to 2048; by default an image shows its
+        thumbnail from the registry (no data file opened) and an array a
+        picture of 256 pixels.
+        """
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or not MIN_PICTURE <= size <= MAX_PICTURE):
+            raise InvalidParameter(f"size is an int from {MIN_PICTURE} to {MAX_PICTURE} (pixels), not {size!r}")
+        found = self.locate(node)
+        shelf = self._shelf
+        if found.kind == "shelf":
+            return previews.shelf_preview(shelf)
+        if found.kind == "run":
+            return previews.run_preview(shelf, found.id, found.run)
+        if found.kind == "group":
+            return previews.group_preview(shelf, found.id, found.run, found.prefix)
+        assert found.ref is not None
+        if found.kind == "dataset":
+            return previews.dataset_preview(shelf, found.id, found.ref, size)
+        return previews.member_preview(shelf, found.id, found.ref, found.member, size)
+
+    def code(self, node: Any) -> Snippet:
+        """The exact code that loads a node: ``shelf.get(...)`` and friends, and ``labshelf.open(...)``."""
+        found = self.locate(node)
+        shelf = self._shelf
+        setup = code.open_code(shelf)
+        if found.kind == "shelf":
+            return Snippet("", "shelf", setup)
+        if found.kind == "run":
+            return Snippet(found.id, code.run_code(found.run), setup)
+        if found.kind == "group":
+            return Snippet(found.id, code.group_code(found.run, found.prefix), setup)
+        ref = found.ref
+        assert ref is not None
+        if found.kind == "dataset":
+            return Snippet(found.id, code.get_code(ref.name, ref.run, ref.data_id), setup)
+        return Snippet(found.id, previews.member_code(shelf, ref, found.member), setup)
+
+    def search(self, pattern: Any, offset: Any = 0, limit: Any = 100) -> NodePage:
+        """Datasets of every run whose names match, newest run first, then by name.
+
+        ``pattern`` is text a name contains (any case), or a glob when it
+        holds ``*`` or ``?`` (``camera/*``, ``*/image``), matched against
+        the whole name.
+        """
+        offset, limit, pattern = page_args(offset, limit, pattern, what="pattern")
+        if not pattern:
+            raise InvalidParameter("a search needs a pattern: text a dataset name contains, or a glob like 'camera/*'")
+        entries = self._shelf._listing.search(pattern, offset, limit + 1)
+        nodes = tuple(dataset_node(e, meta_prefix=f"run {e.run} · ") for e in entries[:limit])
+        return NodePage(nodes, len(entries) > limit, offset)
+
+    # -- the run table ------------------------------------------------------------------------
+
+    def runs(
+        self,
+        query: Any = "",
+        sort: Any = (),
+        columns: Any = None,
+        offset: Any = 0,
+        limit: Any = 50,
+        *,
+        times: str = "iso",
+    ) -> RunsPage:
+        """A page of the run table, counted.
+
+        Parameters
+        ----------
+        query
+            A query-language filter (``temperature > 300 and 'good' in tags``);
+            a bad one raises QuerySyntaxError with the ``position`` of the problem.
+        sort
+            ``[[column, ascending], ...]``, the first pair sorting first.
+        columns
+            The columns to show, in order (None: every column).
+        offset, limit
+            The page (``limit`` up to 1000).
+        times
+            ``"iso"`` (ISO 8601 text, UTC) or ``"epoch"`` (seconds).
+        """
+        runs.check_page(offset, limit)
+        base, kinds = self._base_view()
+        view = runs.filtered(base, query, sort)
+        total = len(view)  # where a bad sort column shows up, before any page is read
+        shown = list(kinds) if columns is None else self._columns(columns, kinds)
+        return runs.page(view, shown, offset, limit, times=times, kinds=kinds, total=total, all_columns=list(kinds))
+
+    def run_view(self, query: Any = "", sort: Any = ()) -> RunView:
+        """The shelf's runs with a query-language filter and a sort applied (for front ends that keep a view)."""
+        return runs.filtered(self._base_view()[0], query, sort)
+
+    def column_kinds(self) -> dict[str, str]:
+        """Every column of the run table and what it holds (time, text, tags, number, int, bool, complex, image)."""
+        return dict(self._base_view()[1])
+
+    def version(self) -> str:
+        """Text that changes whenever the shelf does (a run, a put, an annotation, a run's end)."""
+        return self._shelf._listing.version()
+
+    def _base_view(self) -> tuple[RunView, dict[str, str]]:
+        """``shelf.runs`` and its column kinds, looked up again only when the shelf changed."""
+        version = self.version()
+        with self._lock:
+            if self._base is None or self._base[0] != version:
+                view = self._shelf.runs
+                self._base = (version, view, view.column_kinds())
+            return self._base[1], self._base[2]
+
+    @staticmethod
+    def _columns(columns: Any, kinds: Mapping[str, str]) -> list[str]:
+        if isinstance(columns, str) or not isinstance(columns, Iterable):
+            raise QuerySyntaxError(f"columns is a list of column names, not {columns!r}")
+        shown = list(dict.fromkeys(columns))
+        for column in shown:
+            if not isinstance(column, str) or column not in kinds:
+                raise QuerySyntaxError(
+                    f"unknown column {column!r}{close_matches(str(column), kinds)}; the table has "
+                    f"{', '.join(list(kinds)[:20])}{', ...' if len(kinds) > 20 else ''}"
+                )
+        return shown
+
+    # -- names (completion, hints) ----------------------------------------------------------------
+
+    def names(self, prefix: Any = "", *, run: int | None = None, limit: int = 50) -> list[str]:
+        """Distinct dataset names starting with ``prefix`` (of one run, or of all), sorted, at most ``limit``."""
+        prefix = _text("prefix", prefix)
+        return self._shelf._listing.names(prefix, run=_run_number(run), limit=_limit(limit))
+
+    def run_numbers(self, prefix: Any = "", *, name: str | None = None, limit: int = 50) -> list[int]:
+        """Run numbers whose digits start with ``prefix``, newest first; with ``name``, runs that have it."""
+        prefix = _text("prefix", prefix)
+        if name is not None:
+            name = _text("name", name)
+        return self._shelf._listing.run_numbers(prefix, name=name, limit=_limit(limit))
+
+    def user_columns(self) -> dict[str, str]:
+        """The run table's user columns and their types (number, text, bool), looked up afresh."""
+        return self._shelf._annotations.columns()
+
+    def data_ids(self, name: str, limit: int = 10) -> list[dict[str, Any]]:
+        """Some data IDs the dataset ``name`` has, in order."""
+        check_name(name)
+        found = []
+        for text in self._shelf._listing.data_ids(name, _limit(limit)):
+            try:
+                parsed = json.loads(text)
+            except ValueError:
+                continue  # a row someone else wrote badly: not a data ID to offer
+            if isinstance(parsed, dict):
+                found.append(parsed)
+        return found
+
+    # -- one image dataset across runs (the gallery) ---------------------------------------------
+
+    def image_runs(self, name: str, data_id: Mapping[str, Any] | None = None) -> list[int]:
+        """The runs that hold the image dataset ``name`` (with ``data_id``), newest first.
+
+        Raises DatasetNotFound when no run has it (close names suggested),
+        UnsupportedValue when it is not an image.
+        """
+        check_name(name)
+        normalized = normalize_data_id(data_id)
+        key = data_id_key(normalized)
+        listing = self._shelf._listing
+        found = listing.image_runs(name, key)
+        if found:
+            return found
+        shown_label = label(name, normalized)
+        kind = listing.kind_of(name, key)
+        if kind is not None:
+            images = ", ".join(repr(n) for n in listing.image_names(10)) or "none"
+            raise UnsupportedValue(
+                f"{shown_label!r} is a {kind} dataset, not an image; the gallery shows image datasets "
+                f"(2-D or HxWx3/4 arrays). Images on this shelf: {images}"
+            )
+        names = listing.all_names()
+        if name in names:
+            raise DatasetNotFound(f"no run has {shown_label!r}: the dataset {name!r} exists only with other data IDs")
+        raise DatasetNotFound(f"no run of {self._shelf.where} has a dataset {name!r}{close_matches(name, names)}")
+
+    def thumbnails(self, name: str, data_id: Mapping[str, Any] | None, numbers: Sequence[int]) -> dict[int, bytes]:
+        """The PNG thumbnails (from the registry) of ``name`` in these runs; runs without one left out."""
+        return self._shelf._listing.thumbnails(name, data_id_key(normalize_data_id(data_id)), list(numbers))
+
+    # -- summaries for HTML reprs -------------------------------------------------------------------
+
+    def latest_runs(self, limit: int = 10) -> tuple[list[RunOverview], int]:
+        """The newest runs (number, experiment, status, started, ended, comment, tags, datasets) and how many there are."""
+        return self._shelf._listing.latest_runs(_limit(limit))
+
+    def first_datasets(self, run: int, limit: int = 50) -> tuple[list[DatasetRef], int]:
+        """The first datasets of a run in the order they were put, and how many it has."""
+        return self._shelf._listing.first_datasets(_run_number(run) or 0, _limit(limit))
+
+    def labels(self, run: int, limit: int = 50) -> list[str]:
+        """Labels (``name[data ID]``) of the first datasets of a run, in name order."""
+        return [label_of(n, d) for n, d in self._shelf._listing.labels(_run_number(run) or 0, _limit(limit))]
+
+
+def page_args(offset: Any, limit: Any, search: Any = "", *, what: str = "search") -> tuple[int, int, str]:
+    """A page's offset, limit and search text, checked (InvalidParameter, InvalidName); the text stripped."""
+    if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= 2**62:
+        raise InvalidParameter(f"offset is an int >= 0, not {offset!r}")
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
+        raise InvalidParameter(f"limit is an int from 1 to {MAX_PAGE}, not {limit!r}")
+    return offset, limit, _text(what, search).strip()
+
+
+def _limit(limit: Any) -> int:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
+        raise InvalidParameter(f"limit is an int from 1 to {MAX_PAGE}, not {limit!r}")
+    return limit
+
+
+def _text(what: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise InvalidParameter(f"{what} is a string, not {value!r}")
+    if len(value) > MAX_SEARCH or _CONTROL.search(value) or not _encodable(value):
+        raise InvalidName(
+            f"{what} is at most {MAX_SEARCH} characters of text without control characters, not {value[:40]!r}"
+        )
+    return value
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: no driver would take it
+        return False
+    return True
+
+
+def _run_number(run: Any) -> int | None:
+    from .nodes import MAX_RUN
+
+    if run is None:
+        return None
+    if isinstance(run, bool) or not isinstance(run, int) or not 0 <= run <= MAX_RUN:
+        raise InvalidParameter(f"run is a run number (an int), not {run!r}")
+    return run

@@ -1,0 +1,173 @@
+"""The records browse answers with: what every front end shows, and the REST API's payloads.
+
+Each is a frozen dataclass with ``to_json()``, which gives plain JSON
+values (dicts, lists, str, numbers, bools, None; no NaN) that a REST
+handler returns as they are and a widget sends over its comm.  Binary
+parts (PNG pictures) stay bytes on the record, beside the JSON: a widget
+sends them as binary buffers, a REST API serves them as ``image/png``.
+The shapes are listed in ``labshelf/browse/__init__.py``.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """One entry of a tree listing or a search: a run, a group, a dataset, a member."""
+
+    id: str
+    name: str
+    #: run, group, a value kind (scalar, ndarray, image, xarray, pandas, composite, ...),
+    #: or what is inside a dataset: file, dataset, group, attr, link, coord, variable, column, component.
+    kind: str
+    #: One line about it: ``"ndarray · 512×512 · float64 · 2 MiB"``.
+    meta: str
+    #: Whether it has children to list.
+    expandable: bool
+    #: Open it at once (the first runs holding a search's matches).
+    expand: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": self.id, "name": self.name, "kind": self.kind, "meta": self.meta, "expandable": self.expandable}
+        if self.expand:
+            out["expand"] = True
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class NodePage:
+    """A page of nodes: the children of a node, or the matches of a search."""
+
+    nodes: tuple[Node, ...]
+    #: Whether more follow (ask again at ``offset + len(nodes)``).
+    more: bool
+    offset: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"nodes": [n.to_json() for n in self.nodes], "more": self.more, "offset": self.offset}
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """The head of a table: column names, their dtypes, rows of short texts (the index first)."""
+
+    columns: tuple[str, ...]
+    dtypes: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"columns": list(self.columns), "dtypes": list(self.dtypes), "rows": [list(r) for r in self.rows]}
+
+
+@dataclass(frozen=True, slots=True)
+class Picture:
+    """A PNG preview and what it shows."""
+
+    png: bytes = field(repr=False)
+    width: int
+    height: int
+    #: The value's own shape, and the whole factor it was shrunk by.
+    shape: tuple[int, ...] = ()
+    factor: int = 1
+    #: The values the colour map spans (grey pictures made from data).
+    vmin: float | None = None
+    vmax: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"width": self.width, "height": self.height, "bytes": len(self.png)}
+        if self.shape:
+            out.update(shape=list(self.shape), factor=self.factor)
+        if self.vmin is not None and self.vmax is not None:
+            out.update(vmin=self.vmin, vmax=self.vmax)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Preview:
+    """What a preview pane shows of a node."""
+
+    node: str
+    title: str
+    #: run, group, shelf, a value kind, or what a member is (dataset, attr, variable, column, ...).
+    kind: str
+    #: (label, text) facts, in order.
+    fields: tuple[tuple[str, str], ...]
+    #: The exact Python that loads what is shown, for a notebook where the shelf is ``shelf``.
+    code: str = ""
+    #: The value itself when it is short, or its repr (capped).
+    text: str | None = None
+    #: Why the facts are partial (a bounded read), if they are.
+    note: str | None = None
+    table: Table | None = None
+    picture: Picture | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"node": self.node, "title": self.title, "kind": self.kind, "fields": list(self.fields), "code": self.code}
+        if self.text is not None:
+            out["text"] = self.text
+        if self.note is not None:
+            out["note"] = self.note
+        if self.table is not None:
+            out["table"] = self.table.to_json()
+        if self.picture is not None:
+            out["picture"] = self.picture.to_json()
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Snippet:
+    """The code that loads a node: ``code`` uses ``shelf``; ``setup`` opens it."""
+
+    node: str
+    code: str
+    setup: str
+
+    @property
+    def text(self) -> str:
+        """Both, as one cell."""
+        return f"{self.setup}\n{self.code}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"node": self.node, "code": self.code, "setup": self.setup}
+
+
+@dataclass(frozen=True, slots=True)
+class RunsPage:
+    """A page of the run table.
+
+    ``cells`` has one row per run of ``runs``, one JSON value per column of
+    ``columns``: times as ISO 8601 text in UTC (or seconds since the epoch,
+    if asked for), missing values and NaN as null, infinities as ``"inf"``,
+    tags as lists, integers beyond 2**53 as text, and thumbnails as
+    ``{"png": i}``, the index of a PNG in ``thumbnails``.
+    """
+
+    offset: int
+    columns: tuple[str, ...]
+    #: What each column holds: time, text, tags, number, int, bool, complex, image.
+    kinds: Mapping[str, str]
+    runs: tuple[int, ...]
+    cells: Sequence[Sequence[Any]]
+    #: Derived variables that failed: {run: {column: message}}.
+    errors: Mapping[str, Mapping[str, str]]
+    thumbnails: tuple[bytes, ...] = field(default=(), repr=False)
+    #: How many runs the filter keeps (None when not counted).
+    total: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The page with the thumbnails as base64 text (REST); ``{"png": i}`` cells index them."""
+        return {
+            "offset": self.offset,
+            "total": self.total,
+            "columns": list(self.columns),
+            "kinds": dict(self.kinds),
+            "runs": list(self.runs),
+            "cells": [list(row) for row in self.cells],
+            "errors": {run: dict(by_column) for run, by_column in self.errors.items()},
+            "thumbnails": [base64.b64encode(png).decode("ascii") for png in self.thumbnails],
+        }

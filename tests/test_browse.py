@@ -31,6 +31,7 @@ from labshelf.browse import Browser, node_id, parse_node
 from labshelf.browse.nodes import MAX_RUN
 from labshelf.errors import (
     ComponentNotFound,
+    CorruptDataset,
     DatasetNotFound,
     InvalidName,
     InvalidParameter,
@@ -316,16 +317,16 @@ def test_a_hdf5_link_out_of_its_file_is_listed_never_followed(kinds: labshelf.Sh
         f.create_dataset("external", shape=(4,), dtype="<i8", external=[(str(raw), 0, 32)])
     browser = Browser(kinds)
     listed = {n.name: n for n in browser.children("run/1/trace").nodes}
-    assert listed["escape"].kind == "link" and "external link" in listed["escape"].meta
+    for name in ("escape", "external"):  # a link to another file; values kept in another file
+        assert listed[name].kind == "link" and listed[name].meta == "refers outside the file (not read)"
     assert listed["loop"].kind == "link" and listed["loop"].meta == "broken link"
-    for node in ("run/1/trace#escape", "run/1/trace#escape/x", "run/1/trace#loop"):
-        with pytest.raises(ComponentNotFound, match="has no HDF5 member"):
+    for node in ("run/1/trace#escape", "run/1/trace#escape/x", "run/1/trace#external"):
+        with pytest.raises(CorruptDataset, match="never refer outside themselves"):
             browser.preview(node)
-        with pytest.raises(ComponentNotFound):
-            browser.code(node)
-    external = browser.preview("run/1/trace#external")
-    assert external.note == "stored in external files; not read" and external.text is None
-    assert not any(label == "min" for label, _ in external.fields)
+    with pytest.raises(CorruptDataset, match="loop"):
+        browser.preview("run/1/trace#loop")
+    with pytest.raises(ComponentNotFound, match="has no HDF5 member"):
+        browser.preview("run/1/trace#nothing")
 
 
 # -- previews ------------------------------------------------------------------------------------------

@@ -206,7 +206,7 @@ def _declared(node: ast.FunctionDef | ast.AsyncFunctionDef, decorator: ast.expr,
             inputs.append(input_of(parameter, inspect.Parameter.empty, fail))
             continue
         try:
-            value = ast.literal_eval(expression)
+            value = _literal(expression)
         except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
             input_expressions[parameter] = ast.unparse(expression)  # a name bound elsewhere: known when run
             continue
@@ -215,6 +215,27 @@ def _declared(node: ast.FunctionDef | ast.AsyncFunctionDef, decorator: ast.expr,
         name, options, tuple(inputs), where, node.lineno, MappingProxyType(lines),
         MappingProxyType(option_expressions), MappingProxyType(input_expressions),
     )
+
+
+def _literal(node: ast.expr) -> Any:
+    """The value a literal expression spells (numbers, text, None, bools, and lists,
+    tuples, sets and dicts of them); ValueError for anything else.
+
+    Walked here rather than by the standard library's literal evaluator so that
+    the source holds no evaluation at all (tests/test_no_pickle.py scans for it).
+    """
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
+        operand = _literal(node.operand)
+        if isinstance(operand, int | float | complex) and not isinstance(operand, bool):
+            return -operand if isinstance(node.op, ast.USub) else +operand
+    elif isinstance(node, ast.List | ast.Tuple | ast.Set):
+        items = [_literal(item) for item in node.elts]
+        return items if isinstance(node, ast.List) else tuple(items) if isinstance(node, ast.Tuple) else set(items)
+    elif isinstance(node, ast.Dict) and None not in node.keys:
+        return {_literal(k): _literal(v) for k, v in zip(node.keys, node.values, strict=True)}  # type: ignore[arg-type]
+    raise ValueError(f"not a literal: {ast.unparse(node)}")
 
 
 def _options(decorator: ast.expr, expressions: dict[str, str], fail: Callable[..., ContextError]) -> VariableOptions:
@@ -230,7 +251,7 @@ def _options(decorator: ast.expr, expressions: dict[str, str], fail: Callable[..
             shown = "**" + ast.unparse(keyword.value) if keyword.arg is None else repr(keyword.arg)
             raise fail(f"@variable() takes {', '.join(_OPTIONS)}, not {shown}", line=at)
         try:
-            value = ast.literal_eval(keyword.value)
+            value = _literal(keyword.value)
         except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
             expressions[keyword.arg] = ast.unparse(keyword.value)
             continue

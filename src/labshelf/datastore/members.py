@@ -24,9 +24,10 @@ Member paths, as front ends write them after the dataset's label and ``#``:
 ====================  =========================================================
 
 Data files are untrusted input: links that leave the file (HDF5 external
-links), datasets whose bytes live in other files (external storage, virtual
-datasets) are listed but never followed or read, so browsing cannot read
-anything outside the shelf.
+links) and datasets whose bytes live in other files (external storage,
+virtual datasets) are listed as "refers outside the file (not read)", and a
+look at one raises :class:`~labshelf.datastore.formatter.RefersOutside`, as
+reading it does: every way into a file goes through :func:`hdf5.member`.
 """
 
 from __future__ import annotations
@@ -40,8 +41,10 @@ from typing import Any
 
 import numpy as np
 
-from .formatter import no_member
-from .hdf5 import DTYPE_ATTR, decode, open_file
+from ..errors import CorruptDataset
+from . import checksum
+from .formatter import RefersOutside, no_member
+from .hdf5 import DTYPE_ATTR, decode, member, open_file
 
 #: Values a peek reads at most (of an array, a variable, a column).
 BOUNDED_READ = 1_000_000
@@ -49,11 +52,13 @@ BOUNDED_READ = 1_000_000
 TABLE_ROWS = 5
 #: Member names a peek at an HDF5 group lists.
 GROUP_NAMES = 200
-#: How many soft links a member path may pass through (they may form cycles).
-_MAX_LINKS = 16
-# What h5netcdf writes for its own bookkeeping: object references and ids
-# that mean nothing to a reader of the data.
-NETCDF_INTERNAL = frozenset({"DIMENSION_LIST", "REFERENCE_LIST", "_Netcdf4Dimid", "_Netcdf4Coordinates", "_NCProperties"})
+#: How a member that leads outside its file is listed.
+OUTSIDE = "refers outside the file (not read)"
+# Bookkeeping attributes that mean nothing to a reader of the data: h5netcdf's
+# object references and ids, and the checksum labshelf records with an array.
+INTERNAL_ATTRS = frozenset(
+    {"DIMENSION_LIST", "REFERENCE_LIST", "_Netcdf4Dimid", "_Netcdf4Coordinates", "_NCProperties", checksum.ATTR}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +146,7 @@ def hdf5_members(paths: Sequence[Path], ref: Any, member: str, offset: int, limi
             return [], False
         # Names only until the page is known: a group may hold 10,000 members.
         keys = list(obj) if isinstance(obj, h5py.Group) else []
-        attrs = [a for a in obj.attrs if a not in NETCDF_INTERNAL]
+        attrs = [a for a in obj.attrs if a not in INTERNAL_ATTRS]
         names = [(k, False) for k in keys] + [(a, True) for a in attrs]
         found = []
         for name, is_attr in names[offset : offset + limit]:
@@ -152,13 +157,13 @@ def hdf5_members(paths: Sequence[Path], ref: Any, member: str, offset: int, limi
                 continue
             child_path = f"{obj_member}{'/' if obj_member else ''}{name}"
             child = _child(obj, name)
-            if isinstance(child, h5py.Dataset):
+            if isinstance(child, RefersOutside):
+                found.append(Member(child_path, name, "link", value=OUTSIDE))
+            elif isinstance(child, h5py.Dataset):
                 found.append(Member(child_path, name, "dataset", tuple(child.shape or ()), str(child.dtype),
-                                    _stored_bytes(child), expandable=len(child.attrs) > 0))
+                                    _stored_bytes(child), expandable=any(a not in INTERNAL_ATTRS for a in child.attrs)))
             elif isinstance(child, h5py.Group):
                 found.append(Member(child_path, name, "group", expandable=True, count=len(child)))
-            elif isinstance(child, h5py.ExternalLink):
-                found.append(Member(child_path, name, "link", value=f"external link to {child.filename}:{child.path}"))
             else:  # a soft link to nowhere (or round in circles)
                 found.append(Member(child_path, name, "link", value="broken link"))
     return found, len(names) > offset + limit
@@ -186,9 +191,6 @@ def hdf5_peek(paths: Sequence[Path], ref: Any, member: str, limit: int) -> Peek:
             "compression": str(obj.compression) if obj.compression else None,
             "file": index, "path": obj.name,
         }
-        refused = _foreign_storage(obj)
-        if refused:
-            return Peek("dataset", total=int(obj.size or 0), note=refused, **described)
         values = read_bounded(obj, limit) if limit > 0 else None
         return Peek("dataset", values=values, total=int(obj.size or 0), **described)
 
@@ -202,10 +204,7 @@ def array_peek(paths: Sequence[Path], name: str, limit: int) -> Peek:
     shape: list[int] = []
     for path in paths:
         with open_file(path) as f:
-            dataset = f[name]
-            refused = _foreign_storage(dataset)
-            if refused:
-                return Peek("array", total=int(dataset.size or 0), dtype=str(dataset.dtype), note=refused)
+            dataset = member(f, name)
             total += int(dataset.size or 0)
             if not shape:
                 shape = list(dataset.shape or ())
@@ -282,7 +281,7 @@ def _h5_object(paths: Sequence[Path], ref: Any, member: str) -> Iterator[tuple[A
             if index < 0:
                 continue
         with open_file(paths[index]) as f:
-            obj = _walk(f, inner)
+            obj = _object(f, inner)
             if obj is None or (attr is not None and attr not in obj.attrs):
                 continue
             yield obj, attr, obj_member, index
@@ -290,53 +289,22 @@ def _h5_object(paths: Sequence[Path], ref: Any, member: str) -> Iterator[tuple[A
     raise no_member(ref, member, what="HDF5 member")
 
 
-def _walk(f: Any, inner: str, depth: int = 0) -> Any:
-    """The object at ``inner`` in the open file ``f``, never leaving the file (None if there is none).
-
-    h5py would follow an external link to another file by itself; here
-    each part of the path is looked at as a link first, external links end
-    the walk, and soft links are followed within the file.
-    """
-    import h5py
-
-    if depth > _MAX_LINKS:
+def _object(f: Any, inner: str) -> Any:
+    """The object at ``inner`` in the open file ``f`` (None if there is none); RefersOutside if it leads outside."""
+    try:
+        return member(f, inner or "/")
+    except KeyError:
         return None
-    current = f
-    for part in inner.strip("/").split("/"):
-        if part in ("", "."):
-            continue
-        if not isinstance(current, h5py.Group):
-            return None
-        link = current.get(part, getlink=True)
-        if link is None or isinstance(link, h5py.ExternalLink):
-            return None
-        if isinstance(link, h5py.SoftLink):
-            base = link.path if link.path.startswith("/") else f"{current.name.rstrip('/')}/{link.path}"
-            current = _walk(f, base, depth + 1)
-            if current is None:
-                return None
-        else:
-            current = current[part]
-    return current
 
 
 def _child(group: Any, name: str) -> Any:
-    """A member of a group for listing: the object, an ExternalLink (not followed), or None (broken)."""
-    import h5py
-
-    link = group.get(name, getlink=True)
-    if isinstance(link, h5py.ExternalLink):
-        return link
-    return _walk(group.file, f"{group.name.rstrip('/')}/{name}")
-
-
-def _foreign_storage(dataset: Any) -> str | None:
-    """Why a dataset's values are not read here: they live in other files."""
-    if getattr(dataset, "is_virtual", False):
-        return "a virtual dataset (its values are in other files); not read"
-    if dataset.external:
-        return "stored in external files; not read"
-    return None
+    """A member of a group for listing: the object, a RefersOutside (not followed), or None (broken, a loop)."""
+    try:
+        return member(group, name)
+    except RefersOutside as exc:
+        return exc
+    except (KeyError, CorruptDataset):
+        return None
 
 
 def _stored_bytes(dataset: Any) -> int:

@@ -179,6 +179,22 @@ def test_shelf_magic_opens_publishes_and_shows(
     assert labshelf.kernel_ext.active_shelf(ip) is opened
 
 
+@pytest.mark.postgres
+def test_shelf_magic_opens_a_url_with_its_data_folder(
+    ip: Any, tmp_path: Path, pg_schemas: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    schema = pg_schemas.new()
+    with labshelf.create(pg_schemas.url, root=tmp_path / "pg.shelf", schema=schema) as made:
+        fill(made, runs=2)
+    result, out, err = run(ip, f"%shelf {pg_schemas.url} --schema {schema}", capsys)
+    assert "root=" in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert "shelf" not in ip.user_ns
+    result, out, err = run(ip, f"%shelf {pg_schemas.url} --schema {schema} --root {tmp_path / 'pg.shelf'} --mode r", capsys)
+    assert result.success and not err
+    opened = ip.user_ns["shelf"]
+    assert opened.mode == "r" and len(opened) == 2 and opened.root == (tmp_path / "pg.shelf").resolve()
+
+
 def test_shelf_from_the_environment_variable(
     ip: Any, filled: labshelf.Shelf, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

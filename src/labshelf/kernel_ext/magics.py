@@ -43,7 +43,7 @@ ENV_VAR = "LABSHELF"
 NAMES = ("shelf", "labshelf_shelf")
 
 _USAGE = {
-    "shelf": "%shelf [PATH_OR_URL] [--mode r|rw] [--schema NAME]",
+    "shelf": "%shelf [PATH_OR_URL] [--mode r|rw] [--schema NAME] [--root FOLDER]",
     "runs": "%runs [QUERY]",
     "browse": "%browse [RUN]",
     "gallery": "%gallery [--labels COLUMN,COLUMN] NAME [QUERY]",
@@ -79,11 +79,11 @@ class ActiveShelf:
         self._ours: dict[str, Any] = {}
         self.last_widget: Any = None
 
-    def open(self, target: str, *, mode: str = "rw", schema: str | None = None) -> Shelf:
+    def open(self, target: str, *, mode: str = "rw", schema: str | None = None, root: str | None = None) -> Shelf:
         """Open ``target`` and make it the active shelf."""
         import labshelf
 
-        shelf = labshelf.open(target, mode=mode, schema=schema)
+        shelf = labshelf.open(target, mode=mode, schema=schema, root=root)
         self._adopt(shelf, f"opened {target}")
         return shelf
 
@@ -289,11 +289,13 @@ class LabshelfMagics(Magics):
     def shelf_magic(self, line: str) -> None:
         """Open a shelf and make it the active one; alone, show the active shelf.
 
-        Usage: ``%shelf [PATH_OR_URL] [--mode r|rw] [--schema NAME]``
+        Usage: ``%shelf [PATH_OR_URL] [--mode r|rw] [--schema NAME] [--root FOLDER]``
 
         PATH_OR_URL is a shelf folder or a ``postgresql://`` URL; ``--mode r``
         opens it read-only (default ``rw``); ``--schema`` names the
-        PostgreSQL schema of a URL.  The shelf becomes ``shelf`` in the
+        PostgreSQL schema of a URL and ``--root`` its data folder (a URL
+        alone never takes the folder from the registry; opening the data
+        folder itself needs neither).  The shelf becomes ``shelf`` in the
         namespace (``labshelf_shelf`` if ``shelf`` is your own variable).
         Without arguments: the active shelf (from ``%shelf``, ``$LABSHELF``
         or the only ``*.shelf`` folder here) and its facts.
@@ -302,9 +304,11 @@ class LabshelfMagics(Magics):
         parser.add_argument("target", nargs="?", metavar="PATH_OR_URL", help="a shelf folder or a postgresql:// URL")
         parser.add_argument("--mode", choices=("r", "rw"), default="rw", help="r: read-only; rw (default): read and write")
         parser.add_argument("--schema", default=None, metavar="NAME", help="the PostgreSQL schema of a URL's shelf")
+        parser.add_argument("--root", default=None, metavar="FOLDER", help="the data folder of a URL's shelf")
         args = parser.parse_args(_split("shelf", line))
         if args.target is not None:
-            self.state.open(os.path.expanduser(args.target), mode=args.mode, schema=args.schema)
+            root = None if args.root is None else os.path.expanduser(args.root)
+            self.state.open(os.path.expanduser(args.target), mode=args.mode, schema=args.schema, root=root)
             return None
         shelf = self.state.require()
         print(repr(shelf))

@@ -77,20 +77,13 @@ class Input:
         return f"{self.name}[{format_data_id(self.data_id)}]" if self.data_id else self.name
 
 
-@dataclass(frozen=True, slots=True)
-class Variable:
-    """A derived variable as loaded from a context file."""
+class Declares:
+    """What a variable's name, options and inputs tell, loaded (:class:`Variable`) or read from text."""
 
+    __slots__ = ()
     name: str
-    function: Callable[..., Any] = field(compare=False, repr=False)
     options: VariableOptions
     inputs: tuple[Input, ...]
-    #: sha256 of the function's source and decorator arguments: a change means "recompute".
-    source_hash: str
-    path: str
-    #: Line of the ``def``, and of each parameter (for error messages).
-    line: int
-    lines: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}), compare=False, repr=False)
 
     @property
     def dataset(self) -> str:
@@ -104,6 +97,23 @@ class Variable:
     @property
     def title(self) -> str:
         return self.options.title or self.name
+
+
+@dataclass(frozen=True, slots=True)
+class Variable(Declares):
+    """A derived variable as loaded from a context file."""
+
+    name: str
+    function: Callable[..., Any] = field(compare=False, repr=False)
+    options: VariableOptions
+    inputs: tuple[Input, ...]
+    #: sha256 of the function's source and decorator arguments: a change means "recompute".
+    source_hash: str
+    path: str
+    #: Line of the ``def``, and of each parameter (for error messages).
+    line: int
+    lines: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}), compare=False, repr=False)
+
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from .context import Input, input_of, ordered, read_text
+from .context import Declares, Input, input_of, ordered, read_text
 from .derived import SUMMARIES, VariableOptions
 from .errors import ContextError, InvalidName
 from .names import check_name
@@ -44,7 +44,7 @@ _OPTIONS = tuple(VariableOptions.__dataclass_fields__)
 
 
 @dataclass(frozen=True, slots=True)
-class Declared:
+class Declared(Declares):
     """A derived variable as a context file's text declares it."""
 
     name: str
@@ -58,18 +58,6 @@ class Declared:
     option_expressions: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     #: Parameters whose default is an expression (parameter -> source text): their input is known when run.
     input_expressions: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
-
-    @property
-    def dataset(self) -> str:
-        return DERIVED_PREFIX + self.name
-
-    @property
-    def dependencies(self) -> tuple[str, ...]:
-        return tuple(i.variable for i in self.inputs if i.variable is not None)
-
-    @property
-    def title(self) -> str:
-        return self.options.title or self.name
 
 
 @dataclass(frozen=True)

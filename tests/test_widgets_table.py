@@ -147,7 +147,10 @@ def test_rows_come_in_pages_with_json_values_and_png_buffers(shelf: labshelf.She
     table = RunTable(shelf.runs)
     sent = _capture(table)
     assert table.count == 300 and table.kinds["temperature"] == "number" and table.kinds["camera/image"] == "image"
-    assert table.columns == table.all_columns == table.view.columns
+    # The first screen: the run's own columns, the data, then what people write; `end` in the chooser.
+    assert table.columns == ["status", "start", "experiment", "temperature", "count", "note", "camera/image", "comment", "tags"]
+    assert table.all_columns == ["status", "start", "end", *table.columns[2:]]
+    assert sorted(table.all_columns) == sorted(table.view.columns)
     first = _rows(table, sent, 0, 100)
     assert first["runs"] == list(range(1, 101)) and first["offset"] == 0
     assert first["generation"] == table.generation
@@ -190,6 +193,7 @@ def test_missing_and_odd_values_travel_as_json(shelf: labshelf.Shelf) -> None:
     running.put("count", 3)
     table = RunTable(shelf)  # a Shelf shows all of its runs
     sent = _capture(table)
+    table.columns = table.all_columns  # `end` too, chosen from the column chooser
     result = _rows(table, sent)  # _capture refuses NaN, as the Jupyter wire does
     assert _column(result, "x") == [1.5, None, "inf", None]
     assert _column(result, "big") == [str(2**60), None, None, None]  # beyond 2**53: exact as text

@@ -64,6 +64,10 @@ class RunTable(ShelfWidget):
         ``[[column, ascending], ...]``, the first pair sorting first.
     columns : list of str
         The columns shown after the run number (a subset of ``all_columns``).
+        A table of a whole shelf starts with the first screen: status,
+        start, experiment, the dataset columns (thumbnails among them),
+        comment, tags, the user columns; ``end`` waits in the column
+        chooser.  A view with chosen columns (``shelf.runs[[...]]``) shows those.
     count : int
         How many runs match the filter.
     selected_runs : list of int
@@ -107,12 +111,13 @@ class RunTable(ShelfWidget):
         self._browser = Browser(view.shelf)
         self._version = self._current_version()
         kinds = view.column_kinds()
+        all_columns, first = self._first_screen(view, kinds)
         super().__init__(
             page_size=page_size,
             poll=poll,
             kinds=kinds,
-            all_columns=list(kinds),
-            columns=list(kinds),
+            all_columns=all_columns,
+            columns=first,
             editable=self._editable(view),
             count=len(view),
             **kwargs,
@@ -326,11 +331,17 @@ class RunTable(ShelfWidget):
         new = [c for c in kinds if c not in self.all_columns]
         with self.hold_sync():
             self.kinds = kinds
-            self.all_columns = list(kinds)
+            self.all_columns = self._first_screen(base, kinds)[0]
             if new:  # columns nobody has seen yet are shown; hidden ones stay hidden
                 self.columns = [*self.columns, *new]
             self.editable = self._editable(base)
             self._apply(*self._applied)
+
+    def _first_screen(self, view: RunView, kinds: dict[str, str]) -> tuple[list[str], list[str]]:
+        """Every column in first-screen order and those shown at first; columns the caller chose stay as chosen."""
+        if view._spec.columns is not None:
+            return list(kinds), list(kinds)
+        return run_pages.first_screen(kinds, self._browser.user_columns())
 
     @staticmethod
     def _editable(view: RunView) -> list[str]:

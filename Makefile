@@ -18,18 +18,48 @@ LAB_ARGS ?=
 ROOT_ARGS := $(if $(filter 0,$(shell id -u)),--ServerApp.allow_root=True)
 NO_DISPLAY_ARGS := $(if $(or $(DISPLAY),$(WAYLAND_DISPLAY),$(filter Darwin,$(shell uname -s))),,--no-browser)
 
-.PHONY: demo demo-shelf test bench lint typecheck chromium clean venv
+# The Shelves panel (a prebuilt JupyterLab extension): TypeScript in labextension/, built with
+# JupyterLab's jlpm into src/labshelf/labextension (git-ignored), rebuilt when its sources change.
+LABEXT := labextension
+LABEXT_BUILT := src/labshelf/labextension/package.json
+LABEXT_SOURCES := $(wildcard $(LABEXT)/src/* $(LABEXT)/style/* $(LABEXT)/schema/*) \
+	$(LABEXT)/package.json $(LABEXT)/tsconfig.json $(LABEXT)/install.json
+JLPM := $(VENV)/bin/jlpm
+NODE_STAMP := $(LABEXT)/node_modules/.yarn-state.yml
+LAB_EXTENSIONS := $(VENV)/share/jupyter/labextensions
+
+.PHONY: demo demo-shelf test bench lint typecheck chromium clean venv labextension
 
 venv: $(STAMP)
 
-# Reinstalls only when pyproject.toml changes.
-$(STAMP): pyproject.toml
+labextension: $(LABEXT_BUILT)
+
+# Reinstalls only when pyproject.toml changes.  The editable install copies the built panel into
+# the venv; a link to the build output replaces that copy, so a rebuild needs no reinstall.
+$(STAMP): pyproject.toml | $(LABEXT_BUILT)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
+	rm -rf $(LAB_EXTENSIONS)/labshelf && mkdir -p $(LAB_EXTENSIONS)
+	ln -s $(CURDIR)/src/labshelf/labextension $(LAB_EXTENSIONS)/labshelf
 	@touch $@
 
-demo-shelf: $(STAMP)
+# jlpm comes with JupyterLab: the first build installs it alone, before labshelf itself.
+$(JLPM):
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet 'jupyterlab>=4.1'
+
+$(NODE_STAMP): $(LABEXT)/package.json $(LABEXT)/yarn.lock | $(JLPM)
+	cd $(LABEXT) && ../$(JLPM) install --immutable
+	@touch $@
+
+$(LABEXT_BUILT): $(LABEXT_SOURCES) $(NODE_STAMP)
+	cd $(LABEXT) && PATH=$(CURDIR)/$(VENV)/bin:$$PATH ../$(JLPM) build
+	cp $(LABEXT)/install.json src/labshelf/labextension/install.json
+	@touch $@
+
+demo-shelf: $(STAMP) $(LABEXT_BUILT)
 	$(VENV)/bin/labshelf demo $(DEMO_SHELF) --runs $(DEMO_RUNS) --overwrite
 
 # The server's landing page is the quickstart, so the URL it prints opens it.
@@ -41,7 +71,7 @@ demo: demo-shelf
 # The browser tests run in a pytest process of their own: Playwright's sync API
 # keeps an event loop marked running (and greenlets) on the main thread for the
 # whole session, which other tests' asyncio and ast use must not meet.
-test: $(STAMP) lint typecheck chromium
+test: $(STAMP) $(LABEXT_BUILT) lint typecheck chromium
 	$(PY) -m pytest --ignore=tests/browser $(PYTEST_ARGS)
 	$(PY) -m pytest tests/browser $(PYTEST_ARGS)
 
@@ -68,4 +98,4 @@ typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
 clean:
-	rm -rf $(VENV) $(DEMO_SHELF) demo.shelf .pytest_cache .mypy_cache .ruff_cache tests/artifacts
+	rm -rf $(VENV) $(LABEXT)/lib $(LABEXT)/tsconfig.tsbuildinfo src/labshelf/labextension $(DEMO_SHELF) demo.shelf .pytest_cache .mypy_cache .ruff_cache tests/artifacts

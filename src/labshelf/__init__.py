@@ -170,3 +170,8 @@ def unload_ipython_extension(ip: Any) -> None:
     from .kernel_ext import unload_ipython_extension as _unload
 
     _unload(ip)
+
+
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    """The prebuilt Shelves panel (built from ``labextension/`` into ``labshelf/labextension``)."""
+    return [{"src": "labextension", "dest": "labshelf"}]

@@ -56,7 +56,6 @@ $(NODE_STAMP): $(LABEXT)/package.json $(LABEXT)/yarn.lock | $(JLPM)
 
 $(LABEXT_BUILT): $(LABEXT_SOURCES) $(NODE_STAMP)
 	cd $(LABEXT) && PATH=$(CURDIR)/$(VENV)/bin:$$PATH ../$(JLPM) build
-	cp $(LABEXT)/install.json src/labshelf/labextension/install.json
 	@touch $@
 
 demo-shelf: $(STAMP) $(LABEXT_BUILT)

@@ -4,6 +4,8 @@
 // model's `generation` says they may have changed (filter, sort, columns, new
 // runs, edits).  Element classes follow the DOM contract in briefs/dom.md.
 
+import { makeRequester, pngURL } from "./rpc.js";
+
 /**
  * @typedef {{runs: number[], cells: any[][], columns: string[], at: Map<string, number>,
  *            urls: string[], errors: Record<string, Record<string, string>>}} Page

@@ -4,6 +4,9 @@
 // input.ls-search, [data-node], .ls-toggle, .ls-label, .ls-meta, .ls-more,
 // .ls-selected, .ls-preview, .ls-code, button.ls-copy, .ls-error.
 
+import { makeRequester, pngURL } from "./rpc.js";
+import { errorLine, h } from "./common.js";
+
 /**
  * @typedef {{id: string, name: string, kind: string, meta: string, expandable: boolean, expand?: boolean}} TreeNode
  * @typedef {{nodes: TreeNode[], more: boolean, offset: number}} Page

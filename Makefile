@@ -22,7 +22,10 @@ NO_DISPLAY_ARGS := $(if $(or $(DISPLAY),$(WAYLAND_DISPLAY),$(filter Darwin,$(she
 # JupyterLab's jlpm into src/labshelf/labextension (git-ignored), rebuilt when its sources change.
 LABEXT := labextension
 LABEXT_BUILT := src/labshelf/labextension/package.json
-LABEXT_SOURCES := $(wildcard $(LABEXT)/src/* $(LABEXT)/style/* $(LABEXT)/schema/*) \
+# The panel bundles the notebook widgets' run table and tree (labextension/src/widgets links to
+# their static folder), so a change there rebuilds it too.
+LABEXT_SOURCES := $(wildcard $(LABEXT)/src/*.ts $(LABEXT)/style/* $(LABEXT)/schema/*) \
+	$(wildcard src/labshelf/widgets/static/*.js src/labshelf/widgets/static/*.css) \
 	$(LABEXT)/package.json $(LABEXT)/tsconfig.json $(LABEXT)/install.json
 JLPM := $(VENV)/bin/jlpm
 NODE_STAMP := $(LABEXT)/node_modules/.yarn-state.yml

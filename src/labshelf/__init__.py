@@ -158,6 +158,11 @@ def upgrade(path: Any, **kwargs: Any) -> tuple[str | None, str]:
     return _upgrade(path, **kwargs)
 
 
+def _jupyter_server_extension_points() -> list[dict[str, str]]:
+    """The jupyter-server extension of the Shelves sidebar (see :mod:`labshelf.server`)."""
+    return [{"module": "labshelf.server"}]
+
+
 def load_ipython_extension(ip: Any) -> None:
     """``%load_ext labshelf``: magics, completion and display (see :mod:`labshelf.kernel_ext`)."""
     from .kernel_ext import load_ipython_extension as _load

@@ -470,6 +470,29 @@ def open(  # noqa: A001 - labshelf.open is the natural name, as in h5py.File / x
     )
 
 
+def open_alone(
+    path: str | os.PathLike[str],
+    *,
+    mode: str | None = None,
+    root: str | os.PathLike[str] | None = None,
+    schema: str | None = None,
+) -> Shelf:
+    """Open one repository alone, without the parents its registry records.
+
+    For a process that must open nothing but what it was given, such as the
+    sidebar's server, which serves the folders under its root: recorded
+    parents are registry rows, written by whoever made the shelf, and may
+    name any folder or database.  The shelf's own runs and datasets are all
+    there; a ``get`` that would have fallen through to a parent finds
+    nothing.  Arguments as for :func:`open`.
+    """
+    if mode not in (None, *MODES):
+        raise ShelfError(f"mode must be one of {MODES}, not {mode!r}")
+    spec = RepoSpec(checked_target(path), None, schema, None if root is None else os.fspath(root))
+    registry, datastore, where, open_mode = _open_one(spec, mode, role="shelf")
+    return Shelf(registry=registry, datastore=datastore, where=where, mode=open_mode)
+
+
 def _identity(where: str) -> str:
     return where if is_postgres_url(where) else str(Path(where).resolve())
 

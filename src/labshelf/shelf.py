@@ -305,6 +305,7 @@ class Shelf:
     def annotate(
         self,
         runs: int | Iterable[int],
+        /,
         *,
         comment: Any = ...,
         tags: Iterable[str] | None = None,
@@ -323,6 +324,7 @@ class Shelf:
         **columns
             User columns and their values (numbers, text or bools; None
             clears one).  A new name creates the column, typed by its value.
+            (``runs`` is positional-only, so a column may be named ``runs``.)
 
         Returns
         -------

@@ -9,7 +9,9 @@ through the Shelf.
 
 Modules: ``browser`` (the Browser), ``nodes`` (node ids), ``tree`` (what an
 id means; children), ``previews``, ``code`` (snippets), ``runs`` (run table
-pages), ``pictures`` (PNGs for screens), ``records`` (what is answered).
+pages, the first screen's column order), ``pictures`` (PNGs for screens),
+``events`` (the change feed as events for screens), ``records`` (what is
+answered).
 
 Node ids (they travel in URLs; see :mod:`labshelf.browse.nodes`)::
 
@@ -45,6 +47,21 @@ Records, as ``to_json()`` gives them (the REST API's payloads)::
         cells: times ISO 8601 (UTC), null for missing/NaN, "inf"/"-inf", tags as lists,
         ints beyond 2**53 as text, {"png": i} for the i-th thumbnail
 
+    RunColumns run_columns()
+      {"columns": [str], "default_columns": [str], "kinds": {column: kind}, "editable": [str],
+       "user_columns": {name: type}}
+        columns in first-screen order (runs.first_screen): status, start, end, experiment, the dataset
+        columns, comment, tags, the user columns; default_columns the same without end
+    Pixel      pixel(node, x, y)
+      {"x": int, "y": int, "value": number | [number, ...], "shape": [int]}
+    ShelfSummary summary()
+      {"runs": int, "last_change": ISO 8601 | null, "backend": "sqlite" | "postgresql", "writable": bool,
+       "version": str}
+    Event      watch(listener): listener([Event, ...]) on the feed's thread
+      {"kind": "run" | "dataset" | "finished" | "annotation" | "changed", "run": int | null, "name"?: str,
+       "version": str}
+    annotate(run, comment=, tags=, columns=) -> {column: cell} for comment, tags and the user columns
+
 Errors are labshelf errors with one-line messages: InvalidName (a node id,
 a search text), InvalidParameter (offset, limit, size), QuerySyntaxError
 (a filter, with ``position``; a sort; a column), RunNotFound,
@@ -56,18 +73,34 @@ from __future__ import annotations
 
 from .browser import Browser
 from .nodes import NodeId, node_id, parse_node
-from .records import Node, NodePage, Picture, Preview, RunsPage, Snippet, Table
+from .records import (
+    Event,
+    Node,
+    NodePage,
+    Picture,
+    Pixel,
+    Preview,
+    RunColumns,
+    RunsPage,
+    ShelfSummary,
+    Snippet,
+    Table,
+)
 
 __all__ = [
     "Browser",
     "NodeId",
     "node_id",
     "parse_node",
+    "Event",
     "Node",
     "NodePage",
     "Picture",
+    "Pixel",
     "Preview",
+    "RunColumns",
     "RunsPage",
+    "ShelfSummary",
     "Snippet",
     "Table",
 ]

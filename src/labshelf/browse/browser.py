@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import difflib
 import json
+import math
 import re
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..errors import (
@@ -18,8 +20,9 @@ from ..errors import (
     close_matches,
 )
 from ..names import check_name, data_id_key, label, normalize_data_id
-from . import code, previews, runs
-from .records import Node, NodePage, Preview, RunsPage, Snippet
+from . import code, events, previews, runs
+from .nodes import parse_node
+from .records import Node, NodePage, Pixel, Preview, RunColumns, RunsPage, ShelfSummary, Snippet
 from .tree import MAX_PAGE, Located, Tree, dataset_node, label_of, locate, run_node
 
 if TYPE_CHECKING:
@@ -27,6 +30,7 @@ if TYPE_CHECKING:
     from ..registry.records import DatasetRef
     from ..runview import RunView
     from ..shelf import Shelf
+    from .records import Event
 
 #: Smallest and largest side (pixels) a preview picture may be asked for.
 MIN_PICTURE, MAX_PICTURE = 16, 2048
@@ -125,6 +129,40 @@ class Browser:
             return previews.dataset_preview(shelf, found.id, found.ref, size)
         return previews.member_preview(shelf, found.id, found.ref, found.member, size)
 
+    def pixel(self, node: Any, x: Any, y: Any) -> Pixel:
+        """The value of one pixel (column ``x``, row ``y``) of an image or 2-D array dataset, at full resolution.
+
+        Reads that one pixel (a ``slice`` read parameter: one chunk of the
+        file), however large the image; a colour image gives one value per
+        channel.  InvalidParameter says the shape when ``x``, ``y`` fall outside.
+        """
+        for what, value in (("x", x), ("y", y)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise InvalidParameter(f"{what} is a pixel index (an int), not {value!r}")
+        found = self.locate(node)
+        ref = found.ref
+        shape = tuple(int(n) for n in (ref.shape or ())) if ref is not None else ()
+        pictured = ref is not None and found.kind == "dataset" and (
+            (ref.kind == "image" and len(shape) in (2, 3)) or (ref.kind == "ndarray" and len(shape) == 2)
+        )
+        if ref is None or not pictured:
+            what = ref.kind if ref is not None and found.kind == "dataset" else found.kind
+            raise InvalidParameter(
+                f"pixel values are read from image datasets and 2-D array datasets; {found.id or 'the shelf'!r} is "
+                f"{'a ' + what if what else 'not one'}{' of shape ' + previews.shape_text(shape) if shape else ''}"
+            )
+        height, width = shape[:2]
+        if not (0 <= x < width and 0 <= y < height):
+            raise InvalidParameter(
+                f"the {previews.shape_text(shape)} value of {found.id!r} has columns x from 0 to {width - 1} and rows "
+                f"y from 0 to {height - 1}; ({x}, {y}) is outside"
+            )
+        import numpy as np
+
+        value = np.asarray(self._shelf.read(ref, parameters={"slice": (y, x)}))
+        shown = [runs.cell(v) for v in value.tolist()] if value.ndim else runs.cell(value.item())
+        return Pixel(x, y, shown, shape)
+
     def code(self, node: Any) -> Snippet:
         """The exact code that loads a node: ``shelf.get(...)`` and friends, and ``labshelf.open(...)``."""
         found = self.locate(node)
@@ -198,6 +236,72 @@ class Browser:
     def column_kinds(self) -> dict[str, str]:
         """Every column of the run table and what it holds (time, text, tags, number, int, bool, complex, image)."""
         return dict(self._base_view()[1])
+
+    def run_columns(self) -> RunColumns:
+        """The run table's columns in first-screen order (:func:`labshelf.browse.runs.first_screen`),
+        those a first screen shows, what each holds, and which people may edit."""
+        kinds = self.column_kinds()
+        user = {name: kind for name, kind in self.user_columns().items() if name in kinds}
+        columns, default = runs.first_screen(kinds, user)
+        return RunColumns(tuple(columns), tuple(default), {c: kinds[c] for c in columns}, ("comment", "tags", *user), user)
+
+    def annotate(
+        self, run: Any, *, comment: Any = ..., tags: Any = None, columns: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Set a run's comment, tags or user columns (see :meth:`Shelf.annotate`); return its annotation cells.
+
+        ``comment=...`` leaves the comment as it is, None clears it; ``tags``
+        replaces the list; a user column set to None is cleared, a new name
+        makes a column.  The answer is ``{column: cell}`` for comment, tags
+        and every user column, encoded as a :class:`RunsPage` encodes cells.
+        Raises ReadOnlyShelf, RunNotFound, InvalidValue (a value that does
+        not fit), InvalidName.
+        """
+        number = _run_number(run)
+        if number is None:
+            raise InvalidParameter("run is a run number (an int), not None")
+        if columns is not None and not isinstance(columns, Mapping):
+            raise InvalidParameter(f"columns is a mapping of user column names to values, not {columns!r}")
+        self._shelf.annotate(number, comment=comment, tags=tags, **dict(columns or {}))
+        shown = ["comment", "tags", *self.user_columns()]
+        page = self.runs(f"run == {number}", columns=[c for c in shown if c in self.column_kinds()], limit=1)
+        return dict(zip(page.columns, page.cells[0], strict=True)) if page.cells else {}
+
+    def summary(self) -> ShelfSummary:
+        """How many runs, the time of the newest change, the backend, whether it can be written: for a list of shelves."""
+        import datetime as _dt
+
+        count, newest, backend = self._shelf._listing.overview()
+        last = None
+        if isinstance(newest, (int, float)) and math.isfinite(newest) and 0 <= newest < 2**37:  # a damaged time shows as none
+            last = _dt.datetime.fromtimestamp(newest, _dt.UTC).isoformat()
+        return ShelfSummary(count, last, backend, not self._shelf.readonly, self.version())
+
+    def matches(self, node: Any) -> list[str]:
+        """Node ids close to one that names nothing: the nearest runs, or a run's datasets with close names.
+
+        For "no run 99" or "run 12 has no dataset 'tempreature'" answers;
+        empty when ``node`` is not a node id or nothing is close.
+        """
+        try:
+            parsed = parse_node(node)
+        except InvalidName:
+            return []
+        if parsed.run is None:
+            return []
+        listing = self._shelf._listing
+        if listing.run(parsed.run) is None:
+            return [f"run/{n}" for n in listing.nearest_runs(parsed.run, 5)]
+        name = parsed.path.split("#", 1)[0].split("[", 1)[0].rstrip("/")
+        if not name:
+            return []
+        names = listing.names("", run=parsed.run, limit=MAX_PAGE)
+        return [f"run/{parsed.run}/{n}" for n in difflib.get_close_matches(name, names, n=5, cutoff=0.6)]
+
+    def watch(self, listener: Callable[[list[Event]], None]) -> Callable[[], None]:
+        """Call ``listener(events)`` on the shelf's feed thread as the shelf changes; returns the function
+        that stops it (see :mod:`labshelf.browse.events`)."""
+        return events.watch(self, listener)
 
     def version(self) -> str:
         """Text that changes whenever the shelf does (a run, a put, an annotation, a run's end)."""

@@ -171,3 +171,81 @@ class RunsPage:
             "errors": {run: dict(by_column) for run, by_column in self.errors.items()},
             "thumbnails": [base64.b64encode(png).decode("ascii") for png in self.thumbnails],
         }
+
+
+@dataclass(frozen=True, slots=True)
+class RunColumns:
+    """The run table's columns: every one in first-screen order, and those a first screen shows.
+
+    The run number is the table's index (``RunsPage.runs``), shown first,
+    never one of the columns.
+    """
+
+    #: Every column, in first-screen order (see :func:`labshelf.browse.runs.first_screen`).
+    columns: tuple[str, ...]
+    #: The columns a first screen shows (all but ``end``).
+    default: tuple[str, ...]
+    kinds: Mapping[str, str]
+    #: What people may edit: comment, tags, the user columns.
+    editable: tuple[str, ...]
+    #: User columns and their types (number, int, bool, text).
+    user: Mapping[str, str]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "columns": list(self.columns),
+            "default_columns": list(self.default),
+            "kinds": dict(self.kinds),
+            "editable": list(self.editable),
+            "user_columns": dict(self.user),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Pixel:
+    """One pixel of an image or a 2-D array at full resolution: column ``x``, row ``y``."""
+
+    x: int
+    y: int
+    #: A number, or one per channel (RGB); JSON-encoded as run table cells are.
+    value: Any
+    shape: tuple[int, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"x": self.x, "y": self.y, "value": self.value, "shape": list(self.shape)}
+
+
+@dataclass(frozen=True, slots=True)
+class ShelfSummary:
+    """What a list of shelves shows of one: its runs, its newest change, whether it can be annotated."""
+
+    runs: int
+    #: ISO 8601 (UTC) time of the newest change, or None for a shelf without any.
+    last_change: str | None
+    #: sqlite or postgresql.
+    backend: str
+    writable: bool
+    version: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"runs": self.runs, "last_change": self.last_change, "backend": self.backend,
+                "writable": self.writable, "version": self.version}
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Something that changed on a shelf, as a screen needs to know it (see :mod:`labshelf.browse.events`)."""
+
+    #: run (a new run), dataset (a dataset put, appended to or changed), finished (a run ended),
+    #: annotation (comment, tags, user columns), changed (anything else a table may show).
+    kind: str
+    run: int | None
+    name: str | None
+    #: The shelf's version after the change (:meth:`Browser.version`).
+    version: str
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": self.kind, "run": self.run, "version": self.version}
+        if self.name is not None:
+            out["name"] = self.name
+        return out

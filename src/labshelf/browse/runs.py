@@ -14,7 +14,7 @@ as lists, thumbnails as ``{"png": i}`` indexing the page's PNGs.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidParameter, QuerySyntaxError
@@ -31,6 +31,34 @@ MAX_PAGE = 1000
 EXACT_INT = 2**53
 #: How times travel: ISO 8601 text (UTC), or seconds since the epoch.
 TIME_FORMATS = ("iso", "epoch")
+
+
+#: The run's own columns a first screen leads with, after the run number (the index).
+LEADING = ("status", "start", "experiment")
+#: What people write, after the data: narrow until used.
+NOTES = ("comment", "tags")
+#: In the column chooser, not on the first screen (beside ``start`` when chosen).
+HIDDEN_AT_FIRST = ("end",)
+
+
+def first_screen(kinds: Mapping[str, str], user_columns: Iterable[str] = ()) -> tuple[list[str], list[str]]:
+    """Every column of the run table in first-screen order, and the columns a first screen shows.
+
+    A newcomer sees the data first: the run (the index, not a column), its
+    status, start and experiment, then the dataset columns (thumbnails
+    among them) in the order they were first put, then comment and tags,
+    then the user columns.  ``end`` is in the list (after ``start``, where
+    the column chooser shows it) but not on the first screen.  The order is
+    stable: a new dataset or user column goes to the end of its group.
+    """
+    user = set(user_columns)
+    own = {*LEADING, *NOTES, *HIDDEN_AT_FIRST}
+    data = [c for c in kinds if c not in own and c not in user]
+    leading = [c for c in LEADING if c in kinds]
+    if "end" in kinds:
+        leading.insert(leading.index("start") + 1 if "start" in leading else len(leading), "end")
+    columns = [*leading, *data, *(c for c in NOTES if c in kinds), *(c for c in kinds if c in user and c not in own)]
+    return columns, [c for c in columns if c not in HIDDEN_AT_FIRST]
 
 
 def filtered(base: RunView, filter_text: str = "", sort: Sequence[Any] = ()) -> RunView:

@@ -239,6 +239,21 @@ class Listing:
         ]
         return found, total
 
+    def overview(self) -> tuple[int, float | None, str]:
+        """(how many runs, the time of the newest change or None, the database: sqlite or postgresql)."""
+        with self._db.read(snapshot=True) as txn:
+            count = int(txn.scalar(select(func.count()).select_from(runs)))
+            newest = txn.scalar(select(changes.c.time).order_by(changes.c.seq.desc()).limit(1))
+        return count, newest, self._db.dialect.name
+
+    def nearest_runs(self, number: int, limit: int) -> list[int]:
+        """The ``limit`` run numbers closest to ``number`` (for "no run 99; did you mean ..."), closest first."""
+        below = select(runs.c.number).where(runs.c.number < number).order_by(runs.c.number.desc()).limit(limit)
+        above = select(runs.c.number).where(runs.c.number > number).order_by(runs.c.number).limit(limit)
+        with self._db.read(snapshot=True) as txn:
+            found = [*txn.scalars(below), *txn.scalars(above)]
+        return sorted(found, key=lambda n: (abs(n - number), n))[:limit]
+
     def version(self) -> str:
         """Changes whenever the shelf does: newest run, number of runs, newest change."""
         # A new run, a put into a running one, an annotation or a run's end each move one of them.

@@ -672,7 +672,7 @@ export default {
       }
       const move = /** @type {HTMLElement|null} */ (target.closest("button[data-move]"));
       if (!move || !move.dataset.column) return;
-      const columns = shown();
+      const columns = [...shown()]; // a copy: the model's own list must not change under it
       const i = columns.indexOf(move.dataset.column);
       const j = i + Number(move.dataset.move);
       if (i < 0 || j < 0 || j >= columns.length) return;

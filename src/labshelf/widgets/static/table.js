@@ -446,8 +446,15 @@ export default {
       table.style.width = `${width}px`;
     }
 
-    /** The column chooser: shown columns in their order (movable), then the hidden ones. */
+    /**
+     * The column chooser: shown columns in their order (movable), then the hidden ones.
+     * Built when open (a shelf may have thousands of columns).
+     */
     function buildPanel() {
+      if (panel.hidden) {
+        panel.replaceChildren();
+        return;
+      }
       const columns = shown();
       const on = new Set(columns);
       const all = /** @type {string[]} */ (model.get("all_columns"));
@@ -649,6 +656,7 @@ export default {
 
     columnsButton.addEventListener("click", () => {
       panel.hidden = !panel.hidden;
+      buildPanel();
       columnsButton.setAttribute("aria-expanded", String(!panel.hidden));
     });
     panel.addEventListener("change", (event) => {

@@ -8,6 +8,7 @@
 import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { ICommandPalette, InputDialog, Notification, WidgetTracker } from '@jupyterlab/apputils';
 import { INotebookTracker, NotebookActions } from '@jupyterlab/notebook';
+import { PageConfig } from '@jupyterlab/coreutils';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 
 import { messageOf, ShelfApi } from './api';
@@ -70,6 +71,32 @@ function notebookBridge(tracker: INotebookTracker | null): INotebookBridge {
   };
 }
 
+/** How long the shelves opened at start wait for a notebook to open beside (ms). */
+const STARTUP_NOTEBOOK_WAIT_MS = 5000;
+
+/** Resolves once a notebook is shown (or after ``wait`` ms; at once unless the URL opens a notebook). */
+function notebookShown(notebooks: INotebookTracker | null, wait: number): Promise<void> {
+  if (!notebooks || !PageConfig.getOption('treePath').endsWith('.ipynb')) {
+    return Promise.resolve();
+  }
+  return new Promise(resolve => {
+    const check = () => {
+      const current = notebooks.currentWidget;
+      if (current && current.isAttached) {
+        done();
+      }
+    };
+    const timer = setTimeout(() => done(), wait);
+    const poll = setInterval(check, 100);
+    const done = () => {
+      clearTimeout(timer);
+      clearInterval(poll);
+      resolve();
+    };
+    check();
+  });
+}
+
 const plugin: JupyterFrontEndPlugin<void> = {
   id: PLUGIN_ID,
   description: 'The Shelves panel: browse labshelf shelves without a kernel.',
@@ -118,11 +145,11 @@ const plugin: JupyterFrontEndPlugin<void> = {
             });
             // Beside the notebook being worked on, or among the shelves already open.
             const others = views();
-            const current = app.shell.currentWidget;
+            const notebook = notebooks?.currentWidget;
             if (others.length) {
               app.shell.add(view, 'main', { mode: 'tab-after', ref: others[others.length - 1].id, activate });
-            } else if (current && notebooks?.has(current)) {
-              app.shell.add(view, 'main', { mode: 'split-right', ref: current.id, activate });
+            } else if (notebook && notebook.isAttached) {
+              app.shell.add(view, 'main', { mode: 'split-right', ref: notebook.id, activate });
             } else {
               app.shell.add(view, 'main', { activate });
             }
@@ -215,15 +242,18 @@ const plugin: JupyterFrontEndPlugin<void> = {
         )
       : Promise.resolve();
 
-    // The shelves the settings name open at start (make demo opens the demo shelf so).
-    void Promise.all([app.restored, loaded]).then(() => {
-      for (const shelf of settings.openShelves) {
-        openOrSay(shelf);
-      }
-      if (settings.openShelves.length) {
-        app.shell.activateById(panel.id);
-      }
-    });
+    // The shelves the settings name open at start (make demo opens the demo shelf so), beside
+    // the notebook a /lab/tree/... URL opens, which may come a moment after the restore.
+    void Promise.all([app.restored, loaded])
+      .then(() => (settings.openShelves.length ? notebookShown(notebooks, STARTUP_NOTEBOOK_WAIT_MS) : undefined))
+      .then(() => {
+        for (const shelf of settings.openShelves) {
+          openOrSay(shelf);
+        }
+        if (settings.openShelves.length) {
+          app.shell.activateById(panel.id);
+        }
+      });
   }
 };
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _lab import KERNEL_TIMEOUT_MS, Lab
+from _lab import KERNEL_TIMEOUT_MS, Lab, notebook_json
 from playwright.sync_api import expect
 
 import labshelf
@@ -35,6 +36,8 @@ PANEL_TIMEOUT_MS = 60_000
 #: New runs come through the server's events socket; leave room for a busy machine.
 LIVE_TIMEOUT_MS = 15_000
 PANEL_RUNS = 12
+REPO = Path(__file__).resolve().parents[2]
+DEMO_SETTINGS = REPO / "labextension" / "demo-settings"
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +97,18 @@ def expect_runs(view: Any, expected: list[int], timeout: float = 10.0) -> list[i
         if time.monotonic() > deadline:
             raise AssertionError(f"rows {shown} are not the first of {expected} after {timeout:.0f} s")
         time.sleep(0.1)
+
+
+def settings_text(path: Path) -> Any:
+    """A .jupyterlab-settings file (JSON with // comments) as JSON."""
+    return json.loads("\n".join(line for line in path.read_text().splitlines() if not line.strip().startswith("//")))
+
+
+def put_settings(lab: Lab, plugin: str, raw: str) -> None:
+    request = urllib.request.Request(f"{lab.server.url}/lab/api/settings/{plugin}", method="PUT",
+                                     data=json.dumps({"raw": raw}).encode(), headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        assert answer.status in (200, 204)
 
 
 def first_screen(path: Path) -> list[str]:
@@ -378,3 +393,38 @@ def test_columns_reordered_and_hidden_are_remembered_per_shelf(lab: Lab, page: A
     view.locator(".ls-columns-panel button.ls-reset-columns").click()
     assert header(view) == first_screen(panel_shelf)
     assert page.evaluate("() => localStorage.getItem('labshelf.columns.shelf:panel.shelf')") is None
+
+
+def test_make_demo_opens_the_demo_shelf_beside_the_notebook(lab: Lab, page: Any) -> None:
+    # The wiring: `make demo` starts JupyterLab on notebooks/ with settings of its own, copied from
+    # labextension/demo-settings (shown by a dry run, which runs nothing).
+    make = shutil.which("make")
+    if make is None:
+        pytest.fail("make is needed to check the demo's wiring (apt-get install make)")
+    dry = subprocess.run([make, "-n", "demo"], cwd=REPO, capture_output=True, text=True, timeout=60, check=True).stdout
+    assert "labshelf demo notebooks/demo.shelf" in dry
+    assert "cp -R labextension/demo-settings .demo-lab/user-settings" in dry
+    for option in ("--ServerApp.root_dir=notebooks", "--LabApp.default_url=/lab/tree/quickstart.ipynb",
+                   "--LabApp.user_settings_dir=.demo-lab/user-settings"):
+        assert option in dry, option
+    notification = settings_text(DEMO_SETTINGS / "@jupyterlab/apputils-extension/notification.jupyterlab-settings")
+    assert notification == {"fetchNews": "false", "checkForUpdates": False}
+    panel_settings = DEMO_SETTINGS / "labshelf" / "plugin.jupyterlab-settings"
+    assert settings_text(panel_settings) == {"openShelves": ["demo.shelf"]}  # notebooks/demo.shelf below the root
+
+    # In the browser: with those settings, the shelf opens at start, beside the notebook the URL opens.
+    (lab.root / "beside.ipynb").write_text(json.dumps(notebook_json(["1 + 1"])))
+    put_settings(lab, "labshelf:plugin", panel_settings.read_text())
+    try:
+        page.goto(f"{lab.server.url}/lab/tree/beside.ipynb?reset")
+        view = page.locator('[id="labshelf-view-demo.shelf"]')
+        expect(view.locator("tbody tr[data-run]").first).to_be_visible(timeout=PANEL_TIMEOUT_MS)
+        notebook = page.locator(".jp-NotebookPanel:visible")
+        expect(notebook).to_be_visible()
+        left, right = notebook.bounding_box(), view.bounding_box()
+        assert left is not None and right is not None
+        assert left["x"] + left["width"] <= right["x"] + 2, (left, right)  # side by side, not a tab behind
+        expect(page.locator(".labshelf-panel")).to_be_visible()
+        expect(page.locator(".jp-Notification-Toast, .Toastify__toast")).to_have_count(0)
+    finally:
+        put_settings(lab, "labshelf:plugin", "{}")

@@ -138,7 +138,7 @@ def violations(root: Path) -> list[str]:
 
 
 def test_the_source_tree_keeps_its_layers() -> None:
-    assert (SOURCE / "browse").is_dir() and (SOURCE / "widgets").is_dir()
+    assert (SOURCE / "browse").is_dir() and (SOURCE / "widgets").is_dir() and (SOURCE / "server").is_dir()
     assert violations(SOURCE) == []
 
 
@@ -157,6 +157,10 @@ def test_html_lives_above_the_registry() -> None:
         ("kernel_ext/lookup.py", "import sqlalchemy as sa\n", "imports sqlalchemy"),
         ("display.py", "def f(shelf):\n    import h5py\n", "imports h5py"),
         ("server/handlers.py", "import pyarrow.parquet as pq\n", "imports pyarrow.parquet"),
+        ("server/handlers.py", "def f(shelf):\n    return shelf._listing.version()\n", "uses ._listing"),
+        ("server/events.py", "from ..registry.listing import Listing\n", "imports labshelf.registry.listing"),
+        ("server/extension.py", "def f():\n    import sqlalchemy\n", "imports sqlalchemy"),
+        ("server/places.py", "from ..datastore.store import Datastore\n", "imports labshelf.datastore.store"),
         ("browse/tree.py", "from ..registry.schema import runs\n", "imports labshelf.registry.schema"),
         ("widgets/gallery.py", "from ..datastore.hdf5 import open_file\n", "imports labshelf.datastore.hdf5"),
         ("widgets/gallery.py", "from ..registry.listing import Listing\n", "imports labshelf.registry.listing"),

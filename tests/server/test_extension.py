@@ -103,3 +103,11 @@ def test_bad_configuration_says_what_is_allowed(tmp_path: Path, shelves: dict[st
     assert says in str(caught.value)
     with pytest.raises(TraitError, match="at least 1"):
         LabShelf(tmp_path, config=Config({"LabShelf": {"workers": 0}}))
+
+
+def test_every_configuration_option_is_documented_in_the_readme() -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    options = LabShelf.class_trait_names(config=True)
+    assert set(options) >= {"shelves", "allow_annotate"}
+    for name in options:
+        assert f"c.LabShelf.{name}" in readme, name

@@ -11,6 +11,7 @@ import asyncio
 import base64
 import io
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -280,6 +281,29 @@ async def test_a_read_only_shelf_refuses_annotate(lab: Path, api: Any) -> None:
     assert status == 403 and error["error"] == "ReadOnlyShelf" and "read-only on this server" in error["message"]
     with labshelf.open(lab, mode="r") as reader:
         assert reader.runs.to_pandas().loc[1, "comment"] == "aligned"
+
+
+async def test_a_shelf_the_server_cannot_write_opens_read_only(
+    lab: Path, api: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import labshelf.place
+    import labshelf.registry.engine
+
+    real_access = os.access
+    inside = str(lab)
+
+    def access(path: Any, mode: int, **kwargs: Any) -> bool:
+        # As for another account's folder (tests run as root, whom permissions do not stop).
+        if mode & os.W_OK and str(path).startswith(inside):
+            return False
+        return real_access(path, mode, **kwargs)
+
+    monkeypatch.setattr(labshelf.place.os, "access", access)
+    monkeypatch.setattr(labshelf.registry.engine.os, "access", access)
+    status, shown = await api("shelf", shelf=SHELF)
+    assert status == 200 and shown["writable"] is False and shown["runs"] == 3
+    status, error = await api("annotate", method="POST", shelf=SHELF, body={"run": 1, "comment": "no"})
+    assert status == 403 and "cannot be written by the server" in error["message"]
 
 
 @pytest.mark.parametrize("labshelf_config", [{"allow_annotate": False}])

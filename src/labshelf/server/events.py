@@ -11,9 +11,12 @@ sends one message per event::
     {"shelf": S, "kind": "run"|"dataset"|"finished"|"annotation"|"changed", "run": int|null,
      "name"?: str, "version": str}
 
-Closing the socket stops its listeners, off the loop (a feed thread is
-joined when its last listener leaves); the server's shutdown closes every
-socket (LabShelf.stop).  The client sends nothing; what it sends is ignored.
+The listeners are registered before the upgrade completes (what happens
+meanwhile is sent once the socket opens), so a panel that asks for its
+pages once the socket is open misses no change.  Closing the socket stops
+its listeners, off the loop (a feed thread is joined when its last
+listener leaves); the server's shutdown closes every socket
+(LabShelf.stop).  The client sends nothing; what it sends is ignored.
 """
 
 from __future__ import annotations
@@ -47,9 +50,10 @@ class EventsHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
     auth_resource = "contents"
 
     def initialize(self) -> None:
-        self._entries: list[Entry] = []
         self._stops: list[Callable[[], None]] = []
         self._loop: IOLoop | None = None
+        #: Events that came before the socket opened, sent when it does.
+        self._pending: list[str] | None = []
         self._closed = False
 
     @property
@@ -65,50 +69,57 @@ class EventsHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
             raise web.HTTPError(403, "not authorized to read contents")
         shelves = self.get_arguments("shelf", strip=False)
         labshelf = self.labshelf
+        loop = asyncio.get_running_loop()
         try:
             if not shelves or len(shelves) > MAX_SHELVES:
                 raise InvalidParameter(f"events follow 1 to {MAX_SHELVES} shelves (shelf=S&shelf=S2...), not {len(shelves)}")
-            self._entries = await asyncio.get_running_loop().run_in_executor(
-                labshelf.pool, lambda: [labshelf.entry(s) for s in dict.fromkeys(shelves)]
-            )
+            entries = await loop.run_in_executor(labshelf.pool, lambda: [labshelf.entry(s) for s in dict.fromkeys(shelves)])
         except Exception as exc:  # refused before the upgrade, with the JSON error of the REST handlers
             status, body = error_answer(exc)
             self.set_status(status)
             self.set_header("Content-Type", "application/json")
             self.finish(json.dumps(body))
             return
-        await super().get(*args, **kwargs)
-
-    async def open(self, *args: Any, **kwargs: Any) -> None:
-        super().open(*args, **kwargs)  # WebSocketMixin's keep-alive pings
         self._loop = IOLoop.current()
-        labshelf = self.labshelf
         labshelf.closing(self.close)
-        entries = self._entries
+        try:
+            # Listening before the upgrade: a panel that asks for pages once its socket is open
+            # misses no change made in between (events of the meantime wait in _pending).
+            self._stops = await loop.run_in_executor(labshelf.pool, self._listen, entries)
+            await super().get(*args, **kwargs)  # returns when the socket closes (or was never opened)
+        finally:
+            self.on_close()
 
-        def listen() -> list[Callable[[], None]]:
-            stops = []
-            for entry in entries:
-                stop = entry.browser.watch(functools.partial(self._deliver, entry.target.id))
-                labshelf.watching(stop)
-                stops.append(stop)
-            return stops
+    def _listen(self, entries: list[Entry]) -> list[Callable[[], None]]:
+        stops = []
+        for entry in entries:
+            stop = entry.browser.watch(functools.partial(self._deliver, entry.target.id))
+            self.labshelf.watching(stop)
+            stops.append(stop)
+        return stops
 
-        self._stops = await asyncio.get_running_loop().run_in_executor(labshelf.pool, listen)
-        if self._closed:  # closed while the listeners were being added
-            self._stop_listening()
+    def open(self, *args: Any, **kwargs: Any) -> None:
+        super().open(*args, **kwargs)  # WebSocketMixin's keep-alive pings
+        pending, self._pending = self._pending or [], None
+        self._write(pending)
 
     def _deliver(self, shelf: str, events: list[Event]) -> None:
         """On a feed thread: hand the events to the loop."""
         if self._loop is not None and not self._closed:
-            self._loop.add_callback(self._send, shelf, events)
+            self._loop.add_callback(self._send, [json.dumps({"shelf": shelf, **e.to_json()}) for e in events])
 
-    def _send(self, shelf: str, events: list[Event]) -> None:
+    def _send(self, messages: list[str]) -> None:
         if self._closed:
             return
+        if self._pending is not None:
+            self._pending.extend(messages)
+        else:
+            self._write(messages)
+
+    def _write(self, messages: list[str]) -> None:
         try:
-            for event in events:
-                self.write_message(json.dumps({"shelf": shelf, **event.to_json()}))
+            for message in messages:
+                self.write_message(message)
         except WebSocketClosedError:
             self.on_close()  # the peer went away without a close handshake
 
@@ -119,6 +130,7 @@ class EventsHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
         if self._closed:
             return
         self._closed = True
+        self._pending = None
         self.labshelf.closing(self.close, add=False)
         self._stop_listening()
 

@@ -1,4 +1,4 @@
-"""The REST handlers of the Shelves sidebar, under ``{base_url}labshelf/api/`` (see API-11.md).
+"""The REST handlers of the Shelves sidebar, under ``{base_url}labshelf/api/`` (the contract: API-11.md of issue 11).
 
 Each handler reads and checks its URL parameters on the event loop (cheap),
 then runs one blocking labshelf call on the LabShelf's thread pool: open

@@ -315,6 +315,18 @@ def test_insert_into_notebook_and_run_the_cell(lab: Lab, page: Any, panel_shelf:
     shown = [o for o in outputs if o.get("output_type") == "execute_result"]
     assert shown and "".join(shown[0]["data"]["text/plain"]) == repr(value), outputs
 
+    # "Insert table": the run table as shown, filter included, below the current cell.
+    box = view.locator("input.ls-filter")
+    box.fill("temperature > 300 and 'x' not in tags")
+    box.press("Enter")
+    view.locator(".labshelf-insert-table button, button.labshelf-insert-table").first.click()
+    expected = f'{snippet["setup"]}\nview = shelf.runs.query("temperature > 300 and \'x\' not in tags")\nview'
+    page.wait_for_function("""(code) => {
+        const panel = window.jupyterapp.shell.widgets('main').find((w) => w.context && w.context.path === 'insert.ipynb');
+        return panel.content.model.sharedModel.cells.some((c) => c.getSource() === code);
+    }""", arg=expected, timeout=10_000)
+    compile(expected, "inserted", "exec")
+
 
 def test_a_run_written_by_another_process_appears_live(lab: Lab, page: Any, panel_shelf: Path) -> None:
     requests: list[str] = []

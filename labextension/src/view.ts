@@ -132,7 +132,13 @@ export class ShelfContent extends SplitPanel {
       } else if (event.kind === 'annotation' && event.name && !known.has(event.name)) {
         columns = true; // a new user column
       }
-      if (event.kind === 'changed' || (this.shownRun !== null && event.run === this.shownRun)) {
+      // The tree of one run looks again when that run changed; the tree of every run when
+      // a run came or ended (its nodes say their status).
+      if (
+        event.kind === 'changed' ||
+        (this.shownRun !== null && event.run === this.shownRun) ||
+        (this.shownRun === null && (event.kind === 'run' || event.kind === 'finished'))
+      ) {
         tree = true;
       }
     }

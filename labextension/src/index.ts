@@ -122,6 +122,23 @@ const plugin: JupyterFrontEndPlugin<void> = {
       return found;
     };
 
+    const applySettings = (loaded: ISettingRegistry.ISettings | null): void => {
+      settings = readSettings(loaded);
+      for (const view of views()) {
+        view.content.setPageSize(settings.pageSize);
+      }
+    };
+    // Every shelf opens with the settings read (a command may come before they are).
+    const loaded = registry
+      ? registry.load(PLUGIN_ID).then(
+          found => {
+            applySettings(found);
+            found.changed.connect(() => applySettings(found));
+          },
+          problem => console.warn('labshelf: the Shelves panel settings could not be read', problem)
+        )
+      : Promise.resolve();
+
     /** Open a shelf's tab (or bring its tab forward); errors are the server's messages. */
     const open = (shelf: string, activate = true): Promise<ShelfView> => {
       const existing = views().find(view => view.shelf === shelf);
@@ -133,8 +150,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
       }
       let pending = opening.get(shelf);
       if (!pending) {
-        pending = api
-          .shelf(shelf)
+        pending = loaded
+          .then(() => api.shelf(shelf))
           .then(detail => {
             const view = new ShelfView(detail, {
               api,
@@ -225,22 +242,6 @@ const plugin: JupyterFrontEndPlugin<void> = {
       palette.addItem({ command: CommandIDs.open, category: 'labshelf' });
       palette.addItem({ command: CommandIDs.showPanel, category: 'labshelf' });
     }
-
-    const applySettings = (loaded: ISettingRegistry.ISettings | null): void => {
-      settings = readSettings(loaded);
-      for (const view of views()) {
-        view.content.setPageSize(settings.pageSize);
-      }
-    };
-    const loaded = registry
-      ? registry.load(PLUGIN_ID).then(
-          found => {
-            applySettings(found);
-            found.changed.connect(() => applySettings(found));
-          },
-          problem => console.warn('labshelf: the Shelves panel settings could not be read', problem)
-        )
-      : Promise.resolve();
 
     // The shelves the settings name open at start (make demo opens the demo shelf so), beside
     // the notebook a /lab/tree/... URL opens, which may come a moment after the restore.

@@ -440,3 +440,21 @@ def test_make_demo_opens_the_demo_shelf_beside_the_notebook(lab: Lab, page: Any)
         expect(page.locator(".jp-Notification-Toast, .Toastify__toast")).to_have_count(0)
     finally:
         put_settings(lab, "labshelf:plugin", "{}")
+
+
+def test_settings_choose_the_first_columns_and_the_page_size(lab: Lab, page: Any) -> None:
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url) if "/labshelf/api/runs?" in request.url else None)
+    put_settings(lab, "labshelf:plugin", json.dumps({"defaultColumns": ["temperature", "nonesuch", "status"],
+                                                     "pageSize": 10}))
+    try:
+        open_lab(lab, page)
+        view = open_shelf(page, "demo.shelf")
+        # The columns the settings name, in their order (one the shelf lacks left out).
+        assert header(view) == ["run", "temperature", "status"]
+        pages = [urllib.parse.parse_qs(urllib.parse.urlsplit(url).query) for url in asked]
+        table_pages = [p for p in pages if "run ==" not in p.get("query", [""])[0]]
+        assert table_pages and all(p["limit"] == ["10"] for p in table_pages), pages
+        assert json.loads(table_pages[0]["columns"][0]) == ["temperature", "status"]
+    finally:
+        put_settings(lab, "labshelf:plugin", "{}")

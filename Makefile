@@ -15,6 +15,9 @@ CHROMIUM ?= /usr/bin/chromium
 # without a display no browser is opened (a text browser could take over the terminal).
 LAB_IP ?= 127.0.0.1
 LAB_ARGS ?=
+# The demo's JupyterLab settings and workspace, apart from the user's own: copied fresh from
+# labextension/demo-settings (no news toast; the Shelves panel opens the demo shelf at start).
+DEMO_LAB := .demo-lab
 ROOT_ARGS := $(if $(filter 0,$(shell id -u)),--ServerApp.allow_root=True)
 NO_DISPLAY_ARGS := $(if $(or $(DISPLAY),$(WAYLAND_DISPLAY),$(filter Darwin,$(shell uname -s))),,--no-browser)
 
@@ -22,7 +25,10 @@ NO_DISPLAY_ARGS := $(if $(or $(DISPLAY),$(WAYLAND_DISPLAY),$(filter Darwin,$(she
 # JupyterLab's jlpm into src/labshelf/labextension (git-ignored), rebuilt when its sources change.
 LABEXT := labextension
 LABEXT_BUILT := src/labshelf/labextension/package.json
-LABEXT_SOURCES := $(wildcard $(LABEXT)/src/* $(LABEXT)/style/* $(LABEXT)/schema/*) \
+# The panel bundles the notebook widgets' run table and tree (labextension/src/widgets links to
+# their static folder), so a change there rebuilds it too.
+LABEXT_SOURCES := $(wildcard $(LABEXT)/src/*.ts $(LABEXT)/style/* $(LABEXT)/schema/*) \
+	$(wildcard src/labshelf/widgets/static/*.js src/labshelf/widgets/static/*.css) \
 	$(LABEXT)/package.json $(LABEXT)/tsconfig.json $(LABEXT)/install.json
 JLPM := $(VENV)/bin/jlpm
 NODE_STAMP := $(LABEXT)/node_modules/.yarn-state.yml
@@ -61,10 +67,13 @@ $(LABEXT_BUILT): $(LABEXT_SOURCES) $(NODE_STAMP)
 demo-shelf: $(STAMP) $(LABEXT_BUILT)
 	$(VENV)/bin/labshelf demo $(DEMO_SHELF) --runs $(DEMO_RUNS) --overwrite
 
-# The server's landing page is the quickstart, so the URL it prints opens it.
+# The server's landing page is the quickstart, so the URL it prints opens it; the Shelves panel
+# opens the demo shelf beside it (openShelves in labextension/demo-settings).
 demo: demo-shelf
+	rm -rf $(DEMO_LAB) && mkdir -p $(DEMO_LAB) && cp -R $(LABEXT)/demo-settings $(DEMO_LAB)/user-settings
 	@echo "Starting JupyterLab on $(NOTEBOOKS)/quickstart.ipynb: open the .../lab/tree/quickstart.ipynb?token=... URL printed below; Ctrl-C twice stops it."
 	$(VENV)/bin/jupyter lab --ServerApp.root_dir=$(NOTEBOOKS) --LabApp.default_url=/lab/tree/quickstart.ipynb \
+		--LabApp.user_settings_dir=$(DEMO_LAB)/user-settings --LabApp.workspaces_dir=$(DEMO_LAB)/workspaces \
 		--ServerApp.ip=$(LAB_IP) $(ROOT_ARGS) $(NO_DISPLAY_ARGS) $(LAB_ARGS)
 
 # The browser tests run in a pytest process of their own: Playwright's sync API
@@ -97,4 +106,4 @@ typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
 clean:
-	rm -rf $(VENV) $(LABEXT)/lib $(LABEXT)/tsconfig.tsbuildinfo src/labshelf/labextension $(DEMO_SHELF) demo.shelf .pytest_cache .mypy_cache .ruff_cache tests/artifacts
+	rm -rf $(VENV) $(LABEXT)/lib $(LABEXT)/tsconfig.tsbuildinfo src/labshelf/labextension $(DEMO_SHELF) demo.shelf $(DEMO_LAB) .pytest_cache .mypy_cache .ruff_cache tests/artifacts

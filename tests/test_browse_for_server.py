@@ -52,6 +52,10 @@ def test_first_screen_order_leads_with_the_data() -> None:
                        "comment", "tags", "quality"]
     assert default == [c for c in columns if c != "end"]
     assert first_screen({}, []) == ([], [])
+    # Thousands of dataset names: the first ones put on the first screen, every one in the chooser.
+    many = {"status": "text", "start": "time", **{f"ch{i:05d}": "number" for i in range(10_000)}, "comment": "text"}
+    columns, default = first_screen(many)
+    assert len(columns) == 10_003 and default == ["status", "start", *[f"ch{i:05d}" for i in range(24)], "comment"]
 
 
 def test_run_columns_of_a_shelf(lab: labshelf.Shelf) -> None:

@@ -147,10 +147,12 @@ def test_rows_come_in_pages_with_json_values_and_png_buffers(shelf: labshelf.She
     table = RunTable(shelf.runs)
     sent = _capture(table)
     assert table.count == 300 and table.kinds["temperature"] == "number" and table.kinds["camera/image"] == "image"
-    # The first screen: the run's own columns, the data, then what people write; `end` in the chooser.
-    assert table.columns == ["status", "start", "experiment", "temperature", "count", "note", "camera/image", "comment", "tags"]
-    assert table.all_columns == ["status", "start", "end", *table.columns[2:]]
+    # The first screen (issue 11, section 4): status, start, experiment, the data and thumbnails,
+    # then comment and tags; every column in the chooser (all_columns), `end` there only.
+    assert table.all_columns == ["status", "start", "end", "experiment", "temperature", "count", "note",
+                                 "camera/image", "comment", "tags"]
     assert sorted(table.all_columns) == sorted(table.view.columns)
+    assert table.columns == table.default_columns == [c for c in table.all_columns if c != "end"]
     first = _rows(table, sent, 0, 100)
     assert first["runs"] == list(range(1, 101)) and first["offset"] == 0
     assert first["generation"] == table.generation
@@ -192,8 +194,8 @@ def test_missing_and_odd_values_travel_as_json(shelf: labshelf.Shelf) -> None:
     running = shelf.new_run("x")  # no end time yet
     running.put("count", 3)
     table = RunTable(shelf)  # a Shelf shows all of its runs
+    table.columns = table.all_columns  # `end` too (the first screen leaves it in the column chooser)
     sent = _capture(table)
-    table.columns = table.all_columns  # `end` too, chosen from the column chooser
     result = _rows(table, sent)  # _capture refuses NaN, as the Jupyter wire does
     assert _column(result, "x") == [1.5, None, "inf", None]
     assert _column(result, "big") == [str(2**60), None, None, None]  # beyond 2**53: exact as text
@@ -267,6 +269,33 @@ def test_a_bad_filter_sets_error_and_keeps_the_rows(table: RunTable) -> None:
     assert "[column, ascending] pairs" in table.error
     table.filter = ""
     assert table.error == "" and table.count == 60
+
+
+def test_a_filter_error_says_where(table: RunTable) -> None:
+    _browser_sets(table, filter="count >> 3")
+    assert table.error_position == 7 and "position 7" in table.error
+    # A sort's problem has no place in the filter box; the filter's stays while it is in the box.
+    table.sort = [["nope", True]]
+    assert "unknown column 'nope'" in table.error and table.error_position is None
+    table.sort = [["count", True]]
+    assert table.error_position == 7
+    table.filter = "count > 3"
+    assert table.error == "" and table.error_position is None
+
+
+def test_first_screen_and_remembered_layout(filled: labshelf.Shelf) -> None:
+    table = RunTable(filled)
+    # Remembered per shelf in the browser, under a key that names no path or URL.
+    assert table.layout_key.startswith("widget:") and str(filled.root) not in table.layout_key
+    assert RunTable(filled.runs.query("count > 3")).layout_key == table.layout_key
+    # Chosen columns are shown as chosen, and not remembered.
+    chosen = RunTable(filled.runs[["count", "status"]])
+    assert chosen.columns == chosen.all_columns == ["count", "status"] and chosen.layout_key == ""
+    # The user's order stays: a column shown again from the chooser comes in where they put it.
+    table.columns = ["count", "status", "start"]
+    assert table.columns == ["count", "status", "start"]
+    for widget in (table, chosen):
+        widget.close()
 
 
 def test_edits_are_written_through_annotate(table: RunTable, backend: str) -> None:
@@ -473,6 +502,26 @@ def test_javascript_parses(table_module: Path) -> None:
     for selector in ("ls-count", "ls-filter", "ls-error", "ls-scroll", "ls-thumb", "ls-edit", "ls-selected",
                      "ls-columns", "columnToggle", "aria-sort", "labshelf-runtable", "labshelf-widget"):
         assert selector in source, selector
+
+
+def test_javascript_column_layout_and_short_times(table_module: Path) -> None:
+    script = textwrap.dedent(
+        f"""
+        import {{ layoutColumns, moveColumn, shortTime }} from {table_module.as_uri()!r};
+        const now = new Date(2023, 10, 20, 9, 0, 0);
+        const out = {{
+          // remembered: hidden "b", moved "d" first; "e" is new since, "x" is gone
+          layout: layoutColumns({{columns: ["d", "a", "c", "x"], known: ["a", "b", "c", "d", "x"]}}, ["a", "b", "c", "d", "e"]),
+          moved: [moveColumn(["a", "b", "c"], "c", "a"), moveColumn(["a", "b", "c"], "a", null), moveColumn(["a", "b", "c"], "a", "c")],
+          times: [shortTime(1700000000.5, now), shortTime(1600000000, now)],
+        }};
+        console.log(JSON.stringify(out));
+        """
+    )
+    out = json.loads(_node("--input-type=module", "-e", script, env={"TZ": "Europe/Berlin", "PATH": "/usr/bin:/bin"}))
+    assert out["layout"] == ["d", "a", "c", "e"]
+    assert out["moved"] == [["c", "a", "b"], ["b", "c", "a"], ["b", "a", "c"]]
+    assert out["times"] == ["11-14 23:13", "2020-09-13"]
 
 
 def test_javascript_formats_cells(table_module: Path) -> None:

@@ -295,6 +295,17 @@ def test_previews_per_kind(kinds: labshelf.Shelf) -> None:
     assert [r.name for r in run_code(group["code"], kinds)] == ["scan/x"]
 
 
+def test_pixel_values_at_full_resolution(kinds: labshelf.Shelf) -> None:
+    tree = DatasetTree(kinds)
+    image = kinds.get("camera/image", run=1)
+    assert tree.rpc_pixel("run/1/camera/image", 79, 63) == {
+        "x": 79, "y": 63, "value": int(image[63, 79]), "shape": [64, 80]}
+    with pytest.raises(labshelf.errors.InvalidParameter, match="outside"):
+        tree.rpc_pixel("run/1/camera/image", 80, 0)
+    with pytest.raises(labshelf.errors.InvalidParameter, match="image datasets"):
+        tree.rpc_pixel("run/1/temperature", 0, 0)
+
+
 def test_code_loads_the_previewed_value(kinds: labshelf.Shelf) -> None:
     tree = DatasetTree(kinds)
     for node in ["temperature", "label", "scan/x", "trace", "camera/image", "pmt[channel=2]", "grown"]:

@@ -289,6 +289,11 @@ class RunView:
         return [*META_COLUMNS, *self._resolver().user_types, *self._resolver().labels()]
 
     @property
+    def columns_chosen(self) -> bool:
+        """Whether this view's columns were chosen (``view[["a", "b"]]``), not every column of the shelf."""
+        return self._spec.columns is not None
+
+    @property
     def editable_columns(self) -> list[str]:
         """Columns people edit by hand: the comment, the tags and the user columns."""
         return ["comment", "tags", *self._resolver().user_types]

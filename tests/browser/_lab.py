@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -67,6 +68,38 @@ def write_settings(settings: Path) -> None:
         path.write_text(json.dumps(doc))
 
 
+def own_extensions(base: Path) -> dict[str, str]:
+    """``JUPYTER_PATH`` and ``JUPYTER_CONFIG_PATH`` that make a server load *this* labshelf's front ends.
+
+    The labshelf imported here may be a source tree (PYTHONPATH, an editable
+    install): its built Shelves panel (``src/labshelf/labextension``, made by
+    ``make``) and its server extension's config file (``jupyter-config/``)
+    are then given to the server first, so a test sees the panel and the
+    server of the code under test, whatever the environment's
+    ``share/jupyter`` holds.  Installed from a wheel, neither is beside the
+    package and the environment's own copies serve.
+    """
+    import labshelf
+
+    package = Path(labshelf.__file__).resolve().parent
+    env: dict[str, str] = {}
+    built = package / "labextension"
+    if (built / "package.json").exists():
+        extensions = base / "jupyter-path" / "labextensions"
+        extensions.mkdir(parents=True, exist_ok=True)
+        link = extensions / "labshelf"
+        if not link.exists():
+            link.symlink_to(built, target_is_directory=True)
+        env["JUPYTER_PATH"] = str(base / "jupyter-path")
+    config = package.parent.parent / "jupyter-config" / "server-config" / "labshelf.json"
+    if config.exists():
+        enabled = base / "config-path" / "jupyter_server_config.d"
+        enabled.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(config, enabled / "labshelf.json")
+        env["JUPYTER_CONFIG_PATH"] = str(base / "config-path")
+    return env
+
+
 class LabServer:
     """A JupyterLab server process on 127.0.0.1 with temporary directories."""
 
@@ -77,6 +110,8 @@ class LabServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = base / "server.log"
         self.proc: subprocess.Popen[bytes] | None = None
+        #: More command-line options for JupyterLab (set before start()).
+        self.extra_args: list[str] = []
 
     def start(self) -> None:
         dirs = {name: self.base / name for name in ("root", "settings", "workspaces", "data", "config", "runtime",
@@ -95,8 +130,9 @@ class LabServer:
         )
         for name in ("JUPYTER_PATH", "JUPYTER_CONFIG_PATH", "LABSHELF"):
             env.pop(name, None)
+        env.update(own_extensions(self.base))
         cmd = [
-            sys.executable, "-m", "jupyterlab", "--no-browser",
+            sys.executable, "-m", "jupyterlab", "--no-browser", *self.extra_args,
             "--ServerApp.ip=127.0.0.1",
             f"--ServerApp.port={self.port}",
             "--ServerApp.port_retries=0",

@@ -39,6 +39,8 @@ LEADING = ("status", "start", "experiment")
 NOTES = ("comment", "tags")
 #: In the column chooser, not on the first screen (beside ``start`` when chosen).
 HIDDEN_AT_FIRST = ("end",)
+#: Dataset columns a first screen shows at most (the first put); the others wait in the chooser.
+FIRST_SCREEN_DATA = 24
 
 
 def first_screen(kinds: Mapping[str, str], user_columns: Iterable[str] = ()) -> tuple[list[str], list[str]]:
@@ -49,7 +51,10 @@ def first_screen(kinds: Mapping[str, str], user_columns: Iterable[str] = ()) -> 
     among them) in the order they were first put, then comment and tags,
     then the user columns.  ``end`` is in the list (after ``start``, where
     the column chooser shows it) but not on the first screen.  The order is
-    stable: a new dataset or user column goes to the end of its group.
+    stable: a new dataset or user column goes to the end of its group.  A
+    shelf of thousands of dataset names shows the first FIRST_SCREEN_DATA of
+    them at first (a screen holds a few dozen columns; the rest are in the
+    chooser), so its table opens as fast as any other.
     """
     user = set(user_columns)
     own = {*LEADING, *NOTES, *HIDDEN_AT_FIRST}
@@ -58,7 +63,8 @@ def first_screen(kinds: Mapping[str, str], user_columns: Iterable[str] = ()) -> 
     if "end" in kinds:
         leading.insert(leading.index("start") + 1 if "start" in leading else len(leading), "end")
     columns = [*leading, *data, *(c for c in NOTES if c in kinds), *(c for c in kinds if c in user and c not in own)]
-    return columns, [c for c in columns if c not in HIDDEN_AT_FIRST]
+    later = set(data[FIRST_SCREEN_DATA:])
+    return columns, [c for c in columns if c not in HIDDEN_AT_FIRST and c not in later]
 
 
 def filtered(base: RunView, filter_text: str = "", sort: Sequence[Any] = ()) -> RunView:

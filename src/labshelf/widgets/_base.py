@@ -10,13 +10,17 @@ Requests travel as anywidget custom messages ``{id, method, params}``; the
 answer is ``{id, result}`` or ``{id, error}`` with the error's one-line
 message, plus binary buffers (PNG thumbnails travel as bytes, not base64).
 The JavaScript half is ``static/rpc.js``; it and ``static/common.js``
-(elements, number formatting, the colour map) are put in front of each
-widget's own ESM, which calls ``makeRequester(model)``.
+(elements, number formatting, the colour map) are ES modules that each
+widget's own module imports (``import { h } from "./common.js"``).  The
+JupyterLab Shelves panel bundles them as they are; for a notebook widget
+:func:`esm` puts them in front of the widget's module and drops those
+import lines, since anywidget loads one module per widget.
 """
 
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -34,13 +38,27 @@ def static_text(name: str) -> str:
     return (STATIC / name).read_text(encoding="utf-8")
 
 
+#: The shared modules every widget's ESM starts with, in this order.
+SHARED_MODULES = ("rpc.js", "common.js")
+_OWN_IMPORT = re.compile(r'^import \{[^}]*\} from "\./([\w.-]+)";[ \t]*\n', re.MULTILINE)
+
+
 def esm(name: str) -> str:
     """The ESM of a widget: the shared helpers (requests, elements, colour map) and ``static/<name>``.
 
     Plain concatenation stands in for a bundler: anywidget loads one module
-    per widget, and relative imports between our files would not resolve.
+    per widget, and relative imports between our files would not resolve,
+    so the shared modules come first and the lines importing them go.  A
+    widget module importing any other file of ours is a mistake said here.
     """
-    return "\n".join((static_text("rpc.js"), static_text("common.js"), static_text(name)))
+    parts = []
+    for part in (*SHARED_MODULES, name):
+        text = static_text(part)
+        for imported in _OWN_IMPORT.findall(text):
+            if imported not in SHARED_MODULES:
+                raise ValueError(f"static/{part} imports ./{imported}, which is not one of {', '.join(SHARED_MODULES)}")
+        parts.append(_OWN_IMPORT.sub("", text))
+    return "\n".join(parts)
 
 
 def css(name: str) -> str:

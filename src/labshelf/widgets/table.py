@@ -19,6 +19,7 @@ precision) is the browser's job, in ``static/table.js``.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import threading
 from typing import TYPE_CHECKING, Any
@@ -63,17 +64,25 @@ class RunTable(ShelfWidget):
     sort : list of [str, bool]
         ``[[column, ascending], ...]``, the first pair sorting first.
     columns : list of str
-        The columns shown after the run number (a subset of ``all_columns``).
-        A table of a whole shelf starts with the first screen: status,
-        start, experiment, the dataset columns (thumbnails among them),
-        comment, tags, the user columns; ``end`` waits in the column
-        chooser.  A view with chosen columns (``shelf.runs[[...]]``) shows those.
+        The columns shown after the run number (a subset of ``all_columns``),
+        in the order shown.  At first the first screen's (``default_columns``):
+        status, start, experiment, the dataset columns and thumbnails, comment
+        and tags; ``end`` is in the column chooser.  A view with chosen columns
+        (``shelf.runs[["a", "b"]]``) shows those, in their order.
+    all_columns : list of str
+        Every column, in first-screen order (:func:`labshelf.browse.runs.first_screen`).
     count : int
         How many runs match the filter.
     selected_runs : list of int
         Run numbers selected in the browser; :attr:`selected` is their RunView.
     error : str
         The last filter or sort problem, one line; empty when there is none.
+    error_position : int or None
+        Where in :attr:`filter` the filter in :attr:`error` stops parsing.
+    layout_key : str
+        Under which key the browser remembers the columns' order and choice
+        (per shelf; a hash of its location, so no URL lands in the browser's
+        storage); empty for a view with chosen columns, which is not remembered.
     """
 
     _esm = esm("table.js")
@@ -83,11 +92,14 @@ class RunTable(ShelfWidget):
     sort = traitlets.List(traitlets.List()).tag(sync=True)
     columns = traitlets.List(traitlets.Unicode()).tag(sync=True)
     all_columns = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    default_columns = traitlets.List(traitlets.Unicode()).tag(sync=True)
     kinds = traitlets.Dict(traitlets.Unicode()).tag(sync=True)
     editable = traitlets.List(traitlets.Unicode()).tag(sync=True)
     count = traitlets.Int(0).tag(sync=True)
     selected_runs = traitlets.List(traitlets.Int()).tag(sync=True)
     error = traitlets.Unicode("").tag(sync=True)
+    error_position = traitlets.Int(None, allow_none=True).tag(sync=True)
+    layout_key = traitlets.Unicode("").tag(sync=True)
     page_size = traitlets.Int(100).tag(sync=True)
     poll = traitlets.Float(2.0).tag(sync=True)
     # Bumped whenever the rows a page request returns may differ (filter,
@@ -97,6 +109,7 @@ class RunTable(ShelfWidget):
     _reverting = False  # undoing a sort that failed: not a change to apply
     _applied: tuple[str, list[Any]] = ("", [])  # the filter and sort the rows follow
     _filter_error = ""  # why the filter in the box is not the one applied
+    _filter_position: int | None = None  # and where in it
 
     def __init__(self, view: RunView | Shelf, page_size: int = 100, poll: float = 2.0, **kwargs: Any) -> None:
         from ..runview import RunView
@@ -111,15 +124,17 @@ class RunTable(ShelfWidget):
         self._browser = Browser(view.shelf)
         self._version = self._current_version()
         kinds = view.column_kinds()
-        all_columns, first = self._first_screen(view, kinds)
+        all_columns, default = _first_screen(view, kinds)
         super().__init__(
             page_size=page_size,
             poll=poll,
             kinds=kinds,
             all_columns=all_columns,
-            columns=first,
+            default_columns=default,
+            columns=default,
             editable=self._editable(view),
             count=len(view),
+            layout_key=_layout_key(view),
             **kwargs,
         )
         self._follow_feed()
@@ -215,6 +230,7 @@ class RunTable(ShelfWidget):
         applied = self._apply(filter_text, sort)
         if not applied and change["name"] == "filter":
             self._filter_error = self.error
+            self._filter_position = self.error_position
         if not applied and change["name"] == "sort":
             # A sort that failed is undone, so the headers show the real order
             # (the error stays); a bad filter stays in its box for the user to fix.
@@ -234,13 +250,19 @@ class RunTable(ShelfWidget):
             view = run_pages.filtered(self._base, filter_text, sort)
             count = len(view)  # also where a bad sort column shows up
         except (ShelfError, ValueError, TypeError) as exc:
-            self.error = _one_line(exc)
+            position = getattr(exc, "position", None) if isinstance(exc, QuerySyntaxError) else None
+            with self.hold_sync():
+                self.error = _one_line(exc)
+                # Only a filter's problem has a place in the filter box.
+                self.error_position = position if isinstance(position, int) and filter_text == self.filter else None
             return False
         self._view = view
         self._applied = (filter_text, list(sort))
         with self.hold_sync():
             # A bad filter still in its box keeps its message up.
-            self.error = "" if self.filter.strip() == filter_text.strip() else self._filter_error
+            fixed = self.filter.strip() == filter_text.strip()
+            self.error = "" if fixed else self._filter_error
+            self.error_position = None if fixed else self._filter_position
             self.count = count
             self.generation += 1
         return True
@@ -328,24 +350,35 @@ class RunTable(ShelfWidget):
         base = self._base.refreshed()
         kinds = base.column_kinds()
         self._base = base
-        new = [c for c in kinds if c not in self.all_columns]
+        all_columns, default = _first_screen(base, kinds)
+        new = [c for c in all_columns if c not in self.all_columns]
         with self.hold_sync():
             self.kinds = kinds
-            self.all_columns = self._first_screen(base, kinds)[0]
+            self.all_columns = all_columns
+            self.default_columns = default
             if new:  # columns nobody has seen yet are shown; hidden ones stay hidden
                 self.columns = [*self.columns, *new]
             self.editable = self._editable(base)
             self._apply(*self._applied)
 
-    def _first_screen(self, view: RunView, kinds: dict[str, str]) -> tuple[list[str], list[str]]:
-        """Every column in first-screen order and those shown at first; columns the caller chose stay as chosen."""
-        if view._spec.columns is not None:
-            return list(kinds), list(kinds)
-        return run_pages.first_screen(kinds, self._browser.user_columns())
-
     @staticmethod
     def _editable(view: RunView) -> list[str]:
         return [] if view.shelf.readonly else view.editable_columns
+
+
+def _first_screen(view: RunView, kinds: dict[str, str]) -> tuple[list[str], list[str]]:
+    """Every column in first-screen order and those shown at first; a view's chosen columns as chosen."""
+    if view.columns_chosen:
+        return list(kinds), list(kinds)
+    user = [c for c in view.editable_columns if c not in ("comment", "tags")]
+    return run_pages.first_screen(kinds, user)
+
+
+def _layout_key(view: RunView) -> str:
+    """The key the browser remembers a shelf's column layout under: a hash of where the shelf is."""
+    if view.columns_chosen:
+        return ""
+    return "widget:" + hashlib.sha256(view.shelf.where.encode("utf-8", "surrogatepass")).hexdigest()[:24]
 
 
 def _parse_edit(column: str, value: Any, user_type: str | None) -> Any:

@@ -102,6 +102,11 @@ class DatasetTree(ShelfWidget):
         result["image"] = 0  # the index of the PNG among the answer's buffers
         return Reply(result, [preview.picture.png])
 
+    def rpc_pixel(self, node: str, x: int, y: int) -> dict[str, Any]:
+        """The value of one pixel of an image (column ``x``, row ``y`` at full resolution), read from the data."""
+        self._check_scope(node)
+        return self._browser.pixel(node, x, y).to_json()
+
     def _check_scope(self, node: Any) -> None:
         if self._run is None:
             return

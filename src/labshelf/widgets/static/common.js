@@ -1,12 +1,13 @@
 // Helpers the widgets share: elements, numbers, the colour map, pixel buffers.
-// Put in front of each widget's own ESM by Python (widgets/_base.py esm()), like rpc.js.
+// A module for the Shelves panel's bundler; put in front of each widget's own ESM by Python
+// (widgets/_base.py esm()), like rpc.js.
 
 // The colour map: viridis' colours at 0, 1/8, ..., 1, linear in between.
 // labshelf/browse/pictures.py holds the same list for pictures made in Python.
-const ANCHORS = ["#440154", "#472d7b", "#3b528b", "#2c728e", "#21918c", "#28ae80", "#5ec962", "#addc30", "#fde725"];
+export const ANCHORS = ["#440154", "#472d7b", "#3b528b", "#2c728e", "#21918c", "#28ae80", "#5ec962", "#addc30", "#fde725"];
 
 /** @returns {Uint8ClampedArray} 256 RGB triplets */
-function colorTable() {
+export function colorTable() {
   const anchors = ANCHORS.map((hex) => [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16)));
   const table = new Uint8ClampedArray(256 * 3);
   for (let i = 0; i < 256; i++) {
@@ -26,7 +27,7 @@ function colorTable() {
  * @param {string} [text]
  * @returns {HTMLElement}
  */
-function h(tag, className, text) {
+export function h(tag, className, text) {
   const element = document.createElement(tag);
   if (className) element.className = className;
   if (text !== undefined) element.textContent = text;
@@ -34,7 +35,7 @@ function h(tag, className, text) {
 }
 
 /** @param {number | null | undefined} value */
-function formatValue(value) {
+export function formatValue(value) {
   if (value === null || value === undefined) return "–";
   if (Number.isNaN(value)) return "NaN";
   if (Number.isInteger(value)) return String(value);
@@ -48,7 +49,7 @@ function formatValue(value) {
  * @param {{dtype: string}} picture
  * @returns {Uint16Array | Float32Array | Uint8ClampedArray}
  */
-function pixelValues(buffer, picture) {
+export function pixelValues(buffer, picture) {
   const bytes = buffer.buffer.slice(buffer.byteOffset, buffer.byteOffset + buffer.byteLength);
   if (picture.dtype === "uint16") return new Uint16Array(bytes);
   if (picture.dtype === "float32") return new Float32Array(bytes);
@@ -63,7 +64,7 @@ function pixelValues(buffer, picture) {
  * @param {ArrayLike<number>} values
  * @param {Uint8ClampedArray} table  from colorTable()
  */
-function paintPixels(canvas, picture, values, table) {
+export function paintPixels(canvas, picture, values, table) {
   const { width, height } = picture;
   if (canvas.width !== width) canvas.width = width;
   if (canvas.height !== height) canvas.height = height;
@@ -95,7 +96,7 @@ function paintPixels(canvas, picture, values, table) {
  * @param {HTMLElement} element
  * @param {() => boolean} isClosed
  */
-function errorLine(element, isClosed) {
+export function errorLine(element, isClosed) {
   return {
     /** @param {unknown} problem */
     show(problem) {

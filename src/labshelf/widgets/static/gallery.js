@@ -5,6 +5,9 @@
 // .labshelf-gallery, .ls-tile[data-run], .ls-caption, .ls-scroll, .ls-viewer,
 // .ls-viewer canvas, .ls-colorbar, .ls-pixel, button.ls-close, .ls-error.
 
+import { makeRequester, pngURL } from "./rpc.js";
+import { ANCHORS, colorTable, errorLine, formatValue, h, paintPixels, pixelValues } from "./common.js";
+
 /**
  * @typedef {{run: number, caption: string, image: number | null}} Tile
  * @typedef {{tiles: Tile[], more: boolean, total: number}} TilePage

@@ -5,6 +5,9 @@
 //     .ls-status, canvas, .ls-colorbar, .ls-scale-low, .ls-scale-high, .ls-pixel
 //   .labshelf-bignumber: .ls-name, .ls-value, .ls-unit, .ls-updated, .ls-status
 
+import { makeRequester } from "./rpc.js";
+import { ANCHORS, colorTable, formatValue, h, paintPixels, pixelValues } from "./common.js";
+
 /**
  * @typedef {{shape: number[], factor: number, width: number, height: number,
  *            dtype: "uint16" | "float32" | "rgba8", min: number | null, max: number | null,

@@ -1,11 +1,12 @@
 // Requests from a labshelf widget's view to its Python object (see widgets/_base.py).
-// Put in front of each widget's own ESM by Python; not a module of its own.
+// A module of its own for the Shelves panel's bundler; for a notebook widget Python puts it in
+// front of the widget's ESM instead (widgets/_base.py esm() drops the import lines).
 
 /**
  * @param {any} model  the anywidget model
  * @returns {{request: (method: string, params?: object) => Promise<{result: any, buffers: DataView[]}>, close: () => void}}
  */
-function makeRequester(model) {
+export function makeRequester(model) {
   // Several views of one widget share the model: ids carry a per-view prefix.
   const prefix = Math.random().toString(36).slice(2);
   let next = 0;
@@ -37,6 +38,6 @@ function makeRequester(model) {
 }
 
 /** A PNG buffer from Python as an object URL for an <img> (revoke it when the image goes). */
-function pngURL(/** @type {DataView} */ buffer) {
+export function pngURL(/** @type {DataView} */ buffer) {
   return URL.createObjectURL(new Blob([buffer], { type: "image/png" }));
 }

@@ -3,6 +3,13 @@
 // page at a time (request "rows") and are cached here per page until the
 // model's `generation` says they may have changed (filter, sort, columns, new
 // runs, edits).  Element classes follow the DOM contract in briefs/dom.md.
+//
+// The JupyterLab Shelves panel draws its run table with this view too, on a model of its
+// own (labextension/src/table.ts).  The columns' order and which are shown are the user's:
+// reordered by dragging a header or in the column chooser, remembered in the browser per
+// shelf (localStorage, under the model's `layout_key`).
+
+import { makeRequester, pngURL } from "./rpc.js";
 
 /**
  * @typedef {{runs: number[], cells: any[][], columns: string[], at: Map<string, number>,
@@ -15,8 +22,13 @@ const MARGIN = 20; // rows rendered above and below the visible ones
 const SLACK = 5; // re-render only when fewer than this many spare rows remain
 const KEEP_PAGES = 40; // cached pages kept (the farthest go first)
 /** @type {Record<string, number>} */
-const WIDTH = { run: 64, time: 168, text: 140, comment: 220, tags: 140, number: 96, int: 88, bool: 64, complex: 150, image: 72 };
+const WIDTH = { run: 64, time: 104, text: 140, comment: 220, tags: 140, number: 96, int: 88, bool: 64, complex: 150, image: 72 };
+/** Notes people write: narrow until some row has one. */
+const NOTES = new Set(["comment", "tags"]);
+const NARROW = 76;
 const NUMERIC = new Set(["number", "int"]);
+/** Where a table's column layout is remembered (localStorage, + the model's layout_key). */
+export const LAYOUT_STORE = "labshelf.columns.";
 
 const pad = (/** @type {number} */ n) => String(n).padStart(2, "0");
 
@@ -24,6 +36,46 @@ const pad = (/** @type {number} */ n) => String(n).padStart(2, "0");
 export function formatTime(/** @type {number} */ seconds) {
   const d = new Date(seconds * 1000);
   return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ` + `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+}
+
+/**
+ * A time as a table cell shows it, short: "05-01 14:03" this year, "2023-11-14" before
+ * (the cell's tooltip has the whole time).
+ * @param {number} seconds
+ * @param {Date} [now]
+ */
+export function shortTime(seconds, now = new Date()) {
+  const d = new Date(seconds * 1000);
+  if (d.getFullYear() !== now.getFullYear()) return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
+  return `${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}`;
+}
+
+/**
+ * The columns to show from a remembered layout: its order and choice for the columns it
+ * knew, columns new since then added at the end (as a new column shows up in Python).
+ * @param {{columns: string[], known: string[]}} saved
+ * @param {string[]} all  every column the table has now
+ * @returns {string[]}
+ */
+export function layoutColumns(saved, all) {
+  const have = new Set(all);
+  const known = new Set(saved.known);
+  const columns = saved.columns.filter((c, i) => have.has(c) && saved.columns.indexOf(c) === i);
+  for (const c of all) if (!known.has(c) && !columns.includes(c)) columns.push(c);
+  return columns;
+}
+
+/**
+ * ``columns`` with ``column`` moved before ``before`` (null: to the end).
+ * @param {string[]} columns
+ * @param {string} column
+ * @param {string | null} before
+ */
+export function moveColumn(columns, column, before) {
+  const rest = columns.filter((c) => c !== column);
+  const at = before === null ? rest.length : rest.indexOf(before);
+  rest.splice(at < 0 ? rest.length : at, 0, column);
+  return rest;
 }
 
 /** Drop trailing zeros of a fixed or exponent notation: "2.50000" -> "2.5", "1.20000e+7" -> "1.2e+7". */
@@ -130,6 +182,10 @@ export default {
     let localError = "";
     let frame = 0;
     let closed = false;
+    /** @type {Set<string>} notes columns (comment, tags) some row has a value in: shown wide */
+    const used = new Set();
+    /** @type {string|null} the column whose header is being dragged */
+    let dragging = null;
 
     const pageSize = () => Math.max(1, model.get("page_size"));
     const kindOf = (/** @type {string} */ column) => model.get("kinds")[column] || "text";
@@ -138,8 +194,20 @@ export default {
 
     function showError() {
       const text = localError || model.get("error") || "";
-      errorLine.textContent = text;
+      errorLine.replaceChildren(text);
       errorLine.hidden = !text;
+      // A filter that does not parse: show where, under the text of the filter.
+      const position = localError ? null : model.get("error_position");
+      const query = model.get("filter") || "";
+      if (text && typeof position === "number" && position >= 0 && position <= query.length) {
+        const where = make("pre", "ls-error-where");
+        where.textContent = `${query}\n${" ".repeat(position)}^`;
+        errorLine.append(where);
+        if (document.activeElement === filter && filter.value.trim() === query) {
+          const start = filter.value.indexOf(query) + position;
+          filter.setSelectionRange(start, Math.min(filter.value.length, start + 1));
+        }
+      }
     }
     function setLocalError(/** @type {string} */ text) {
       localError = text;
@@ -180,6 +248,7 @@ export default {
           dropPage(stale, p);
           pages.set(p, { runs: result.runs, cells: result.cells, columns: result.columns, at, urls, errors: result.errors });
           evict();
+          if (noteNewlyUsed(result.columns, result.cells)) buildHeader();
           schedule(true);
         },
         (error) => {
@@ -187,6 +256,23 @@ export default {
           if (!closed) setLocalError(error.message);
         },
       );
+    }
+
+    /**
+     * Whether a comment or tags column got its first value on screen (it widens then).
+     * @param {string[]} columns
+     * @param {any[][]} cells
+     */
+    function noteNewlyUsed(columns, cells) {
+      let changed = false;
+      columns.forEach((column, i) => {
+        if (!NOTES.has(column) || used.has(column)) return;
+        if (cells.some((row) => row[i] !== null && row[i] !== "" && !(Array.isArray(row[i]) && row[i].length === 0))) {
+          used.add(column);
+          changed = true;
+        }
+      });
+      return changed;
     }
 
     /** Forget the cached pages farthest from the rows in view. */
@@ -219,10 +305,15 @@ export default {
         td.append(img);
         return;
       }
+      if (kind === "time" && typeof value === "number") {
+        td.textContent = shortTime(value);
+        td.title = formatTime(value);
+        return;
+      }
       const text = formatCell(kind, value);
       td.textContent = text;
-      if (kind === "time" && typeof value === "number") td.title = new Date(value * 1000).toString();
-      else if (text.length > 16) td.title = text;
+      if (column === "status" && typeof value === "string") td.dataset.status = value;
+      if (text.length > 16) td.title = text;
     }
 
     function makeRow(/** @type {number} */ index, /** @type {Page} */ page, /** @type {number} */ r) {
@@ -338,7 +429,8 @@ export default {
       let width = 0;
       for (const column of ["run", ...columns]) {
         const kind = column === "run" ? "run" : kindOf(column);
-        const px = column === "comment" ? WIDTH.comment : WIDTH[kind] || WIDTH.text;
+        const wide = column === "comment" ? WIDTH.comment : WIDTH[kind] || WIDTH.text;
+        const px = NOTES.has(column) && !used.has(column) ? NARROW : wide;
         width += px;
         const col = make("col");
         col.style.width = `${px}px`;
@@ -346,17 +438,29 @@ export default {
         const th = make("th", column === "run" ? "ls-run" : NUMERIC.has(kind) ? "ls-num" : "");
         th.dataset.column = column;
         th.textContent = column;
-        th.title = `${column} (${kind}): click to sort`;
+        th.title = column === "run" ? "run: click to sort" : `${column} (${kind}): click to sort, drag to move`;
+        th.draggable = column !== "run";
         if (column === sortColumn) th.setAttribute("aria-sort", ascending ? "ascending" : "descending");
         headRow.append(th);
       }
       table.style.width = `${width}px`;
     }
 
+    /**
+     * The column chooser: shown columns in their order (movable), then the hidden ones.
+     * Built when open (a shelf may have thousands of columns).
+     */
     function buildPanel() {
-      const on = new Set(shown());
+      if (panel.hidden) {
+        panel.replaceChildren();
+        return;
+      }
+      const columns = shown();
+      const on = new Set(columns);
+      const all = /** @type {string[]} */ (model.get("all_columns"));
       panel.replaceChildren();
-      for (const column of model.get("all_columns")) {
+      for (const column of [...columns.filter((c) => all.includes(c)), ...all.filter((c) => !on.has(c))]) {
+        const item = make("span", "ls-column-item");
         const label = make("label");
         /** @type {HTMLInputElement} */
         const box = make("input");
@@ -364,7 +468,77 @@ export default {
         box.dataset.columnToggle = column;
         box.checked = on.has(column);
         label.append(box, document.createTextNode(` ${column}`));
-        panel.append(label);
+        item.append(label);
+        if (on.has(column)) {
+          for (const [step, arrow, what] of /** @type {[number, string, string][]} */ ([[-1, "\u25c2", "earlier"], [1, "\u25b8", "later"]])) {
+            const move = make("button", "ls-move");
+            move.type = "button";
+            move.textContent = arrow;
+            move.title = `move ${column} ${what}`;
+            move.setAttribute("aria-label", move.title);
+            move.dataset.move = String(step);
+            move.dataset.column = column;
+            item.append(move);
+          }
+        }
+        panel.append(item);
+      }
+      const reset = make("button", "ls-reset-columns");
+      reset.type = "button";
+      reset.textContent = "Reset";
+      reset.title = "Show the first screen's columns in their first order again (and forget this table's layout)";
+      panel.append(reset);
+    }
+
+    // -- the columns' layout, remembered per shelf ---------------------------------------
+
+    function layoutKey() {
+      const key = model.get("layout_key");
+      return typeof key === "string" && key ? LAYOUT_STORE + key : null;
+    }
+
+    /** Show ``columns``, as the user chose (so remembered). */
+    function chooseColumns(/** @type {string[]} */ columns) {
+      model.set("columns", columns);
+      model.save_changes();
+      const key = layoutKey();
+      if (!key) return;
+      try {
+        localStorage.setItem(key, JSON.stringify({ columns, known: model.get("all_columns") }));
+      } catch {
+        // storage full or refused (a private window): the layout lasts this view only
+      }
+    }
+
+    function resetColumns() {
+      const key = layoutKey();
+      if (key) {
+        try {
+          localStorage.removeItem(key);
+        } catch {
+          // nothing remembered, nothing to forget
+        }
+      }
+      const first = model.get("default_columns");
+      model.set("columns", Array.isArray(first) && first.length ? first : model.get("all_columns"));
+      model.save_changes();
+    }
+
+    /** The layout remembered for this table's shelf, if any, applied. */
+    function restoreColumns() {
+      const key = layoutKey();
+      if (!key) return;
+      let saved = null;
+      try {
+        saved = JSON.parse(localStorage.getItem(key) || "null");
+      } catch {
+        saved = null;
+      }
+      if (!saved || !Array.isArray(saved.columns) || !Array.isArray(saved.known)) return;
+      const columns = layoutColumns(saved, model.get("all_columns"));
+      if (JSON.stringify(columns) !== JSON.stringify(shown())) {
+        model.set("columns", columns);
+        model.save_changes();
       }
     }
 
@@ -441,6 +615,7 @@ export default {
             const i = page.at.get(result.column);
             if (r >= 0 && i !== undefined) page.cells[r][i] = result.value;
           }
+          if (noteNewlyUsed([result.column], [[result.value]])) buildHeader();
           setLocalError("");
           if (editing === current) endEdit();
         },
@@ -481,12 +656,72 @@ export default {
 
     columnsButton.addEventListener("click", () => {
       panel.hidden = !panel.hidden;
+      buildPanel();
       columnsButton.setAttribute("aria-expanded", String(!panel.hidden));
     });
-    panel.addEventListener("change", () => {
-      const on = new Set([...panel.querySelectorAll("input[data-column-toggle]")].filter((b) => b.checked).map((b) => b.dataset.columnToggle));
-      model.set("columns", model.get("all_columns").filter((/** @type {string} */ c) => on.has(c)));
-      model.save_changes();
+    panel.addEventListener("change", (event) => {
+      const box = /** @type {HTMLInputElement} */ (event.target);
+      const column = box.dataset.columnToggle;
+      if (!column) return;
+      const columns = shown().filter((c) => c !== column);
+      if (box.checked) {
+        // Back where the first screen has it: after the shown column that precedes it there.
+        const all = /** @type {string[]} */ (model.get("all_columns"));
+        const before = all.slice(0, all.indexOf(column)).filter((c) => columns.includes(c));
+        columns.splice(before.length ? columns.indexOf(before[before.length - 1]) + 1 : 0, 0, column);
+      }
+      chooseColumns(columns);
+    });
+    panel.addEventListener("click", (event) => {
+      const target = /** @type {HTMLElement} */ (event.target);
+      if (target.closest(".ls-reset-columns")) {
+        resetColumns();
+        return;
+      }
+      const move = /** @type {HTMLElement|null} */ (target.closest("button[data-move]"));
+      if (!move || !move.dataset.column) return;
+      const columns = [...shown()]; // a copy: the model's own list must not change under it
+      const i = columns.indexOf(move.dataset.column);
+      const j = i + Number(move.dataset.move);
+      if (i < 0 || j < 0 || j >= columns.length) return;
+      [columns[i], columns[j]] = [columns[j], columns[i]];
+      chooseColumns(columns);
+    });
+
+    // Headers move by drag and drop: dropped on the left half of a header, before it.
+    headRow.addEventListener("dragstart", (event) => {
+      const th = /** @type {HTMLElement|null} */ (/** @type {HTMLElement} */ (event.target).closest("th[data-column]"));
+      if (!th || th.dataset.column === "run" || !event.dataTransfer) return;
+      dragging = th.dataset.column || null;
+      event.dataTransfer.effectAllowed = "move";
+      event.dataTransfer.setData("text/plain", dragging || "");
+    });
+    /** @param {DragEvent} event */
+    const dropPlace = (event) => {
+      const th = /** @type {HTMLElement|null} */ (/** @type {HTMLElement} */ (event.target).closest("th[data-column]"));
+      if (!th || !dragging || th.dataset.column === "run") return null;
+      const box = th.getBoundingClientRect();
+      const columns = shown();
+      const at = columns.indexOf(th.dataset.column || "");
+      const after = event.clientX > box.left + box.width / 2;
+      return { th, before: after ? (columns[at + 1] ?? null) : th.dataset.column || null };
+    };
+    headRow.addEventListener("dragover", (event) => {
+      const place = dropPlace(event);
+      if (!place) return;
+      event.preventDefault();
+      for (const th of headRow.querySelectorAll(".ls-drop")) th.classList.remove("ls-drop");
+      place.th.classList.add("ls-drop");
+    });
+    headRow.addEventListener("drop", (event) => {
+      const place = dropPlace(event);
+      if (!place || !dragging) return;
+      event.preventDefault();
+      if (place.before !== dragging) chooseColumns(moveColumn(shown(), dragging, place.before));
+    });
+    headRow.addEventListener("dragend", () => {
+      dragging = null;
+      for (const th of headRow.querySelectorAll(".ls-drop")) th.classList.remove("ls-drop");
     });
 
     tbody.addEventListener("mousedown", (event) => {
@@ -587,6 +822,7 @@ export default {
       ["change:filter", onFilter],
       ["change:selected_runs", onSelected],
       ["change:error", onError],
+      ["change:error_position", onError],
       ["change:poll", () => startPolling()],
     ]);
     for (const [name, handler] of handlers) model.on(name, handler);
@@ -611,6 +847,7 @@ export default {
       }, Math.max(250, seconds * 1000));
     }
 
+    restoreColumns();
     buildHeader();
     buildPanel();
     showCount();

@@ -2,22 +2,35 @@
 // Children are asked for when a node opens, a page at a time; a preview when
 // a node is selected.  Selectors used by the browser tests: .labshelf-tree,
 // input.ls-search, [data-node], .ls-toggle, .ls-label, .ls-meta, .ls-more,
-// .ls-selected, .ls-preview, .ls-code, button.ls-copy, .ls-error.
+// .ls-selected, .ls-preview, .ls-code, button.ls-copy, .ls-error, .ls-picture img,
+// .ls-colorbar, .ls-pixel, button.ls-insert (when the host can insert code).
+//
+// The JupyterLab Shelves panel draws its tree with this view too, on a model of its own
+// (labextension/src/tree.ts) and with a `host` that inserts code into notebooks.
+
+import { makeRequester, pngURL } from "./rpc.js";
+import { ANCHORS, errorLine, formatValue, h } from "./common.js";
 
 /**
  * @typedef {{id: string, name: string, kind: string, meta: string, expandable: boolean, expand?: boolean}} TreeNode
  * @typedef {{nodes: TreeNode[], more: boolean, offset: number}} Page
+ * @typedef {{width: number, height: number, shape?: number[], factor?: number, vmin?: number, vmax?: number}} Picture
  * @typedef {{node: string, title: string, kind: string, fields?: [string, string][], text?: string | null,
  *            note?: string, image?: number, table?: {columns: string[], dtypes: string[], rows: string[][]},
- *            code?: string}} Preview
+ *            code?: string, picture?: Picture}} Preview
+ * @typedef {{x: number, y: number, value: any, shape: number[]}} Pixel
+ * @typedef {{insert?: (node: string) => Promise<string>, copy?: (node: string) => Promise<string>}} Host
+ *   What a host page adds: insert a node's code into a notebook, copy it its own way.
  */
 
 /** Milliseconds the search waits after the last key before asking (Enter asks at once). */
 const SEARCH_DELAY_MS = 300;
+/** The most children one request may ask for (browse/tree.py MAX_PAGE). */
+const MAX_PAGE = 1000;
 
 export default {
-  /** @param {{model: any, el: HTMLElement}} context */
-  render({ model, el }) {
+  /** @param {{model: any, el: HTMLElement, host?: Host}} context */
+  render({ model, el, host }) {
     const rpc = makeRequester(model);
     const root = h("div", "labshelf-widget labshelf-tree");
     const bar = h("div", "ls-bar");
@@ -54,17 +67,21 @@ export default {
     const { show: showError, clear: clearError } = errorLine(error, () => closed);
 
     /**
-     * Ask for one page of a node's children and add it to ``container``.
+     * Ask for one page of a node's children and add it to ``container``; the nodes
+     * in ``reopen`` (id -> children shown) open again with as many children.
      * @param {HTMLElement} container
      * @param {string} nodeId
      * @param {number} offset
+     * @param {Map<string, number>} [reopen]
+     * @param {number} [shown]  children shown before: ask for as many
      */
-    async function loadPage(container, nodeId, offset) {
+    async function loadPage(container, nodeId, offset, reopen, shown) {
       const asked = generation;
+      const size = model.get("page_size");
       const { result } = await rpc.request("children", {
         node: nodeId,
         offset,
-        limit: model.get("page_size"),
+        limit: Math.min(MAX_PAGE, Math.max(size, shown || 0)),
         search: term,
       });
       if (asked !== generation || closed) return;
@@ -73,7 +90,7 @@ export default {
       for (const node of page.nodes) {
         const item = renderNode(node);
         container.append(item);
-        if (node.expand) opened.push(item);
+        if (node.expand || (reopen && reopen.has(node.id))) opened.push(item);
       }
       if (page.more) {
         const holder = h("li", "ls-more-item");
@@ -85,7 +102,7 @@ export default {
         container.append(holder);
       }
       clearError();
-      for (const item of opened) expand(item);
+      await Promise.all(opened.map((item) => expand(item, reopen)));
     }
 
     /**
@@ -117,8 +134,11 @@ export default {
       return item;
     }
 
-    /** @param {HTMLElement} item */
-    async function expand(item) {
+    /**
+     * @param {HTMLElement} item
+     * @param {Map<string, number>} [reopen]
+     */
+    async function expand(item, reopen) {
       if (item.classList.contains("ls-open")) return;
       item.classList.add("ls-open");
       item.setAttribute("aria-expanded", "true");
@@ -130,7 +150,8 @@ export default {
       children.append(loading);
       item.append(children);
       try {
-        await loadPage(children, item.dataset.node || "", 0);
+        const id = item.dataset.node || "";
+        await loadPage(children, id, 0, reopen, reopen && reopen.get(id));
         if (!children.querySelector(":scope > [data-node]")) {
           children.append(h("li", "ls-empty", term ? "no matching datasets" : "(empty)"));
         }
@@ -227,10 +248,7 @@ export default {
       if (typeof found.image === "number" && buffers[found.image]) {
         const url = pngURL(buffers[found.image]);
         objectURLs.push(url);
-        const img = /** @type {HTMLImageElement} */ (h("img", "ls-thumbnail"));
-        img.src = url;
-        img.alt = found.title;
-        preview.append(img);
+        preview.append(renderPicture(found, url));
       }
       if (found.table) {
         const table = h("table", "ls-head");
@@ -257,12 +275,106 @@ export default {
       if (found.code) {
         const codebar = h("div", "ls-codebar");
         const code = h("pre", "ls-code", found.code);
+        const actions = h("div", "ls-code-actions");
+        if (host && host.insert) {
+          const insert = /** @type {HTMLButtonElement} */ (h("button", "ls-insert", "Insert into notebook"));
+          insert.type = "button";
+          insert.title = "Insert the code that loads this (with the shelf's opening lines) below the current notebook cell";
+          insert.dataset.target = found.node;
+          actions.append(insert);
+        }
         const copy = /** @type {HTMLButtonElement} */ (h("button", "ls-copy", "copy"));
         copy.type = "button";
-        copy.title = "Copy the code";
-        codebar.append(code, copy);
+        copy.title = host && host.copy ? "Copy the code, with the shelf's opening lines" : "Copy the code";
+        copy.dataset.target = found.node;
+        actions.append(copy);
+        codebar.append(code, actions);
         preview.append(codebar);
       }
+    }
+
+    /**
+     * An image preview with its colour scale, and the value of the pixel under the
+     * mouse (or clicked: it stays) read at full resolution from the data (request "pixel").
+     * @param {Preview} found
+     * @param {string} url
+     */
+    function renderPicture(found, url) {
+      const figure = h("div", "ls-picture");
+      const img = /** @type {HTMLImageElement} */ (h("img", "ls-thumbnail"));
+      img.src = url;
+      img.alt = found.title;
+      img.draggable = false;
+      figure.append(img);
+      const picture = found.picture;
+      if (!picture) return figure;
+      const shape = picture.shape && picture.shape.length >= 2 ? picture.shape : [picture.height, picture.width];
+      const [rows, columns] = shape;
+      const colour = shape.length === 3;
+      if (!colour && typeof picture.vmin === "number" && typeof picture.vmax === "number") {
+        const scale = h("div", "ls-colorbar");
+        scale.title = "colour scale of the shown values";
+        const gradient = h("div", "ls-gradient");
+        gradient.style.background = `linear-gradient(to right, ${ANCHORS.join(", ")})`;
+        scale.append(h("span", "ls-scale-low", formatValue(picture.vmin)), gradient, h("span", "ls-scale-high", formatValue(picture.vmax)));
+        figure.append(scale);
+      }
+      const factor = picture.factor || 1;
+      const hint = `${columns}×${rows}${colour ? " colour" : ""}` + (factor > 1 ? ` · shown at ${picture.width}×${picture.height}` : "");
+      const pixel = h("div", "ls-pixel", `${hint} · point at the image for a pixel's value`);
+      figure.append(pixel);
+      /** @type {{x: number, y: number} | null} */
+      let wanted = null;
+      let asking = false;
+      let pinned = false;
+
+      /** @param {MouseEvent} event */
+      const at = (event) => {
+        const box = img.getBoundingClientRect();
+        if (box.width === 0 || box.height === 0) return null;
+        // Full-resolution pixel coordinates, whatever the shrink and the CSS scale.
+        const x = Math.min(columns - 1, Math.max(0, Math.floor(((event.clientX - box.left) / box.width) * columns)));
+        const y = Math.min(rows - 1, Math.max(0, Math.floor(((event.clientY - box.top) / box.height) * rows)));
+        return { x, y };
+      };
+      const ask = async () => {
+        if (asking || !wanted) return;
+        asking = true;
+        const { x, y } = wanted;
+        wanted = null;
+        try {
+          const { result } = await rpc.request("pixel", { node: found.node, x, y });
+          const answer = /** @type {Pixel} */ (result);
+          if (!closed && figure.isConnected) {
+            const value = Array.isArray(answer.value) ? `(${answer.value.map(formatValue).join(", ")})` : formatValue(answer.value);
+            pixel.textContent = `x ${answer.x}, y ${answer.y}: ${value}`;
+            pixel.dataset.x = String(answer.x);
+            pixel.dataset.y = String(answer.y);
+            pixel.dataset.value = JSON.stringify(answer.value);
+          }
+        } catch (problem) {
+          if (!closed && figure.isConnected) pixel.textContent = problem instanceof Error ? problem.message : String(problem);
+        } finally {
+          asking = false;
+        }
+        if (wanted) ask(); // the mouse moved on meanwhile: the newest point only
+      };
+      img.addEventListener("mousemove", (event) => {
+        if (pinned) return;
+        wanted = at(event);
+        ask();
+      });
+      img.addEventListener("click", (event) => {
+        pinned = true; // the value stays until the mouse leaves the image
+        figure.classList.add("ls-pinned");
+        wanted = at(event);
+        ask();
+      });
+      img.addEventListener("mouseleave", () => {
+        pinned = false;
+        figure.classList.remove("ls-pinned");
+      });
+      return figure;
     }
 
     /**
@@ -301,12 +413,68 @@ export default {
       }, 1500);
     }
 
+    /**
+     * Run a host's action on the node a button is for; the button says how it went.
+     * @param {HTMLButtonElement} button
+     * @param {(node: string) => Promise<string>} action
+     * @param {string} label
+     */
+    function hostAction(button, action, label) {
+      button.disabled = true;
+      action(button.dataset.target || "").then(
+        (said) => {
+          button.textContent = said.startsWith("Inserted") ? "inserted" : said;
+          button.title = said;
+          clearError();
+        },
+        (problem) => showError(problem),
+      ).finally(() => {
+        button.disabled = false;
+        setTimeout(() => {
+          if (!closed) button.textContent = label;
+        }, 1500);
+      });
+    }
+
+    /**
+     * Look again at what the tree shows (the shelf changed): the same nodes open, with as
+     * many children as were shown, swapped in at once so nothing jumps.
+     */
+    async function refresh() {
+      if (closed) return;
+      /** @type {Map<string, number>} */
+      const reopen = new Map();
+      for (const item of top.querySelectorAll(".ls-node.ls-open")) {
+        const list = item.querySelector(":scope > .ls-children");
+        reopen.set(/** @type {HTMLElement} */ (item).dataset.node || "", list ? list.querySelectorAll(":scope > [data-node]").length : 0);
+      }
+      const shown = top.querySelectorAll(":scope > [data-node]").length;
+      generation += 1;
+      const mine = generation;
+      const fresh = h("ul");
+      try {
+        await loadPage(fresh, "", 0, reopen, shown);
+      } catch (problem) {
+        if (mine === generation) showError(problem);
+        return;
+      }
+      if (mine !== generation || closed) return;
+      const scrolled = scroll.scrollTop;
+      top.replaceChildren(...fresh.childNodes);
+      scroll.scrollTop = scrolled;
+      markSelected(model.get("selected") || "");
+      // A run's preview counts its datasets and says its status: show it afresh.
+      const selected = model.get("selected") || "";
+      if (/^run\/\d+$/.test(selected)) loadPreview(selected);
+    }
+
     function reload() {
       generation += 1;
+      const mine = generation;
       top.replaceChildren();
       loadPage(top, "", 0)
         .then(() => {
-          if (!top.querySelector("[data-node]")) {
+          if (mine === generation && !top.querySelector("[data-node]")) {
             top.append(h("li", "ls-empty", term ? "no run has a matching dataset" : "no runs yet"));
           }
         })
@@ -331,7 +499,13 @@ export default {
       }
       const copy = /** @type {HTMLButtonElement | null} */ (target.closest(".ls-copy"));
       if (copy) {
-        copyCode(copy);
+        if (host && host.copy) hostAction(copy, host.copy, "copy");
+        else copyCode(copy);
+        return;
+      }
+      const insert = /** @type {HTMLButtonElement | null} */ (target.closest(".ls-insert"));
+      if (insert && host && host.insert) {
+        hostAction(insert, host.insert, "Insert into notebook");
         return;
       }
       const item = /** @type {HTMLElement | null} */ (target.closest("[data-node]"));
@@ -398,6 +572,11 @@ export default {
     search.addEventListener("input", onSearchInput);
     search.addEventListener("keydown", onSearchKey);
     model.on("change:selected", onSelectedChange);
+    // A host may point the tree at another run (scope), or say the shelf changed (version).
+    const onScope = () => reload();
+    const onVersion = () => refresh();
+    model.on("change:scope", onScope);
+    model.on("change:version", onVersion);
 
     reload();
     if (model.get("selected")) loadPreview(model.get("selected"));
@@ -406,6 +585,8 @@ export default {
       closed = true;
       clearTimeout(searchTimer);
       model.off("change:selected", onSelectedChange);
+      model.off("change:scope", onScope);
+      model.off("change:version", onVersion);
       rpc.close();
       revokeURLs();
       root.remove();

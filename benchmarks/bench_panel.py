@@ -36,16 +36,14 @@ from pathlib import Path
 from typing import Any
 
 from _common import REPO, Target, main, median, note, now, report, scratch, spread
-from bench_run_table import RUNS, Values, fill, validate
+from bench_browser import DATASETS, build_shelves  # the same two shelves as the notebook widgets' bench
+from bench_run_table import RUNS
 
 # The server and page helpers of the browser tests: one way to start JupyterLab here.
 sys.path.insert(0, str(REPO / "tests" / "browser"))
 from _lab import CHROMIUM, CHROMIUM_ARGS, LabServer  # noqa: E402
 
-import labshelf  # noqa: E402
-
 BENCH = "panel"
-DATASETS = 10_000
 REPEATS = 7
 PAGE = 100
 TIMEOUT_MS = 60_000
@@ -111,20 +109,6 @@ _TIME_EXPAND = """async ({shelf, timeout}) => {
   return {ms, children: item().querySelectorAll('[data-node^="run/1/"]').length,
           more: !!item().querySelector('.ls-more')};
 }"""
-
-
-def build_shelves(root: Path) -> None:
-    values = Values(RUNS)
-    start = now()
-    problems, _learned, fixed = validate(root / "runs.shelf", values)
-    fill(root / "runs.shelf", values, fixed)
-    note(f"runs.shelf: {RUNS:,} runs x 30 scalars in {now() - start:.1f} s"
-         + (f"; BUILDER VALIDATION FAILED: {problems}" if problems else " (builder validated)"))
-    start = now()
-    with labshelf.create(root / "tree.shelf") as shelf, shelf.new_run("wide", {}) as run:
-        for i in range(DATASETS):
-            run.put(f"ch{i:05d}", float(i))
-    note(f"tree.shelf: run 1 with {DATASETS:,} scalar datasets (public run.put) in {now() - start:.1f} s")
 
 
 def body() -> None:

@@ -1,5 +1,5 @@
 // The REST and WebSocket client of labshelf.server (the contract is in the server's
-// handlers module and API-11.md): every request is authenticated as JupyterLab's own
+// handlers module and labextension/API.md): every request is authenticated as JupyterLab's own
 // (ServerConnection adds the token and the XSRF header), every error becomes an ApiError
 // carrying the server's one-line message.
 

@@ -1,4 +1,4 @@
-"""The REST endpoints of labshelf.server (API-11.md) against a real Jupyter server, on SQLite and PostgreSQL.
+"""The REST endpoints of labshelf.server (labextension/API.md) against a real Jupyter server, on SQLite and PostgreSQL.
 
 Every endpoint is called as the sidebar calls it, through the server's own
 token auth; errors are checked for their status and JSON body.  What an

@@ -16,7 +16,7 @@ errors into JSON, ``events.py`` forwards change events, ``places.py`` keeps
 every path inside root_dir, ``extension.py`` (LabShelf) holds the
 configuration and the shelves opened.  What is shown comes from
 :class:`labshelf.browse.Browser`; nothing here builds SQL or opens a data
-file.  The REST contract with the labextension is API-11.md of issue 11.
+file.  The REST contract with the labextension is labextension/API.md.
 """
 
 from __future__ import annotations

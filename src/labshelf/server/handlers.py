@@ -1,6 +1,7 @@
-"""The REST handlers of the Shelves sidebar, under ``{base_url}labshelf/api/`` (the contract: API-11.md of issue 11).
+"""The REST handlers of the Shelves sidebar, under ``{base_url}labshelf/api/`` (the contract: labextension/API.md).
 
-Each handler reads and checks its URL parameters on the event loop (cheap),
+Each handler reads and checks its URL parameters on the event loop (cheap;
+a bad one raises a labshelf error that :meth:`ShelfHandler.write_error` answers),
 then runs one blocking labshelf call on the LabShelf's thread pool: open
 the shelf named (once), ask its Browser.  Answers are the browse records'
 JSON; errors are JSON too, ``{"error", "message", "position"?, "matches"?}``,
@@ -152,12 +153,25 @@ class ShelfHandler(APIHandler):
         self.finish(json.dumps(body))
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
-        """Errors raised before a handler runs (no login, a refused XSRF check) as JSON too."""
+        """A bad parameter a handler raised, and errors before a handler runs (no login, a refused
+        XSRF check), as JSON too."""
         exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, ShelfError):
+            status, body = error_answer(exc)
+            self.set_status(status)
+            self.finish(json.dumps(body))
+            return
         message = exc.log_message if isinstance(exc, web.HTTPError) and exc.log_message else None
         body = {"error": "HTTPError", "message": message or responses.get(status_code, "error")}
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps(body))
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        """A labshelf error a handler raised is the client's mistake: one line, not a traceback."""
+        if isinstance(value, ShelfError):
+            self.log.info("labshelf: %s %s: %s", self.request.method, self.request.path, one_line(value))
+        else:
+            super().log_exception(typ, value, tb)
 
     def browse(self, shelf: str, ask: Callable[[Browser], Any], node: str | None = None) -> Callable[[], Any]:
         """The work of a request: open ``shelf`` (once), ``ask`` its Browser; close matches for ``node``."""
@@ -182,11 +196,7 @@ class ShelfInfoHandler(ShelfHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        try:
-            shelf = self.text("shelf")
-        except ShelfError as exc:
-            self.fail(exc)
-            return
+        shelf = self.text("shelf")
         labshelf = self.labshelf
 
         def work() -> dict[str, Any]:
@@ -201,15 +211,11 @@ class RunsHandler(ShelfHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        try:
-            shelf, query = self.text("shelf"), self.text("query", "")
-            sort = self.json_list("sort", '[["temperature", false]]') or []
-            columns = self.json_list("columns", '["status", "temperature"]')
-            offset = self.integer("offset", 0, 0, MAX_INT)
-            limit = self.integer("limit", 50, 1, MAX_PAGE)
-        except ShelfError as exc:
-            self.fail(exc)
-            return
+        shelf, query = self.text("shelf"), self.text("query", "")
+        sort = self.json_list("sort", '[["temperature", false]]') or []
+        columns = self.json_list("columns", '["status", "temperature"]')
+        offset = self.integer("offset", 0, 0, MAX_INT)
+        limit = self.integer("limit", 50, 1, MAX_PAGE)
 
         def ask(browser: Browser) -> dict[str, Any]:
             shown = columns if columns is not None else list(browser.run_columns().default)
@@ -222,12 +228,8 @@ class ChildrenHandler(ShelfHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        try:
-            shelf, node, search = self.text("shelf"), self.text("node", ""), self.text("search", "")
-            offset, limit = self.integer("offset", 0, 0, MAX_INT), self.integer("limit", 100, 1, MAX_PAGE)
-        except ShelfError as exc:
-            self.fail(exc)
-            return
+        shelf, node, search = self.text("shelf"), self.text("node", ""), self.text("search", "")
+        offset, limit = self.integer("offset", 0, 0, MAX_INT), self.integer("limit", 100, 1, MAX_PAGE)
         await self.answer(self.browse(shelf, lambda b: b.children(node, offset, limit, search).to_json(), node))
 
 
@@ -235,12 +237,8 @@ class SearchHandler(ShelfHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        try:
-            shelf, pattern = self.text("shelf"), self.text("pattern")
-            offset, limit = self.integer("offset", 0, 0, MAX_INT), self.integer("limit", 100, 1, MAX_PAGE)
-        except ShelfError as exc:
-            self.fail(exc)
-            return
+        shelf, pattern = self.text("shelf"), self.text("pattern")
+        offset, limit = self.integer("offset", 0, 0, MAX_INT), self.integer("limit", 100, 1, MAX_PAGE)
         await self.answer(self.browse(shelf, lambda b: b.search(pattern, offset, limit).to_json()))
 
 
@@ -248,12 +246,8 @@ class PreviewHandler(ShelfHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        try:
-            shelf, node = self.text("shelf"), self.text("node", "")
-            size = self.integer("size", None, MIN_PICTURE, MAX_PICTURE)
-        except ShelfError as exc:
-            self.fail(exc)
-            return
+        shelf, node = self.text("shelf"), self.text("node", "")
+        size = self.integer("size", None, MIN_PICTURE, MAX_PICTURE)
         await self.answer(self.browse(shelf, lambda b: b.preview(node, size).to_json(), node))
 
 
@@ -263,12 +257,8 @@ class PictureHandler(ShelfHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        try:
-            shelf, node = self.text("shelf"), self.text("node", "")
-            size = self.integer("size", None, MIN_PICTURE, MAX_PICTURE)
-        except ShelfError as exc:
-            self.fail(exc)
-            return
+        shelf, node = self.text("shelf"), self.text("node", "")
+        size = self.integer("size", None, MIN_PICTURE, MAX_PICTURE)
         known = self.request.headers.get("If-None-Match", "")
 
         def ask(browser: Browser) -> tuple[str, bytes | None]:
@@ -300,14 +290,10 @@ class PixelHandler(ShelfHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        try:
-            shelf, node = self.text("shelf"), self.text("node")
-            x, y = self.integer("x", None, 0, MAX_INT), self.integer("y", None, 0, MAX_INT)
-            if x is None or y is None:
-                raise InvalidParameter("x and y are required: the pixel's column and row at full resolution")
-        except ShelfError as exc:
-            self.fail(exc)
-            return
+        shelf, node = self.text("shelf"), self.text("node")
+        x, y = self.integer("x", None, 0, MAX_INT), self.integer("y", None, 0, MAX_INT)
+        if x is None or y is None:
+            raise InvalidParameter("x and y are required: the pixel's column and row at full resolution")
         await self.answer(self.browse(shelf, lambda b: b.pixel(node, x, y).to_json(), node))
 
 
@@ -315,11 +301,7 @@ class CodeHandler(ShelfHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        try:
-            shelf, node = self.text("shelf"), self.text("node", "")
-        except ShelfError as exc:
-            self.fail(exc)
-            return
+        shelf, node = self.text("shelf"), self.text("node", "")
         await self.answer(self.browse(shelf, lambda b: b.code(node).to_json(), node))
 
 
@@ -327,12 +309,8 @@ class AnnotateHandler(ShelfHandler):
     @web.authenticated
     @authorized
     async def post(self) -> None:
-        try:
-            shelf = self.text("shelf")
-            body = self._body()
-        except ShelfError as exc:
-            self.fail(exc)
-            return
+        shelf = self.text("shelf")
+        body = self._body()
         labshelf = self.labshelf
         run = body["run"]
 

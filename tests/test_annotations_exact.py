@@ -26,6 +26,7 @@ import pytest
 from sqlalchemy import text
 
 import labshelf
+from labshelf.registry.schema import SCHEMA_VERSION
 
 INT64_MAX = 2**63 - 1
 BIG = [2**53 + 1, -(2**53) - 3, INT64_MAX, -(2**63), 12345678901234567]
@@ -266,7 +267,7 @@ def test_old_float_columns_keep_their_values_after_upgrade(tmp_path: Path) -> No
         again = shelf.runs.to_pandas()
         assert again.loc[1, "count"] == 4.0 and again.loc[1, "fresh"] == 2**53 + 1
     with sqlite3.connect(path / "registry.sqlite3") as db:
-        assert db.execute("SELECT version_num FROM alembic_version").fetchone() == ("0004",)
+        assert db.execute("SELECT version_num FROM alembic_version").fetchone() == (SCHEMA_VERSION,)
 
 
 @pytest.mark.parametrize(

@@ -22,6 +22,7 @@ from .errors import (
     InvalidOptions,
     InvalidParameter,
     InvalidValue,
+    LogEntryNotFound,
     NotAShelf,
     NotPersisted,
     QuerySyntaxError,
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
     from .derived import variable
     from .names import DataId
     from .opening import RepoSpec
+    from .registry.meta import DisplayMeta
     from .registry.records import DatasetRef, RunRecord
     from .run import Run
     from .runview import RunView
@@ -63,6 +65,7 @@ __all__ = [
     "RunRecord",
     "DatasetRef",
     "RunView",
+    "DisplayMeta",
     # finding datasets: data IDs with tags, collections
     "DataId",
     "CollectionInfo",
@@ -89,6 +92,7 @@ __all__ = [
     "CollectionError",
     "RunNotFound",
     "CollectionNotFound",
+    "LogEntryNotFound",
     "DatasetNotFound",
     "NotPersisted",
     "ComponentNotFound",
@@ -106,6 +110,7 @@ _LAZY = {
     "RunRecord": "labshelf.registry.records",
     "DatasetRef": "labshelf.registry.records",
     "RunView": "labshelf.runview",
+    "DisplayMeta": "labshelf.registry.meta",
     "Formatter": "labshelf.datastore.formatter",
     "variable": "labshelf.derived",
     "DataId": "labshelf.names",

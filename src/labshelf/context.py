@@ -40,7 +40,7 @@ from types import CodeType, MappingProxyType, ModuleType
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from .derived import COMPUTED, FAILED, FRESH, MISSING, VAR_PREFIX, Outcome, VariableOptions, options_of
-from .errors import ContextError, InvalidName, QuerySyntaxError, close_matches
+from .errors import ContextError, InvalidName, QuerySyntaxError, ShelfError, close_matches
 from .names import check_name, data_id_key, format_data_id
 from .run import Run
 from .writer import DERIVED_PREFIX
@@ -97,6 +97,16 @@ class Declares:
     @property
     def title(self) -> str:
         return self.options.title or self.name
+
+    def display_meta(self) -> dict[str, Any]:
+        """The display metadata its results carry: ``@variable(title=, unit=, description=)``."""
+        return _display_meta(self.options)
+
+
+def _display_meta(options: VariableOptions) -> dict[str, Any]:
+    from .registry.meta import check_fields
+
+    return check_fields({"title": options.title, "unit": options.unit, "description": options.description}, clearing=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,6 +330,10 @@ def _variable(
         check_name(DERIVED_PREFIX + name)
     except InvalidName as exc:
         raise fail(f"its name cannot name a dataset: {exc}") from None
+    try:
+        _display_meta(options)
+    except ShelfError as exc:
+        raise fail(f"@variable(...): {exc}") from None
     try:
         signature = inspect.signature(function)
     except (TypeError, ValueError) as exc:
@@ -545,7 +559,9 @@ class _RunWork:
             return
         try:
             result = variable.function(self.run, **kwargs)
-            ref = self.runner.writer._writer.put(self.number, variable.dataset, result, derived=True)
+            ref = self.runner.writer._writer.put(
+                self.number, variable.dataset, result, derived=True, meta=variable.display_meta()
+            )
         except Exception as exc:
             self.record(variable, inputs, "error", _describe(exc, variable))
             return

@@ -20,6 +20,7 @@
     ├── InvalidParameter     (ValueError)         a read parameter a value kind does not take
     ├── RunNotFound          (KeyError)
     ├── CollectionNotFound   (KeyError)           a collection, stage or repository tag that does not exist
+    ├── LogEntryNotFound     (KeyError)           a logbook entry that does not exist
     ├── DatasetNotFound      (KeyError)
     │   ├── NotPersisted                          the dataset was put with persist=False
     │   └── ComponentNotFound                     a component the dataset's kind does not have
@@ -57,6 +58,7 @@ __all__ = [
     "InvalidParameter",
     "RunNotFound",
     "CollectionNotFound",
+    "LogEntryNotFound",
     "DatasetNotFound",
     "NotPersisted",
     "ComponentNotFound",
@@ -162,6 +164,10 @@ class RunNotFound(ShelfError, KeyError):
 
 class CollectionNotFound(ShelfError, KeyError):
     pass
+
+
+class LogEntryNotFound(ShelfError, KeyError):
+    """No logbook entry has this number."""
 
 
 class DatasetNotFound(ShelfError, KeyError):

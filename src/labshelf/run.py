@@ -90,6 +90,11 @@ class Run:
         hdf5_options: Mapping[str, Any] | None = None,
         persist: bool = True,
         kind: str | None = None,
+        unit: str | None = None,
+        scale: float | None = None,
+        precision: int | None = None,
+        title: str | None = None,
+        description: str | None = None,
     ) -> DatasetRef | None:
         """Store ``value`` as dataset ``name`` of this run (replacing an earlier value).
 
@@ -112,6 +117,11 @@ class Run:
         kind
             Force a value kind (e.g. ``"ndarray"`` for a 2-D array that is
             not an image).
+        unit, scale, precision, title, description
+            Display metadata of the name, for every run (see
+            :meth:`Shelf.describe`): written only when they differ from
+            what is stored; a field left out keeps its stored value.  An
+            xarray value's ``attrs["units"]`` is the unit when none is said.
 
         Returns
         -------
@@ -119,8 +129,16 @@ class Run:
             The stored dataset, or None when ``persist=False``.
         """
         self._shelf._check_writable()
+        meta = None
+        if unit is not None or scale is not None or precision is not None or title is not None or description is not None:
+            from .registry.meta import check_fields
+
+            meta = check_fields(
+                {"unit": unit, "scale": scale, "precision": precision, "title": title, "description": description},
+                clearing=False,
+            )
         return self._shelf._writer.put(
-            self.number, name, value, data_id=data_id, hdf5_options=hdf5_options, persist=persist, kind=kind
+            self.number, name, value, data_id=data_id, hdf5_options=hdf5_options, persist=persist, kind=kind, meta=meta
         )
 
     def append(self, name: str, values: Any, *, data_id: Mapping[str, Any] | None = None) -> DatasetRef:

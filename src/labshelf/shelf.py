@@ -23,6 +23,7 @@ from .errors import (
     ShelfError,
 )
 from .finding import Finder
+from .metadata import UNSAID
 from .names import check_text, run_number, split_target
 from .reading import data_paths, load
 from .registry.annotations import Annotations
@@ -31,12 +32,15 @@ from .registry.registry import Registry
 from .writer import Writer
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from .collections import CollectionInfo, Repository
     from .datastore.members import Member, Peek
     from .derived import ReprocessReport
     from .integrity import VerifyReport
     from .live import Change, Feed, Subscription, Update
     from .registry.listing import Listing
+    from .registry.meta import DisplayMeta
     from .run import Run
     from .runview import RunView
 
@@ -342,10 +346,126 @@ class Shelf:
             numbers = [self._run_number(r) for r in runs]
         return self._annotations.annotate(numbers, comment=comment, tags=tags, columns=columns, user=_user())
 
-    def history(self, run: int) -> list[dict[str, Any]]:
-        """Every annotation change of a run: field, old, new, user, time (oldest first)."""
+    def history(self, run: int | None = None) -> list[dict[str, Any]]:
+        """Every annotation change of a run: field, old, new, user, time (oldest first).
+
+        Without a run: the changes of the shelf as a whole, of display
+        metadata (``field`` ``meta:<name>``), column tags
+        (``column_tags:<name>``) and the logbook (``log:<entry>``).
+        """
+        if run is None:
+            return self._annotations.history(None)
         number = self.run(self._run_number(run)).number  # RunNotFound with a hint
         return self._annotations.history(number)
+
+    # -- display metadata, column tags, the logbook -------------------------------------
+
+    def describe(
+        self,
+        name: str,
+        *,
+        data_id: Mapping[str, Any] | None = None,
+        unit: Any = UNSAID,
+        scale: Any = UNSAID,
+        precision: Any = UNSAID,
+        title: Any = UNSAID,
+        description: Any = UNSAID,
+    ) -> DisplayMeta:
+        """Say what the values of dataset ``name`` mean, for every run: how they are shown.
+
+        Parameters
+        ----------
+        name
+            A dataset name (or a user column's name).  The name need not
+            have datasets yet.
+        data_id
+            Describe only the datasets of this data ID; its fields win over
+            the name's.
+        unit
+            Short text, e.g. ``"ps"``, ``"counts/s"``.
+        scale
+            Values are stored in base units and shown as ``value / scale``
+            (ARTIQ's meaning: unit ``"us"`` with scale ``1e-6``).
+        precision
+            Digits shown after the point (0 to 15).
+        title
+            A human title; ``/`` groups columns (``"Beam/XGM mean"``).
+        description
+            Free text.
+
+        A field left out keeps its value; None clears it.  The change is kept
+        in :meth:`history` (``meta:<name>``) and the change feed (``describe``).
+
+        Returns
+        -------
+        DisplayMeta
+            What is now said of ``name`` (and ``data_id``).
+        """
+        from .metadata import describe
+
+        given = {"unit": unit, "scale": scale, "precision": precision, "title": title, "description": description}
+        return describe(self, name, data_id, given)
+
+    def metadata(self, name: str | None = None, *, data_id: Mapping[str, Any] | None = None) -> Any:
+        """What is said of ``name``'s values (a :class:`DisplayMeta`, empty if nothing); without a name,
+        every record of the shelf by label (``name``, ``name[channel=2]``)."""
+        from .metadata import all_metadata, metadata_of
+
+        if name is None:
+            if data_id is not None:
+                raise InvalidValue("metadata(data_id=...) needs the dataset name too: metadata(name, data_id=...)")
+            return all_metadata(self)
+        return metadata_of(self, name, data_id)
+
+    def tag_columns(self, name: str, tags: Iterable[str]) -> list[str]:
+        """Set the tags of run-table column ``name`` (a dataset name or a user column); returns them sorted.
+
+        Column tags group columns (``view.columns_tagged("beam")``); they are
+        not run tags (``'good' in tags`` in a query means the run's tags).
+        An empty list removes the column's tags.
+        """
+        from .metadata import tag_columns
+
+        return tag_columns(self, name, tags)
+
+    def column_tags(self) -> dict[str, list[str]]:
+        """Tags of run-table columns, by column name."""
+        from .metadata import column_tags
+
+        return column_tags(self)
+
+    def log(self, text: str, at: Any = None) -> int:
+        """Write an entry in the shelf's logbook (a comment not tied to a run); returns its number.
+
+        ``at`` is when it happened (a datetime, a naive one in local time; an
+        ISO 8601 string; seconds since the epoch); default now.  The OS user
+        is recorded.
+        """
+        from .metadata import log
+
+        return log(self, text, at)
+
+    def edit_log(self, entry: int, *, text: str | None = None, at: Any = None) -> bool:
+        """Change a logbook entry's text or time (the old ones stay in :meth:`history`); whether it changed."""
+        from .metadata import edit_log
+
+        return edit_log(self, entry, text, at)
+
+    def delete_log(self, entry: int) -> None:
+        """Remove a logbook entry (what it said stays in :meth:`history`)."""
+        from .metadata import delete_log
+
+        delete_log(self, entry)
+
+    def logbook(self, since: Any = None, until: Any = None) -> pd.DataFrame:
+        """The logbook's entries from ``since`` up to ``until`` (inclusive), oldest first.
+
+        A DataFrame indexed by entry number with columns ``time`` (UTC),
+        ``text``, ``user``, ``written`` and ``edited`` (NaT if never).
+        """
+        from .metadata import logbook
+
+        return logbook(self, since, until)
 
     # -- derived variables ---------------------------------------------------------------
 
@@ -802,9 +922,6 @@ html_renderers[DatasetRef] = _ref_html
 
 def _user() -> str:
     """The OS user name, recorded with runs and annotations."""
-    import getpass
+    from .registry.meta import os_user
 
-    try:
-        return getpass.getuser()
-    except Exception:  # no user name in some containers
-        return str(os.getuid())
+    return os_user()

@@ -28,9 +28,10 @@ from typing import TYPE_CHECKING, Any
 from ._faults import crashpoint
 from .datastore import Datastore, Description, Formatter, Summary, composite, formatters
 from .datastore.ndarray import as_storable, assign, encode_index, fit_rows, stored_dtype
-from .errors import DatasetNotFound, InvalidName, RunNotWritable, UnsupportedValue
+from .errors import DatasetNotFound, InvalidName, RunNotWritable, ShelfError, UnsupportedValue
 from .names import check_name, data_id_key, normalize_data_id
 from .registry.engine import Txn
+from .registry.meta import WHOLE, Meta, check_fields, os_user
 from .registry.records import DatasetRef, Storage
 from .registry.registry import Registry, public_summary
 
@@ -152,6 +153,7 @@ class Writer:
     def __init__(self, registry: Registry, datastore: Datastore):
         self.registry = registry
         self.datastore = datastore
+        self.meta = Meta(registry)
 
     # -- put -------------------------------------------------------------------
 
@@ -166,15 +168,21 @@ class Writer:
         persist: bool = True,
         kind: str | None = None,
         derived: bool = False,
+        meta: Mapping[str, Any] | None = None,
         _part: bool = False,
     ) -> DatasetRef | None:
-        """Store a value; ``derived=True`` (reprocessing only) also writes into ended runs."""
+        """Store a value; ``derived=True`` (reprocessing only) also writes into ended runs.
+
+        ``meta``: display metadata of the name (checked fields), written in the
+        put's transaction when they differ from what is stored.
+        """
         # Only a composite's own parts carry a '.' (see datastore/composite.py).
         check_name(name.partition(".")[0] if _part and _COMPONENT_PATH.match(name.partition(".")[2]) else name)
         if derived and not name.startswith(DERIVED_PREFIX):
             raise InvalidName(f"derived results are stored under {DERIVED_PREFIX!r}, not as {name!r}")
         did = normalize_data_id(data_id, new=True)
         key = data_id_key(did)
+        described = _Described(meta or {}, _units_of(value)) if meta or hasattr(value, "attrs") else None
         formatter = formatters.pick(value, kind)
         value = formatter.prepare(value)
         if isinstance(value, composite.Disassembled) and persist:
@@ -184,6 +192,8 @@ class Writer:
                 self.put(run, f"{name}.{part}", part_value, data_id=data_id, derived=derived, _part=True)
         options = formatter.check_options(hdf5_options)
         if not persist:
+            if described is not None and not described.nothing:
+                self.meta.describe(name, WHOLE, described.fields, user=described.user, defaults=described.defaults)
             inline = formatter.to_inline(value, options)
             small = inline if inline is not None and len(inline) <= 65536 else None
             self.registry.broadcast(run, name, key, formatter.kind, small)
@@ -193,7 +203,7 @@ class Writer:
         if inline is not None:
             summary = formatter.summarise(value)
             fields = _fields(formatter, desc, summary, inline=inline, files=[], options=options)
-            return self._commit(run, name, did, key, fields, change="put", derived=derived)
+            return self._commit(run, name, did, key, fields, change="put", derived=derived, described=described)
         # Refuse early, before writing what may be a big file, if the run ended.
         if not derived:
             self._check_running(run)
@@ -203,7 +213,7 @@ class Writer:
             )
         fields = _fields(formatter, desc, summary, inline=None, files=[relative], options=options)
         try:
-            return self._commit(run, name, did, key, fields, change="put", derived=derived)
+            return self._commit(run, name, did, key, fields, change="put", derived=derived, described=described)
         except BaseException:
             self.datastore.remove([relative], run, name)
             raise
@@ -234,9 +244,16 @@ class Writer:
         expect_version: int | None = None,
         rebase: Callable[[DatasetRef], tuple[dict[str, Any], Any]] | None = None,
         derived: bool = False,
+        described: _Described | None = None,
     ) -> DatasetRef:
         with self.registry.db.write() as txn:
-            current = self.registry.lock_target(txn, run, name, key, derived=derived)
+            if described is None or described.nothing:
+                current = self.registry.lock_target(txn, run, name, key, derived=derived)
+            else:
+                current, stored = self.registry.lock_target_with_meta(txn, run, name, key, derived=derived)
+                self.meta.apply(
+                    txn, name, WHOLE, described.fields, user=described.user, current=stored, defaults=described.defaults
+                )
             if expect_version is not None and (current is None or current.version != expect_version):
                 if rebase is None or current is None:
                     raise _Conflict()
@@ -538,6 +555,29 @@ class Writer:
         return _fields(
             formatter, formatter.describe(array), formatter.summarise(array), inline=inline, files=files, options=options
         )
+
+
+class _Described:
+    """Display metadata a put carries: given fields, and defaults from the value (an xarray ``units``)."""
+
+    __slots__ = ("defaults", "fields", "nothing", "user")
+
+    def __init__(self, fields: Mapping[str, Any], defaults: Mapping[str, Any]):
+        self.fields = fields
+        self.defaults = defaults
+        self.nothing = not fields and not defaults
+        self.user = os_user() if not self.nothing else ""
+
+
+def _units_of(value: Any) -> dict[str, Any]:
+    """``{"unit": ...}`` from a DataArray's ``attrs["units"]`` (CF convention), if it is a usable unit."""
+    attrs = getattr(value, "attrs", None)
+    if not isinstance(attrs, Mapping) or "units" not in attrs or type(value).__name__ != "DataArray":
+        return {}
+    try:
+        return check_fields({"unit": attrs["units"]}, clearing=False)
+    except ShelfError:  # a units attribute that is no short text is the value's own business
+        return {}
 
 
 def _listed(location: str) -> list[str]:

@@ -268,19 +268,19 @@ class Annotations:
         self.registry._change(txn, "annotate", run=number, name=field, payload={"old": old, "new": new})
         return 1
 
-    def history(self, number: int) -> list[dict[str, Any]]:
-        """Every annotation change of a run, oldest first.
+    def history(self, number: int | None) -> list[dict[str, Any]]:
+        """Every annotation change of a run (None: of the shelf as a whole), oldest first.
 
         An entry whose old or new value is not readable JSON in the registry
         (a damaged row) has that value None and says so under ``"damaged"``.
         """
         query = (
             select(history.c.field, history.c.old, history.c.new, history.c.user, history.c.time)
-            .where(history.c.run == bindparam("run"))
+            .where(history.c.run.is_(None) if number is None else history.c.run == bindparam("run"))
             .order_by(history.c.id)
         )
         with self.db.read() as txn:
-            rows = txn.tuples(query, {"run": number})
+            rows = txn.tuples(query, {} if number is None else {"run": number})
         out = []
         for field, old, new, who, when in rows:
             entry: dict[str, Any] = {"field": field, "old": None, "new": None, "user": who, "time": when}
@@ -288,7 +288,7 @@ class Annotations:
                 try:
                     entry[key] = json.loads(text) if text else None
                 except (TypeError, ValueError):
-                    entry["damaged"] = f"history.{key} of run {number} ({field}) is not JSON: {str(text)[:40]!r}"
+                    entry["damaged"] = f"history.{key} of {'the shelf' if number is None else f'run {number}'} ({field}) is not JSON: {str(text)[:40]!r}"
             out.append(entry)
         return out
 

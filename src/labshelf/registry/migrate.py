@@ -17,7 +17,7 @@ from .schema import SCHEMA_VERSION
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 #: Every revision this labshelf can upgrade from, oldest first.
-KNOWN_VERSIONS = ("0001", "0002", "0003", "0004")
+KNOWN_VERSIONS = ("0001", "0002", "0003", "0004", "0005")
 
 
 def _alembic_config(conn: Connection) -> Any:

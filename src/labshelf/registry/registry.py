@@ -33,7 +33,7 @@ from ..errors import CorruptDataset, InvalidName, InvalidValue, RunNotFound, Run
 from ..names import MAX_RUN
 from .engine import Database, Statement, Txn
 from .records import MAX_SECONDS, DamagedRef, DatasetRef, RunRecord, Storage, json_list, json_mapping
-from .schema import broadcasts, changes, datasets, derived, runs, shelf_info, user_columns
+from .schema import broadcasts, changes, dataset_meta, datasets, derived, runs, shelf_info, user_columns
 
 RUN_STATES = ("running", "finished", "failed", "aborted")
 
@@ -48,22 +48,34 @@ _FIND = Statement(
         datasets.c.data_id == bindparam("data_id"),
     )
 )
-_LOCK_TARGET = Statement(
+_LOCK_COLUMNS = (
+    runs.c.status,
+    datasets.c.id,
+    datasets.c.location,
+    datasets.c.version,
+    # Whether a user column has the name: asked here, in the statement every
+    # write runs first, so the check of a new name costs no statement of its own.
+    exists().where(user_columns.c.name == bindparam("base")).label("taken"),
+)
+_LOCK_FROM = runs.outerjoin(
+    datasets,
+    (datasets.c.run == runs.c.number)
+    & (datasets.c.name == bindparam("name"))
+    & (datasets.c.data_id == bindparam("data_id")),
+)
+_LOCK_TARGET = Statement(select(*_LOCK_COLUMNS).select_from(_LOCK_FROM).where(runs.c.number == bindparam("run")))
+#: A put that carries display metadata also reads the name's stored metadata in
+#: the same statement, so metadata that did not change cost no statement at all.
+META_FIELDS = ("unit", "scale", "precision", "title", "description")
+_LOCK_TARGET_META = Statement(
     select(
-        runs.c.status,
-        datasets.c.id,
-        datasets.c.location,
-        datasets.c.version,
-        # Whether a user column has the name: asked here, in the statement every
-        # write runs first, so the check of a new name costs no statement of its own.
-        exists().where(user_columns.c.name == bindparam("base")).label("taken"),
+        *_LOCK_COLUMNS,
+        dataset_meta.c.name.label("meta_name"),
+        *(dataset_meta.c[f] for f in META_FIELDS),
     )
     .select_from(
-        runs.outerjoin(
-            datasets,
-            (datasets.c.run == runs.c.number)
-            & (datasets.c.name == bindparam("name"))
-            & (datasets.c.data_id == bindparam("data_id")),
+        _LOCK_FROM.outerjoin(
+            dataset_meta, (dataset_meta.c.name == bindparam("meta_name")) & (dataset_meta.c.data_id == "{}")
         )
     )
     .where(runs.c.number == bindparam("run"))
@@ -390,9 +402,21 @@ class Registry:
         (annotations.define_column checks the reverse).  Both checks run in
         write transactions, so neither can race the other.
         """
+        return self._locked_row(txn.first(_LOCK_TARGET, self._lock_params(run, name, data_id)), run, name, derived, create)
+
+    def lock_target_with_meta(self, txn: Txn, run: int, name: str, data_id: str, *, derived: bool = False) -> Any:
+        """:meth:`lock_target`, and the name's stored display metadata (a row with their fields, or None)."""
+        row = txn.first(_LOCK_TARGET_META, {**self._lock_params(run, name, data_id), "meta_name": name})
+        stored = None if row is None or row.meta_name is None else row
+        return self._locked_row(row, run, name, derived, create=True), stored
+
+    @staticmethod
+    def _lock_params(run: int, name: str, data_id: str) -> dict[str, Any]:
         # A composite's part (name.part) is checked by its dataset's name.
-        base = name.partition(".")[0]
-        row = txn.first(_LOCK_TARGET, {"run": run, "name": name, "data_id": data_id, "base": base})
+        return {"run": run, "name": name, "data_id": data_id, "base": name.partition(".")[0]}
+
+    @staticmethod
+    def _locked_row(row: Any, run: int, name: str, derived: bool, create: bool) -> Any:
         if row is None:
             raise RunNotFound(f"no run {run} in this shelf")
         if row.status != "running" and not derived:
@@ -403,7 +427,7 @@ class Registry:
         if row.id is None:
             if create and row.taken:
                 raise InvalidName(
-                    f"dataset name {base!r} is taken by a user column of the run table (made with annotate); "
+                    f"dataset name {name.partition('.')[0]!r} is taken by a user column of the run table (made with annotate); "
                     "choose another dataset name"
                 )
             return None

@@ -28,7 +28,7 @@ from sqlalchemy import (
 )
 
 #: Alembic revision of the newest schema this labshelf knows.
-SCHEMA_VERSION = "0004"
+SCHEMA_VERSION = "0005"
 
 metadata = MetaData(
     naming_convention={
@@ -161,8 +161,10 @@ history = Table(
     "history",
     metadata,
     # Every annotation change: who (OS user), when, and the old and new values as JSON.
+    # Changes of the shelf as a whole (display metadata, column tags, the
+    # logbook) have no run (schema 0005): ``field`` says what changed.
     Column("id", _BigId, primary_key=True, autoincrement=True),
-    Column("run", Integer, ForeignKey("runs.number", ondelete="CASCADE"), nullable=False),
+    Column("run", Integer, ForeignKey("runs.number", ondelete="CASCADE")),
     Column("field", String(255), nullable=False),
     Column("old", Text),
     Column("new", Text),
@@ -218,4 +220,45 @@ collection_members = Table(
     Column("data_id", Text, nullable=False),
     UniqueConstraint("collection", "name", "data_id"),
     Index("ix_collection_members_dataset", "dataset"),
+)
+
+dataset_meta = Table(
+    "dataset_meta",
+    metadata,
+    # What a dataset's numbers mean, per name (the same for every run, like a
+    # column header): data_id "{}" describes the name as a whole, another data
+    # ID only that one (it wins over the name's).  A field left NULL is unsaid.
+    # ``scale`` has ARTIQ's meaning: the shown value is the stored one / scale.
+    Column("name", String(255), primary_key=True),
+    Column("data_id", Text, primary_key=True),
+    Column("unit", String(64)),
+    Column("scale", Float),
+    Column("precision", Integer),
+    Column("title", Text),
+    Column("description", Text),
+    Column("updated", Float, nullable=False),
+    Column("user", String(255), nullable=False),
+)
+
+column_tags = Table(
+    "column_tags",
+    metadata,
+    # Tags of run-table columns (a dataset name or a user column), not of runs.
+    Column("name", String(255), primary_key=True),
+    Column("tag", String(255), primary_key=True),
+    Index("ix_column_tags_tag", "tag"),
+)
+
+logbook = Table(
+    "logbook",
+    metadata,
+    # Time-stamped comments not tied to a run; ``time`` is when it happened
+    # (given or now), ``created``/``updated`` when it was written and edited.
+    Column("id", _BigId, primary_key=True, autoincrement=True),
+    Column("time", Float, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("user", String(255), nullable=False),
+    Column("created", Float, nullable=False),
+    Column("updated", Float, nullable=False),
+    Index("ix_logbook_time", "time"),
 )

@@ -46,6 +46,7 @@ from .run import Run
 from .writer import DERIVED_PREFIX
 
 if TYPE_CHECKING:
+    from .registry.meta import PutMeta
     from .registry.records import DatasetRef
     from .shelf import Shelf
 
@@ -98,9 +99,12 @@ class Declares:
     def title(self) -> str:
         return self.options.title or self.name
 
-    def display_meta(self) -> dict[str, Any]:
+    def display_meta(self) -> PutMeta | None:
         """The display metadata its results carry: ``@variable(title=, unit=, description=)``."""
-        return _display_meta(self.options)
+        from .registry.meta import PutMeta
+
+        fields = _display_meta(self.options)
+        return PutMeta(fields) if fields else None
 
 
 def _display_meta(options: VariableOptions) -> dict[str, Any]:

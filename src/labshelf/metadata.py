@@ -156,8 +156,8 @@ def logbook(shelf: Shelf, since: Any, until: Any) -> pd.DataFrame:
     frame = pd.DataFrame(
         {
             "time": pd.to_datetime([r[1] for r in rows], unit="s", utc=True),
-            "text": pd.Series([r[2] for r in rows], dtype=object),
-            "user": pd.Series([r[3] for r in rows], dtype=object),
+            "text": pd.array([r[2] for r in rows], dtype=object),
+            "user": pd.array([r[3] for r in rows], dtype=object),
             "written": pd.to_datetime([r[4] for r in rows], unit="s", utc=True),
             "edited": pd.to_datetime([r[5] if r[5] != r[4] else None for r in rows], unit="s", utc=True),
         },
@@ -172,3 +172,156 @@ __all__ = [
     "UNSAID", "all_metadata", "column_tags", "delete_log", "describe", "edit_log", "for_label", "log", "logbook",
     "metadata_of", "tag_columns",
 ]
+
+
+# -- the run table's side ------------------------------------------------------------
+
+
+def column_names(column: str) -> tuple[str, dict[str, Any]] | None:
+    """The dataset (or user column) name and data ID a run-table column label stands for."""
+    from .registry.annotations import DATASET_SUFFIX
+    from .runview import _LABEL, META_COLUMNS, parse_label
+
+    if column in META_COLUMNS:
+        return None
+    column = column.removesuffix(DATASET_SUFFIX)
+    if _LABEL.match(column):
+        try:
+            name, data_id, _attr = parse_label(column)
+            return name, data_id
+        except ShelfError:
+            pass
+    return column, {}
+
+
+def columns_meta(shelf: Shelf, columns: Iterable[str]) -> tuple[dict[str, DisplayMeta], dict[str, list[str]]]:
+    """The display metadata and column tags of run-table columns, by label (only those that have some)."""
+    records = all_metadata(shelf)
+    tags = column_tags(shelf)
+    metas: dict[str, DisplayMeta] = {}
+    tagged: dict[str, list[str]] = {}
+    if not records and not tags:
+        return metas, tagged
+    for column in columns:
+        named = column_names(column)
+        if named is None:
+            continue
+        found = for_label(records, *named)
+        if found is not None and not found.empty:
+            metas[column] = found
+        if named[0] in tags:
+            tagged[column] = tags[named[0]]
+    return metas, tagged
+
+
+def annotate_frame(frame: pd.DataFrame, metas: Mapping[str, DisplayMeta], tags: Mapping[str, list[str]]) -> None:
+    """Put the columns' metadata and tags in ``frame.attrs["labshelf"]`` (plain dicts: pandas copies attrs)."""
+    frame.attrs["labshelf"] = {
+        "metadata": {column: meta.fields() for column, meta in metas.items()},
+        "column_tags": {column: list(found) for column, found in tags.items()},
+    }
+
+
+def column_attrs(frame: pd.DataFrame, column: str) -> dict[str, Any]:
+    """A column's Series.attrs: its metadata and tags under ``labshelf``, and ``units`` (the CF name xarray keeps)."""
+    said = frame.attrs.get("labshelf", {})
+    fields = dict(said.get("metadata", {}).get(column, {}))
+    attrs: dict[str, Any] = {"labshelf": {"metadata": fields, "column_tags": list(said.get("column_tags", {}).get(column, []))}}
+    if "unit" in fields:
+        attrs["units"] = fields["unit"]
+    if "title" in fields:
+        attrs["long_name"] = fields["title"]
+    if "description" in fields:
+        attrs["description"] = fields["description"]
+    return attrs
+
+
+def shown_frame(frame: pd.DataFrame, metas: Mapping[str, DisplayMeta]) -> pd.DataFrame:
+    """The frame with numeric columns as shown: divided by their scale, rounded to their precision."""
+    import numpy as np
+
+    out = frame.copy()
+    for column, meta in metas.items():
+        if column not in out.columns or (meta.scale is None and meta.precision is None):
+            continue
+        values = out[column]
+        if values.dtype.kind not in "iuf":
+            continue
+        shown = values.to_numpy(dtype=np.float64, na_value=np.nan) / (meta.scale or 1.0)
+        if meta.precision is not None:
+            shown = np.round(shown, meta.precision)
+        out[column] = shown
+    out.attrs["labshelf"] = {**out.attrs.get("labshelf", {}), "display": True}
+    return out
+
+
+def with_logbook(shelf: Shelf, frame: pd.DataFrame, *, everything: bool, descending: bool) -> pd.DataFrame:
+    """The run table with the logbook's entries interleaved by time (DAMNIT's habit).
+
+    Rows are in time order (a run at its start; descending when the view is
+    sorted newest first); a log entry's row has no run number (``<NA>`` in
+    the nullable index), its time in ``start`` and its text and writer in
+    ``log`` and ``log_user``; runs have ``<NA>`` there.  Which entries: all
+    of them for a view of every run; for a filtered or limited view, those
+    from its first run's start to the start of the shelf's next run after
+    its last one (unbounded where no run of the shelf comes before or after).
+    """
+    import numpy as np
+    import pandas as pd
+
+    since = until = None
+    if not everything:
+        starts = frame["start"].dropna() if "start" in frame else frame.iloc[:0]
+        if not len(starts):
+            since = until = 0.0  # no run, no time span: no entry
+        else:
+            since, until = _span(shelf, starts.min().timestamp(), starts.max().timestamp())
+    entries = logbook(shelf, since, until)
+    runs_part = frame.copy()
+    if "start" not in runs_part.columns:
+        raise ShelfError("to_pandas(logbook=True) places runs by their start: keep the 'start' column in the view")
+    runs_part["log"] = pd.Series(pd.NA, index=runs_part.index, dtype="string")
+    runs_part["log_user"] = pd.Series(pd.NA, index=runs_part.index, dtype="string")
+    runs_part["log_entry"] = pd.Series(pd.NA, index=runs_part.index, dtype="Int64")
+    runs_part.index = pd.Index(runs_part.index.to_numpy(), dtype="Int64", name="run")
+    # Log rows have no value in the run columns: ints and bools become nullable, not floats.
+    nullable = {c: "Int64" if t.kind in "iu" else "boolean" for c, t in runs_part.dtypes.items() if t.kind in "iub"}
+    runs_part = runs_part.astype(nullable)
+    log_part = pd.DataFrame(
+        {
+            "start": entries["time"].to_numpy(),
+            "log": pd.array(entries["text"].tolist(), dtype="string"),
+            "log_user": pd.array(entries["user"].tolist(), dtype="string"),
+            "log_entry": pd.array(entries.index.to_numpy(), dtype="Int64"),
+        },
+        index=pd.Index([pd.NA] * len(entries), dtype="Int64", name="run"),
+    )
+    if not len(log_part):
+        combined = runs_part
+    else:
+        combined = pd.concat([runs_part, log_part.astype({"start": runs_part["start"].dtype})], sort=False)
+    # A run before an entry of the same time; the view's order among runs of one start.
+    times = combined["start"].dt.tz_convert(None).to_numpy()
+    order = np.lexsort((np.arange(len(combined)), combined["log_entry"].notna().to_numpy(), times))
+    if descending:
+        order = order[::-1]
+    out = combined.iloc[order]
+    out.attrs = dict(frame.attrs)
+    return out
+
+
+def _span(shelf: Shelf, first: float, last: float) -> tuple[float | None, float | None]:
+    """The logbook times belonging to runs started from ``first`` to ``last``: up to the next run's start."""
+    from sqlalchemy import func, select
+
+    from .registry.registry import usable_time
+    from .registry.schema import runs
+
+    # The frame's times went through pandas' nanoseconds: a run's own start may
+    # differ from the registry's float by a fraction of a microsecond.
+    slack = 1e-6
+    started = usable_time(runs.c.started)
+    with shelf._registry.db.read() as txn:
+        earlier = txn.scalar(select(func.count()).select_from(runs).where(started < first - slack))
+        following = txn.scalar(select(func.min(started)).where(started > last + slack))
+    return (first - slack if earlier else None), (None if following is None else float(following) - slack)

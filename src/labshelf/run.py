@@ -131,12 +131,9 @@ class Run:
         self._shelf._check_writable()
         meta = None
         if unit is not None or scale is not None or precision is not None or title is not None or description is not None:
-            from .registry.meta import check_fields
+            from .registry.meta import put_fields
 
-            meta = check_fields(
-                {"unit": unit, "scale": scale, "precision": precision, "title": title, "description": description},
-                clearing=False,
-            )
+            meta = put_fields(unit, scale, precision, title, description)
         return self._shelf._writer.put(
             self.number, name, value, data_id=data_id, hdf5_options=hdf5_options, persist=persist, kind=kind, meta=meta
         )

@@ -35,7 +35,7 @@ import html
 import json
 import numbers
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import BigInteger, and_, case, exists, false, func, literal, select, true
@@ -233,7 +233,12 @@ class RunView:
                 raise RunNotFound(f"run {key} is not in this view")
             return self._shelf.run(key)
         if isinstance(key, str):
-            return self[[key]].to_pandas()[key]
+            from .metadata import column_attrs
+
+            frame = self[[key]].to_pandas()
+            series = frame[key]
+            series.attrs = column_attrs(frame, key)
+            return series
         if isinstance(key, (list, tuple)):
             resolver = self._resolver()
             for column in key:
@@ -348,13 +353,31 @@ class RunView:
         """Annotate every run of this view (see :meth:`Shelf.annotate`)."""
         return self._shelf.annotate(self.numbers(), comment=comment, tags=tags, **columns)
 
-    def to_pandas(self, *, thumbnails: bool = True) -> pd.DataFrame:
+    def to_pandas(self, *, thumbnails: bool = True, display: bool = False, logbook: bool = False) -> pd.DataFrame:
         """The table as a DataFrame indexed by run number, in the view's order.
 
         Image datasets give the PNG bytes of their thumbnail, or their shape
-        text with ``thumbnails=False``.
+        text with ``thumbnails=False``.  Values are as stored; the columns'
+        display metadata (unit, scale, precision, title, description) and
+        column tags ride in ``attrs["labshelf"]`` (``{"metadata": {column:
+        {...}}, "column_tags": {column: [...]}}``).
+
+        Parameters
+        ----------
+        thumbnails
+            PNG bytes for image columns (else their shape as text).
+        display
+            Numeric columns as shown: divided by their scale and rounded to
+            their precision (for reading, not for computing).
+        logbook
+            Interleave the shelf's logbook entries between the runs by time
+            (see :func:`labshelf.metadata.with_logbook`): rows follow the
+            runs' start (newest first if the view is sorted by ``run`` or
+            ``start`` descending), log rows have no run number.
         """
         import gc
+
+        from .metadata import annotate_frame, columns_meta, shown_frame, with_logbook
 
         # Hundreds of thousands of row tuples would set off full garbage
         # collections over and over (measured: up to 40% of the call); none
@@ -362,10 +385,44 @@ class RunView:
         collecting = gc.isenabled()
         gc.disable()
         try:
-            return self._to_pandas(thumbnails)
+            table = self._to_pandas(thumbnails)
         finally:
             if collecting:
                 gc.enable()
+        metas, tags = columns_meta(self._shelf, table.columns)
+        annotate_frame(table, metas, tags)
+        if display:
+            table = shown_frame(table, metas)
+        if logbook:
+            spec = self._spec
+            descending = bool(spec.order) and spec.order[0][0] in ("run", "start") and not spec.order[0][1]
+            everything = not spec.filters and spec.limit is None and spec.pinned is None
+            table = with_logbook(self._shelf, table, everything=everything, descending=descending)
+        return table
+
+    def select(self, *columns: str, tags: Iterable[str] | None = None) -> RunView:
+        """A view with these columns, then those tagged with any of ``tags`` (column tags, in table order).
+
+        ``view.select("start", tags=["beam"])``.  Column tags are set with
+        :meth:`Shelf.tag_columns`; they are not run tags.
+        """
+        chosen = list(columns)
+        if len(columns) == 1 and isinstance(columns[0], (list, tuple)):
+            chosen = list(columns[0])
+        if tags is not None:
+            from .metadata import check_tags, column_names, column_tags
+
+            wanted = set(check_tags(tags))
+            tagged = {name for name, found in column_tags(self._shelf).items() if wanted & set(found)}
+            for column in self._with(columns=None).columns:
+                named = column_names(column)
+                if named is not None and named[0] in tagged and column not in chosen:
+                    chosen.append(column)
+        return self[chosen]
+
+    def columns_tagged(self, *tags: str) -> RunView:
+        """A view with the columns tagged with any of ``tags`` (see :meth:`select`)."""
+        return self.select(tags=tags)
 
     def page(self, offset: int, limit: int, *, thumbnails: bool = True) -> pd.DataFrame:
         """Rows ``offset`` to ``offset + limit`` of the table, reading only those runs.
@@ -530,10 +587,14 @@ class RunView:
     def _repr_html_(self) -> str:
         from importlib.resources import files
 
+        from .registry.meta import DisplayMeta
+
         total = len(self)
         table = self.head(HTML_ROWS).to_pandas()
         css = (files("labshelf") / "static" / "runview.css").read_text()
-        head = "".join(f"<th>{html.escape(str(c))}</th>" for c in ["run", *table.columns])
+        said = table.attrs.get("labshelf", {}).get("metadata", {})
+        metas = {c: DisplayMeta(c, **fields) for c, fields in said.items()}
+        head = "<th>run</th>" + "".join(_heading_html(c, metas.get(c)) for c in table.columns)
         rows = []
         errors = table.attrs.get("errors", {})
         for number, row in table.iterrows():
@@ -541,7 +602,7 @@ class RunView:
             cells = [f"<th>{number}</th>"] + [
                 f"<td class='labshelf-error' title='{html.escape(failed[c], quote=True)}'>&#9888; error</td>"
                 if c in failed
-                else f"<td>{_cell_html(v)}</td>"
+                else f"<td>{_cell_html(v, metas.get(c))}</td>"
                 for c, v in row.items()
             ]
             rows.append("<tr>" + "".join(cells) + "</tr>")
@@ -562,11 +623,25 @@ class RunView:
         return self._resolver_cache
 
 
-def _cell_html(value: Any) -> str:
+def _heading_html(column: str, meta: Any) -> str:
+    """A column heading: the title (its last part) and unit, the label and description as tooltip."""
+    if meta is None:
+        return f"<th>{html.escape(column)}</th>"
+    tip = " - ".join(filter(None, (column, meta.title, meta.description)))
+    text = meta.title.strip("/").rpartition("/")[2] if meta.title else column
+    unit = f" [{meta.unit}]" if meta.unit else ""
+    return f"<th title='{html.escape(tip, quote=True)}'>{html.escape(text + unit)}</th>"
+
+
+def _cell_html(value: Any, meta: Any = None) -> str:
     if isinstance(value, bytes) and value.startswith(b"\x89PNG"):
         return f"<img src='data:image/png;base64,{base64.b64encode(value).decode()}' alt='thumbnail'/>"
     if isinstance(value, float):
-        return "" if value != value else f"{value:.6g}"
+        if value != value:
+            return ""
+        return html.escape(meta.format(value)) if meta is not None else f"{value:.6g}"
+    if meta is not None and isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return html.escape(meta.format(value))
     if value is None or type(value).__name__ in ("NaTType", "NAType"):
         return ""
     if isinstance(value, list):

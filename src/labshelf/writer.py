@@ -31,7 +31,7 @@ from .datastore.ndarray import as_storable, assign, encode_index, fit_rows, stor
 from .errors import DatasetNotFound, InvalidName, RunNotWritable, ShelfError, UnsupportedValue
 from .names import check_name, data_id_key, normalize_data_id
 from .registry.engine import Txn
-from .registry.meta import WHOLE, Meta, check_fields, os_user
+from .registry.meta import WHOLE, Meta, PutMeta, check_fields
 from .registry.records import DatasetRef, Storage
 from .registry.registry import Registry, public_summary
 
@@ -168,7 +168,7 @@ class Writer:
         persist: bool = True,
         kind: str | None = None,
         derived: bool = False,
-        meta: Mapping[str, Any] | None = None,
+        meta: PutMeta | None = None,
         _part: bool = False,
     ) -> DatasetRef | None:
         """Store a value; ``derived=True`` (reprocessing only) also writes into ended runs.
@@ -182,7 +182,7 @@ class Writer:
             raise InvalidName(f"derived results are stored under {DERIVED_PREFIX!r}, not as {name!r}")
         did = normalize_data_id(data_id, new=True)
         key = data_id_key(did)
-        described = _Described(meta or {}, _units_of(value)) if meta or hasattr(value, "attrs") else None
+        described = meta if not hasattr(value, "attrs") else _with_units(meta, value)
         formatter = formatters.pick(value, kind)
         value = formatter.prepare(value)
         if isinstance(value, composite.Disassembled) and persist:
@@ -192,7 +192,7 @@ class Writer:
                 self.put(run, f"{name}.{part}", part_value, data_id=data_id, derived=derived, _part=True)
         options = formatter.check_options(hdf5_options)
         if not persist:
-            if described is not None and not described.nothing:
+            if described is not None:
                 self.meta.describe(name, WHOLE, described.fields, user=described.user, defaults=described.defaults)
             inline = formatter.to_inline(value, options)
             small = inline if inline is not None and len(inline) <= 65536 else None
@@ -244,16 +244,17 @@ class Writer:
         expect_version: int | None = None,
         rebase: Callable[[DatasetRef], tuple[dict[str, Any], Any]] | None = None,
         derived: bool = False,
-        described: _Described | None = None,
+        described: PutMeta | None = None,
     ) -> DatasetRef:
         with self.registry.db.write() as txn:
-            if described is None or described.nothing:
+            if described is None:
                 current = self.registry.lock_target(txn, run, name, key, derived=derived)
             else:
-                current, stored = self.registry.lock_target_with_meta(txn, run, name, key, derived=derived)
-                self.meta.apply(
-                    txn, name, WHOLE, described.fields, user=described.user, current=stored, defaults=described.defaults
+                current, same = self.registry.lock_target_with_meta(
+                    txn, run, name, key, described.given, described.params, derived=derived
                 )
+                if not same or described.defaults:
+                    self.meta.update(txn, name, WHOLE, described.fields, user=described.user, defaults=described.defaults)
             if expect_version is not None and (current is None or current.version != expect_version):
                 if rebase is None or current is None:
                     raise _Conflict()
@@ -557,16 +558,12 @@ class Writer:
         )
 
 
-class _Described:
-    """Display metadata a put carries: given fields, and defaults from the value (an xarray ``units``)."""
-
-    __slots__ = ("defaults", "fields", "nothing", "user")
-
-    def __init__(self, fields: Mapping[str, Any], defaults: Mapping[str, Any]):
-        self.fields = fields
-        self.defaults = defaults
-        self.nothing = not fields and not defaults
-        self.user = os_user() if not self.nothing else ""
+def _with_units(meta: PutMeta | None, value: Any) -> PutMeta | None:
+    """A put's metadata with a DataArray's ``attrs["units"]`` as the default unit (used only where nothing says one)."""
+    units = _units_of(value)
+    if not units:
+        return meta
+    return PutMeta(meta.fields if meta is not None else {}, units)
 
 
 def _units_of(value: Any) -> dict[str, Any]:

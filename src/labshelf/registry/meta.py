@@ -15,6 +15,7 @@ what is stored writes nothing more (see ``Registry.lock_target``).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import numbers
@@ -161,8 +162,9 @@ def merged(whole: DisplayMeta | None, own: DisplayMeta | None) -> DisplayMeta | 
     return DisplayMeta(own.name, own.data_id, **values, updated=own.updated, user=own.user)
 
 
+@functools.lru_cache(maxsize=1)
 def os_user() -> str:
-    """The OS user name, recorded with runs, annotations, metadata and log entries."""
+    """The OS user name, recorded with runs, annotations, metadata and log entries (asked once per process)."""
     import getpass
     import os
 
@@ -192,6 +194,36 @@ def check_fields(given: Mapping[str, Any], *, clearing: bool) -> dict[str, Any]:
             continue
         out[name] = _CHECKS[name](value)
     return out
+
+
+class PutMeta:
+    """Display metadata a put carries, checked: the given fields, the defaults a value brings
+    (an xarray ``units``), and the parameters of the put's first statement (see
+    ``Registry.lock_target_with_meta``).  Shared and never changed."""
+
+    __slots__ = ("defaults", "fields", "given", "params", "user")
+
+    def __init__(self, fields: Mapping[str, Any], defaults: Mapping[str, Any] | None = None):
+        self.fields = MappingProxyType(dict(fields))
+        self.defaults = MappingProxyType(dict(defaults or {}))
+        self.given = tuple(sorted(self.fields))
+        self.params = {f"meta_{f}": v for f, v in self.fields.items()}
+        self.user = os_user()
+
+
+def put_fields(unit: Any, scale: Any, precision: Any, title: Any, description: Any) -> PutMeta:
+    """The checked metadata of a put's arguments, remembered: a loop that repeats them checks them once."""
+    key = tuple((type(v), v) for v in (unit, scale, precision, title, description))
+    try:
+        return _put_fields(key)
+    except TypeError:  # an unhashable argument: check it to say what is wrong
+        fields = {"unit": unit, "scale": scale, "precision": precision, "title": title, "description": description}
+        return PutMeta(check_fields(fields, clearing=False))
+
+
+@functools.lru_cache(maxsize=256)
+def _put_fields(key: tuple[tuple[type, Any], ...]) -> PutMeta:
+    return PutMeta(check_fields(dict(zip(FIELDS, (v for _t, v in key), strict=True)), clearing=False))
 
 
 def _check_unit(value: Any) -> str:
@@ -297,6 +329,17 @@ _META_OF = Statement(
 )
 
 
+_ROW_COLUMNS = ("name", "data_id", *FIELDS, "updated", "user")
+_INSERT_META = Statement(insert(dataset_meta).values({k: bindparam(k) for k in _ROW_COLUMNS}))
+_META_KEY = (dataset_meta.c.name == bindparam("_name")) & (dataset_meta.c.data_id == bindparam("_data_id"))
+_UPDATE_META = Statement(
+    update(dataset_meta).where(_META_KEY).values({k: bindparam(k) for k in (*FIELDS, "updated", "user")})
+)
+_DELETE_META = Statement(delete(dataset_meta).where(_META_KEY))
+_HISTORY_COLUMNS = ("run", "field", "old", "new", "user", "time")
+_ADD_HISTORY = Statement(insert(history).values({k: bindparam(k) for k in _HISTORY_COLUMNS}))
+
+
 def meta_from_row(row: Any) -> DisplayMeta | None:
     """A record from a ``dataset_meta`` row; None for a row whose fields do not check (edited by hand)."""
     try:
@@ -323,7 +366,21 @@ class Meta:
     ) -> bool:
         """Set fields of a name's (or a data ID's) metadata in a transaction of its own."""
         with self.db.write() as txn:
-            return self.apply(txn, name, key, fields, user=user, defaults=defaults, current=txn.first(_META_OF, {"name": name, "data_id": key}))
+            return self.update(txn, name, key, fields, user=user, defaults=defaults)
+
+    def update(
+        self,
+        txn: Txn,
+        name: str,
+        key: str,
+        fields: Mapping[str, Any],
+        *,
+        user: str,
+        defaults: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """In a write transaction: read the stored row and :meth:`apply` ``fields`` over it."""
+        current = txn.first(_META_OF, {"name": name, "data_id": key})
+        return self.apply(txn, name, key, fields, user=user, defaults=defaults, current=current)
 
     def apply(
         self,
@@ -350,13 +407,12 @@ class Meta:
         if new == old:
             return False
         now = time.time()
-        where = (dataset_meta.c.name == name) & (dataset_meta.c.data_id == key)
         if all(v is None for v in new.values()):
-            txn.execute(delete(dataset_meta).where(where))
+            txn.execute(_DELETE_META, {"_name": name, "_data_id": key})
         elif current is None:
-            txn.execute(insert(dataset_meta).values(name=name, data_id=key, **new, updated=now, user=user))
+            txn.execute(_INSERT_META, {"name": name, "data_id": key, **new, "updated": now, "user": user})
         else:
-            txn.execute(update(dataset_meta).where(where).values(**new, updated=now, user=user))
+            txn.execute(_UPDATE_META, {"_name": name, "_data_id": key, **new, "updated": now, "user": user})
         said_old = {k: v for k, v in old.items() if v is not None}
         said_new = {k: v for k, v in new.items() if v is not None}
         field_name = f"meta:{name}" if key == WHOLE else f"meta:{label(name, json.loads(key))}"
@@ -457,7 +513,7 @@ class Meta:
     @staticmethod
     def record(txn: Txn, field_name: str, old: Any, new: Any, user: str, now: float) -> None:
         txn.execute(
-            insert(history).values(run=None, field=field_name, old=json.dumps(old), new=json.dumps(new), user=user, time=now)
+            _ADD_HISTORY, {"run": None, "field": field_name, "old": json.dumps(old), "new": json.dumps(new), "user": user, "time": now}
         )
 
 
@@ -474,5 +530,5 @@ def check_column_name(name: Any, meta: Meta) -> str:
 __all__ = [
     "FIELDS", "WHOLE", "DisplayMeta", "Meta", "check_column_name", "check_fields", "check_log_text", "check_tags",
     "check_time",
-    "format_number", "meta_from_row", "merged", "os_user",
+    "PutMeta", "format_number", "meta_from_row", "merged", "os_user", "put_fields",
 ]

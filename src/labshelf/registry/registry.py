@@ -8,6 +8,7 @@ visible exactly when the data it describes is.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time
@@ -64,22 +65,28 @@ _LOCK_FROM = runs.outerjoin(
     & (datasets.c.data_id == bindparam("data_id")),
 )
 _LOCK_TARGET = Statement(select(*_LOCK_COLUMNS).select_from(_LOCK_FROM).where(runs.c.number == bindparam("run")))
-#: A put that carries display metadata also reads the name's stored metadata in
-#: the same statement, so metadata that did not change cost no statement at all.
+#: The fields of display metadata (registry/meta.py), in the order they are shown.
 META_FIELDS = ("unit", "scale", "precision", "title", "description")
-_LOCK_TARGET_META = Statement(
-    select(
-        *_LOCK_COLUMNS,
-        dataset_meta.c.name.label("meta_name"),
-        *(dataset_meta.c[f] for f in META_FIELDS),
+
+
+@functools.lru_cache(maxsize=64)
+def _lock_target_meta(given: tuple[str, ...]) -> Statement:
+    """:data:`_LOCK_TARGET` and whether the name's stored metadata already say the ``given`` fields.
+
+    One statement per set of given fields: a put that repeats what is stored
+    pays one EXISTS on the metadata's primary key, and nothing else.
+    """
+    said = exists().where(
+        dataset_meta.c.name == bindparam("base"),
+        # A bare bindparam, not a literal: the statement then skips construct_params (engine._Form.direct).
+        dataset_meta.c.data_id == bindparam("meta_whole"),
+        *(dataset_meta.c[f].is_not_distinct_from(bindparam(f"meta_{f}")) for f in given),
     )
-    .select_from(
-        _LOCK_FROM.outerjoin(
-            dataset_meta, (dataset_meta.c.name == bindparam("meta_name")) & (dataset_meta.c.data_id == "{}")
-        )
+    return Statement(
+        select(*_LOCK_COLUMNS, said.label("meta_same")).select_from(_LOCK_FROM).where(runs.c.number == bindparam("run"))
     )
-    .where(runs.c.number == bindparam("run"))
-)
+
+
 _NEWEST = Statement(
     select(*_DATASET_COLUMNS)
     .where((datasets.c.name == bindparam("name")) & (datasets.c.data_id == bindparam("data_id")))
@@ -404,11 +411,17 @@ class Registry:
         """
         return self._locked_row(txn.first(_LOCK_TARGET, self._lock_params(run, name, data_id)), run, name, derived, create)
 
-    def lock_target_with_meta(self, txn: Txn, run: int, name: str, data_id: str, *, derived: bool = False) -> Any:
-        """:meth:`lock_target`, and the name's stored display metadata (a row with their fields, or None)."""
-        row = txn.first(_LOCK_TARGET_META, {**self._lock_params(run, name, data_id), "meta_name": name})
-        stored = None if row is None or row.meta_name is None else row
-        return self._locked_row(row, run, name, derived, create=True), stored
+    def lock_target_with_meta(
+        self, txn: Txn, run: int, name: str, data_id: str, given: tuple[str, ...], params: Mapping[str, Any],
+        *, derived: bool = False,
+    ) -> tuple[Any, bool]:
+        """:meth:`lock_target`, and whether the name's stored display metadata already say the ``given``
+        fields (sorted names; their values in ``params`` as ``meta_<field>``)."""
+        values = self._lock_params(run, name, data_id)
+        values.update(params)
+        values["meta_whole"] = "{}"
+        row = txn.first(_lock_target_meta(given), values)
+        return self._locked_row(row, run, name, derived, create=True), bool(row is not None and row.meta_same)
 
     @staticmethod
     def _lock_params(run: int, name: str, data_id: str) -> dict[str, Any]:

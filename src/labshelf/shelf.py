@@ -272,8 +272,9 @@ class Shelf:
         """Iterate (``async for``) over changes after sequence number ``since`` (default: from now).
 
         Each :class:`labshelf.live.Change` has ``seq``, ``time``, ``kind``
-        (put, append, mutate, broadcast, annotate, collection, run_start,
-        run_end), ``run``, ``name``, ``data_id``, ``version`` and ``payload``;
+        (put, append, mutate, delete, broadcast, annotate, collection,
+        run_start, run_end; describe, column_tags and log for display
+        metadata, column tags and the logbook), ``run``, ``name``, ``data_id``, ``version`` and ``payload``;
         keep the last ``seq`` to resume after a restart.
         """
         from .live.subscribe import changes

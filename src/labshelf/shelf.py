@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import weakref
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -86,6 +87,7 @@ class Shelf:
         self._live_feed: Feed | None = None
         self._subscriptions: set[Subscription] = set()
         self._finder = Finder(self, self._repos)
+        _OPEN.add(self)
 
     # -- identity and lifecycle --------------------------------------------------
 
@@ -907,6 +909,21 @@ class Shelf:
             return run_number(run)
         except RunNotFound as exc:
             raise RunNotFound(f"{exc}; runs are given by number or as a Run") from None
+
+
+#: Shelves not yet garbage: a DatasetRef's repr looks up the display metadata of its
+#: repository through one of them (a record knows where it is stored, not who read it).
+_OPEN: weakref.WeakSet[Shelf] = weakref.WeakSet()
+
+
+def holding(repository: str) -> Shelf | None:
+    """An open shelf whose view has the repository ``repository`` (its folder or URL), if any."""
+    if not repository:
+        return None
+    for shelf in list(_OPEN):
+        if not shelf._closed and repository in shelf._by_where:
+            return shelf
+    return None
 
 
 def _ref_html(ref: DatasetRef) -> str:

@@ -121,7 +121,7 @@ def run_html(run: Run) -> str:
     if len(record.params) > MAX_PARAMS:
         params_html += f"<div class='ls-more'>{len(record.params) - MAX_PARAMS} more: <code>run.params</code></div>"
     refs, total = _run_datasets(run._shelf, record.number)
-    datasets = _refs_table(refs, _described([run._shelf], refs)) if refs else _none("no datasets yet")
+    datasets = _refs_table(refs, _described([(run._shelf, refs)])) if refs else _none("no datasets yet")
     if total > len(refs):
         datasets += (
             f"<div class='ls-more'>{total - len(refs):,} more: "
@@ -175,7 +175,7 @@ def ref_html(ref: DatasetRef) -> str:
 def refs_html(refs: Sequence[DatasetRef]) -> str:
     """HTML of a list of datasets (``shelf.datasets(12)``): a table of the first :data:`MAX_DATASETS`."""
     shown = list(refs[:MAX_DATASETS])
-    body = _refs_table(shown, _described(_holders(shown), shown), with_run=len({r.run for r in shown}) > 1)
+    body = _refs_table(shown, _described(_holders(shown)), with_run=len({r.run for r in shown}) > 1)
     if len(refs) > len(shown):
         body += f"<div class='ls-more'>{len(refs) - len(shown):,} more</div>"
     return _frame("datasets", f"{len(refs):,} dataset{'s' if len(refs) != 1 else ''}", [("", body, True)])
@@ -200,30 +200,32 @@ def _latest_runs(shelf: Shelf) -> tuple[list[dict[str, Any]], int]:
 # -- display metadata (through the shelf that holds the datasets) ---------------------------------
 
 
-def _holders(refs: Sequence[DatasetRef]) -> list[Shelf]:
-    """The open shelves that hold these refs' repositories (a record knows where, not who read it)."""
+def _holders(refs: Sequence[DatasetRef]) -> list[tuple[Shelf, list[DatasetRef]]]:
+    """The refs grouped by the open shelf that holds their repository (a record knows where it is
+    stored, not who read it); refs of no open shelf are left out."""
     from .shelf import holding
 
-    found: dict[int, Shelf] = {}
-    for repository in dict.fromkeys(ref.repository for ref in refs):
+    by_repository: dict[str, list[DatasetRef]] = {}
+    for ref in refs:
+        by_repository.setdefault(ref.repository, []).append(ref)
+    found: dict[int, tuple[Shelf, list[DatasetRef]]] = {}
+    for repository, held in by_repository.items():
         shelf = holding(repository)
         if shelf is not None:
-            found[id(shelf)] = shelf
+            found.setdefault(id(shelf), (shelf, []))[1].extend(held)
     return list(found.values())
 
 
-def _described(shelves: Sequence[Shelf], refs: Sequence[DatasetRef]) -> dict[int, DisplayMeta]:
+def _described(groups: Iterable[tuple[Shelf, Sequence[DatasetRef]]]) -> dict[int, DisplayMeta]:
     """The metadata of each ref something is said of, by ``id(ref)`` (one read of each shelf's records)."""
     from .metadata import for_label
 
     out: dict[int, DisplayMeta] = {}
-    for shelf in shelves:
+    for shelf, refs in groups:
         records = shelf.metadata()
         if not records:
             continue
         for ref in refs:
-            if id(ref) in out or (ref.repository and ref.repository not in shelf._by_where):
-                continue
             meta = for_label(records, ref.name, ref.data_id)
             if meta is not None and not meta.empty:
                 out[id(ref)] = meta

@@ -232,6 +232,7 @@ class Shelf:
         max_rate: float | None = None,
         preview: Sequence[int] | None = None,
         poll: float | None = None,
+        on_describe: Callable[[DisplayMeta], Any] | None = None,
     ) -> Subscription:
         """Call ``callback(update)`` with the current value of matching datasets whenever they change.
 
@@ -257,13 +258,17 @@ class Shelf:
         poll
             Seconds between reads of the registry when no wake-up arrives
             (file systems without change events); default 0.5.
+        on_describe
+            Receives the new :class:`DisplayMeta` of a matching name (or of one
+            of its data IDs) when its display metadata change, in any run
+            (see :class:`labshelf.live.Subscription`).
         """
         from .live import Subscription
 
         if self._closed:
             raise ShelfError("the shelf is closed")
         subscription = Subscription(
-            self, names, callback, run=run, max_rate=max_rate, preview=preview, poll=poll
+            self, names, callback, run=run, max_rate=max_rate, preview=preview, poll=poll, on_describe=on_describe
         )
         self._subscriptions.add(subscription)
         return subscription

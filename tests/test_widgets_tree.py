@@ -490,13 +490,13 @@ def test_a_damaged_data_file_is_one_error_line(kinds: labshelf.Shelf) -> None:
 # -- the JavaScript ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("widget", ["tree", "gallery"])
+@pytest.mark.parametrize("widget", ["tree", "gallery", "live"])
 def test_widget_javascript_parses(widget: str, tmp_path: Path) -> None:
     node = shutil.which("node")
     assert node is not None, "node is needed to check the widgets' JavaScript"
-    from labshelf.widgets import Gallery
+    from labshelf.widgets import BigNumber, Gallery
 
-    source = DatasetTree._esm if widget == "tree" else Gallery._esm
+    source = {"tree": DatasetTree._esm, "gallery": Gallery._esm, "live": BigNumber._esm}[widget]
     assert "export default" in source and "function makeRequester" in source
     module = tmp_path / f"{widget}.mjs"
     module.write_text(source)

@@ -132,9 +132,9 @@ export function formatGeneral(value, digits) {
   const exponent = Number(power);
   if (exponent < -4 || exponent >= digits) {
     const sign = exponent < 0 ? "-" : "+";
-    return `${trimZeros(mantissa)}e${sign}${String(Math.abs(exponent)).padStart(2, "0")}`;
+    return `${dropTrailingZeros(mantissa)}e${sign}${String(Math.abs(exponent)).padStart(2, "0")}`;
   }
-  return trimZeros(fixed(value, Math.max(0, digits - 1 - exponent)));
+  return dropTrailingZeros(fixedDigits(value, Math.max(0, digits - 1 - exponent)));
 }
 
 /**
@@ -144,7 +144,7 @@ export function formatGeneral(value, digits) {
  * @param {number} value
  * @param {number} digits
  */
-function fixed(value, digits) {
+function fixedDigits(value, digits) {
   if (Math.abs(value) >= 1e21) return `${BigInt(value)}${digits ? "." + "0".repeat(digits) : ""}`;
   const rounded = value.toFixed(digits);
   const exact = value.toFixed(100); // every digit of a double below 1e21 that matters for a tie
@@ -155,7 +155,7 @@ function fixed(value, digits) {
 }
 
 /** @param {string} text */
-function trimZeros(text) {
+function dropTrailingZeros(text) {
   return text.includes(".") ? text.replace(/0+$/, "").replace(/\.$/, "") : text;
 }
 
@@ -176,7 +176,7 @@ export function formatShown(value, display, withUnit = true) {
   let text;
   if (Number.isNaN(shown)) text = "nan";
   else if (!Number.isFinite(shown)) text = shown > 0 ? "inf" : "-inf";
-  else if (display.precision != null) text = fixed(shown, display.precision);
+  else if (display.precision != null) text = fixedDigits(shown, display.precision);
   else if (!scaled && Number.isInteger(shown)) text = String(shown);
   else text = formatGeneral(shown, 6);
   return withUnit && display.unit ? `${text} ${display.unit}` : text;

@@ -724,3 +724,75 @@ def test_summaries_for_the_html_reprs(kinds: labshelf.Shelf) -> None:
     refs, count = browser.first_datasets(1, 3)
     assert [r.name for r in refs] == ["temperature", "label", "scan/x"] and count == 20  # the calibs' parts count
     assert browser.labels(1, 4) == ["array", "calib[detector=4]", "calib", "camera/image"]  # by data ID text
+
+
+# -- display metadata --------------------------------------------------------------------------------
+
+
+def test_described_datasets_carry_their_metadata_in_nodes_and_previews(kinds: labshelf.Shelf) -> None:
+    browser = Browser(kinds)
+    nodes_before = {n["id"]: n for n in as_json(browser.children("run/1", limit=100))["nodes"]}
+    label_before = as_json(browser.preview("run/1/label"))
+    kinds.describe("temperature", unit="K", precision=1, title="Sample/Temperature", description="on the cold finger")
+    kinds.describe("scan/x", unit="mm", scale=1e-3, precision=2)
+    kinds.describe("trace", unit="mV", scale=1e-3)
+    kinds.describe("camera/image", unit="counts")
+    kinds.describe("pmt", data_id={"channel": 2}, unit="mV")
+
+    nodes = {n["id"]: n for n in as_json(browser.children("run/1", limit=100))["nodes"]}
+    temperature = nodes["run/1/temperature"]
+    assert (temperature["unit"], temperature["title"], temperature["description"]) == ("K", "Sample/Temperature", "on the cold finger")
+    assert nodes["run/1/pmt[channel=2]"]["unit"] == "mV" and "unit" not in nodes["run/1/pmt[channel='x']"]
+    assert nodes["run/1/label"] == nodes_before["run/1/label"]  # nothing said: the node as before
+    assert {k: v for k, v in temperature.items() if k not in ("unit", "title", "description")} == nodes_before["run/1/temperature"]
+    scan = as_json(browser.children("run/1/scan"))["nodes"]
+    assert scan[0]["id"] == "run/1/scan/x" and scan[0]["unit"] == "mm" and "title" not in scan[0]
+    found = as_json(browser.search("scan/x"))["nodes"]
+    assert [n.get("unit") for n in found] == ["mm", "mm"]
+
+    scalar = as_json(browser.preview("run/1/temperature"))
+    assert scalar["text"] == "301.2 K"  # 301.25 with one digit after the point (half to even), and its unit
+    for fact in (["unit", "K"], ["display precision", "1"], ["title", "Sample/Temperature"],
+                 ["description", "on the cold finger"], ["stored value", "301.25"]):
+        assert fact in scalar["fields"]
+    assert scalar["display"] == {"unit": "K", "precision": 1, "title": "Sample/Temperature", "description": "on the cold finger"}
+
+    inline = browser.preview("run/1/scan/x")
+    assert inline.text is not None and inline.text.startswith("array([   0.00,  100.00,  200.00")  # mm, 2 digits
+    assert inline.note == "values shown divided by the scale 0.001, in mm (stored as written)"
+    assert ("max", "1000.00 mm") in inline.fields and ("min", "0.00 mm") in inline.fields
+
+    trace = browser.preview("run/1/trace")
+    value = kinds.get("trace", run=1)
+    assert ("mean", f"{value.mean() / 1e-3:.6g} mV") in trace.fields and trace.note is None
+
+    image = as_json(browser.preview("run/1/camera/image"))
+    assert ["unit", "counts"] in image["fields"] and image["display"] == {"unit": "counts"}
+    assert ["mean", f"{kinds.get('camera/image', run=1).mean():.6g} counts"] in image["fields"]
+    pixel = as_json(browser.pixel("run/1/camera/image", 3, 2))
+    assert pixel["value"] == int(kinds.get("camera/image", run=1)[2, 3]) and pixel["text"] == f"{pixel['value']} counts"
+    assert "text" not in as_json(browser.pixel("run/1/colour", 0, 0))  # an image nobody described
+
+    # Formatted, never changed: the stored values are as written.
+    assert kinds.get("temperature", run=1) == 301.25
+    np.testing.assert_array_equal(kinds.get("scan/x", run=1), np.linspace(0, 1, 11))
+    assert as_json(browser.preview("run/1/label")) == label_before
+
+
+def test_previews_follow_the_metadata_as_they_change(kinds: labshelf.Shelf) -> None:
+    browser = Browser(kinds)
+    before = as_json(browser.preview("run/1/temperature"))
+    pixel_before = as_json(browser.pixel("run/2/camera/image", 1, 1))
+    node_before = as_json(browser.children("run/1", limit=100))
+    kinds.describe("temperature", unit="K")
+    said = as_json(browser.preview("run/1/temperature"))
+    assert said["text"] == "301.25 K" and ["stored value", "301.25"] not in said["fields"]  # a unit only: nothing rounded
+    kinds.describe("camera/image", scale=0.5, precision=1)
+    assert as_json(browser.pixel("run/2/camera/image", 1, 1))["text"] == "2.0"  # 1.0 / 0.5, no unit said
+    # Cleared again: exactly what was shown before.
+    kinds.describe("temperature", unit=None)
+    kinds.describe("camera/image", scale=None, precision=None)
+    assert as_json(browser.preview("run/1/temperature")) == before
+    assert as_json(browser.pixel("run/2/camera/image", 1, 1)) == pixel_before
+    assert as_json(browser.children("run/1", limit=100)) == node_before
+

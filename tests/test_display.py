@@ -160,3 +160,86 @@ def test_lists_of_datasets_show_as_a_table(formatter_shell: Any, lab: labshelf.S
     assert "<th>run</th>" in html and rows(html) == 6
     assert "text/html" not in formatter_shell.display_formatter.format([1, 2])[0]
     assert "text/html" not in formatter_shell.display_formatter.format([])[0]
+
+
+# -- display metadata --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def described(shelf: labshelf.Shelf) -> labshelf.Shelf:
+    """A run whose datasets are described (units, scale, precision, titles), and one that is not."""
+    with shelf.new_run("scan") as run:
+        run.put("delay", 1.2345e-12, unit="ps", scale=1e-12, precision=2, title="Beam/Pump delay",
+                description="delay of the <pump> after the probe")
+        run.put("temperature", 301.5)
+        run.put("trace", np.linspace(0.0, 1.0, 11))
+        run.put("camera/image", np.arange(1200, dtype=np.uint16).reshape(40, 30))
+        run.put("counter", 12)
+    with shelf.new_run("plain") as run:
+        run.put("temperature", 300.25)
+        run.put("trace", np.linspace(0.0, 1.0, 11))
+    return shelf
+
+
+def test_a_described_run_shows_units_titles_and_formatted_values(described: labshelf.Shelf) -> None:
+    described.describe("trace", unit="V", precision=3)
+    described.describe("camera/image", unit="counts", title="Camera")
+    described.describe("counter", scale=1e3, unit="k", precision=1)
+    body = described.run(1)._repr_html_().split("</style>", 1)[1]
+    assert "1.23 ps" in body  # 1.2345e-12 / 1e-12 with 2 digits after the point
+    assert "1.2345e-12" not in body
+    assert "<span class='ls-title'>Beam/Pump delay</span>" in body
+    assert "title='delay of the &lt;pump&gt; after the probe'" in body  # the description is a tooltip, escaped
+    assert "mean 0.500 V" in body  # an array's mean with the array's precision and unit
+    assert "<span class='ls-unit'>counts</span>" in body and "<span class='ls-title'>Camera</span>" in body
+    assert "0.0 k" in body  # an int summary scaled too: 12 / 1000 with 1 digit
+    assert "<td>301.5</td>" in body  # temperature: nothing said, shown as ever
+    assert described.get("delay", run=1) == 1.2345e-12  # shown differently, stored the same
+    assert described.get("counter", run=1) == 12
+
+
+def test_names_nobody_described_show_exactly_as_before(described: labshelf.Shelf) -> None:
+    before = described.run(2)._repr_html_()
+    before_ref = described.find("temperature", run=2)._repr_html_()
+    described.describe("delay", unit="ns")  # says something of another name only
+    assert described.run(2)._repr_html_() == before
+    assert described.find("temperature", run=2)._repr_html_() == before_ref
+    described.describe("temperature", unit="K", precision=1)
+    after = described.run(2)._repr_html_()
+    assert after != before and "300.2 K" in after  # 300.25 with one digit (round half to even)
+
+
+def test_a_dataset_repr_says_its_metadata(described: labshelf.Shelf) -> None:
+    html = described.find("delay", run=1)._repr_html_()
+    body = html.split("</style>", 1)[1]
+    for fact, text in (("unit", "ps"), ("scale", "1e-12"), ("display precision", "2"), ("title", "Beam/Pump delay")):
+        assert f"<tr><th>{fact}</th><td>{text}</td></tr>" in body
+    assert "<tr><th>description</th><td>delay of the &lt;pump&gt; after the probe</td></tr>" in body
+    assert "<div class='ls-summary'>1.23 ps</div>" in body
+    header = body.split("</div>", 1)[0]
+    assert "Beam/Pump delay" in header and "title='delay of the &lt;pump&gt;" in header
+    assert "<pump>" not in body
+    plain = described.find("temperature", run=1)._repr_html_()
+    assert "<th>unit</th>" not in plain and "<div class='ls-summary'>301.5</div>" in plain
+
+
+def test_a_data_id_has_its_own_metadata_in_reprs(shelf: labshelf.Shelf) -> None:
+    with shelf.new_run("pmts") as run:
+        run.put("pmt", 0.5, data_id={"channel": 1})
+        run.put("pmt", 0.25, data_id={"channel": 2})
+    shelf.describe("pmt", unit="V", precision=2)
+    shelf.describe("pmt", data_id={"channel": 2}, unit="mV", scale=1e-3, precision=0)
+    body = shelf.run(1)._repr_html_()
+    assert "0.50 V" in body and "250 mV" in body
+    assert "0.25 V" not in body
+    assert "250 mV" in shelf.find("pmt", run=1, data_id={"channel": 2})._repr_html_()
+
+
+def test_lists_of_refs_are_formatted_with_their_shelf_metadata(formatter_shell: Any, described: labshelf.Shelf) -> None:
+    html = formatter_shell.display_formatter.format(described.datasets(1))[0]["text/html"]
+    assert "1.23 ps" in html and "Beam/Pump delay" in html
+    refs = described.datasets(1)
+    described.close()
+    # A closed shelf is asked nothing: its refs still show, without metadata.
+    html = formatter_shell.display_formatter.format(refs)[0]["text/html"]
+    assert "1.2345e-12" in html and "ps" not in html.split("</style>", 1)[1]

@@ -300,3 +300,65 @@ def test_a_delete_reaches_subscribers(shelf: labshelf.Shelf) -> None:
     update = got.last("doomed")
     assert update is not None and update.kind == "value"  # a new dataset: its first value again
     assert [u.kind for u in got.updates] == ["value", "delete", "value"]
+
+
+# -- display metadata ---------------------------------------------------------------------------------
+
+
+def test_metadata_changes_of_watched_names_reach_on_describe_from_another_process(shelf: labshelf.Shelf) -> None:
+    from labshelf.registry.meta import DisplayMeta
+
+    with shelf.new_run() as run:
+        run.put("delay", 1e-12)
+        run.put("other", 1.0)
+    got = Collector()
+    described: list[DisplayMeta] = []
+    lock = threading.Lock()
+
+    def on_describe(meta: DisplayMeta) -> None:
+        with lock:
+            described.append(meta)
+
+    code = (
+        "import sys, labshelf\n"
+        "s = labshelf.open(sys.argv[1])\n"
+        "s.describe('other', unit='V')\n"  # not watched: never delivered
+        "s.describe('delay', unit='ps', scale=1e-12, title='Pump delay')\n"
+        "s.describe('delay', data_id={'line': 2}, precision=3)\n"
+        "with s.new_run('next') as r:\n"
+        "    r.put('delay', 2e-12, unit='fs', scale=1e-15)\n"  # a put that carries new metadata
+    )
+    with shelf.subscribe("delay", got, run="latest", on_describe=on_describe) as subscription:
+        wait_for(lambda: got.last("delay") is not None)
+        subprocess.run([sys.executable, "-c", code, str(shelf.root)], check=True, timeout=60)
+        wait_for(lambda: (u := got.last("delay")) is not None and u.value == 2e-12, "the put of run 2")
+        wait_for(lambda: any(m.unit == "fs" for m in described), "the metadata the put carried")
+        assert subscription.errors == []
+    names = {m.name for m in described}
+    assert names == {"delay"}
+    whole = [m for m in described if not m.data_id]
+    assert whole[-1] == DisplayMeta("delay", unit="fs", scale=1e-15, title="Pump delay")
+    line = [m for m in described if dict(m.data_id) == {"line": 2}]
+    # A data ID's own fields over the name's, as shelf.metadata gives them.
+    assert line and line[-1].precision == 3 and line[-1].title == "Pump delay"
+    # Metadata changes are not value updates: the value callback saw values only.
+    assert all(u.name == "delay" and u.kind in ("value", "put") for u in got.updates)
+    assert shelf.get("delay", run=1) == 1e-12
+
+
+def test_without_on_describe_metadata_changes_deliver_nothing(shelf: labshelf.Shelf) -> None:
+    with shelf.new_run() as run:
+        run.put("delay", 1.0)
+        got = Collector()
+        with shelf.subscribe("delay", got, run=run.number) as subscription:
+            wait_for(lambda: got.last("delay") is not None)
+            other = writer(shelf)
+            try:
+                other.describe("delay", unit="ps")
+                other.run(run.number).put("delay", 2.0)
+            finally:
+                other.close()
+            wait_for(lambda: (u := got.last("delay")) is not None and u.value == 2.0)
+            assert [u.value for u in got.updates] == [1.0, 2.0] and subscription.errors == []
+    with pytest.raises(labshelf.errors.InvalidOptions, match="on_describe= takes a callable"):
+        shelf.subscribe("delay", got, on_describe="print")

@@ -254,3 +254,39 @@ def test_pixels_for_screen_of_odd_shapes() -> None:
     assert info["dtype"] == "float32" and np.frombuffer(raw, "<f4").tolist() == [-1, 2, 3, 4]
     with pytest.raises(ValueError, match="an image is 2-D or HxWx3/4"):
         pixels_for_screen(np.zeros((2, 2, 2)), 10, 10)
+
+
+# -- display metadata --------------------------------------------------------------------------------
+
+
+def test_captions_and_titles_follow_the_display_metadata(lab: labshelf.Shelf) -> None:
+    plain = Gallery(lab, "camera/image", labels=["temperature", "status_text"], page_size=2)
+    plain_page = plain.rpc_page(0).result
+    assert plain.title == "camera/image" and plain.display == {}
+    lab.describe("temperature", unit="K", precision=2, title="Sample temperature")
+    lab.describe("camera/image", unit="ADU", scale=2, precision=1, title="Camera/Beam profile",
+                 description="the <beam> on the screen")
+    gallery = Gallery(lab, "camera/image", labels=["temperature", "status_text"], page_size=2)
+    assert gallery.name == "camera/image" and gallery.title == "Camera/Beam profile"
+    assert gallery.display == {"unit": "ADU", "scale": 2.0, "precision": 1, "title": "Camera/Beam profile",
+                               "description": "the <beam> on the screen"}
+    tiles = gallery.rpc_page(0).result["tiles"]
+    assert tiles[0]["caption"] == "run 30 · temperature=297.50 K · status_text=shot 30"  # 290 + 30/4
+    assert tiles[1]["caption"] == "run 29 · temperature=297.25 K · status_text=shot 29"
+    # Already-made galleries read the caption metadata afresh; the image's own is read when made.
+    assert plain.rpc_page(0).result["tiles"][0]["caption"] == tiles[0]["caption"] != plain_page["tiles"][0]["caption"]
+    info = gallery.rpc_image(30, 40, 40).result
+    assert info["title"] == "run 30 · Camera/Beam profile" and info["min"] == frame(30).min()  # values as stored
+    assert "Camera/Beam profile: 23 runs" in gallery.fallback_html()
+    assert lab.get("temperature", run=30) == 297.5
+
+
+def test_a_label_with_a_data_id_uses_that_data_ids_metadata(lab: labshelf.Shelf) -> None:
+    with lab.new_run("pmts") as run:
+        run.put("camera/image", frame(31))
+        run.put("pmt", 0.125, data_id={"channel": 2})
+    lab.describe("pmt", unit="V", precision=1)
+    lab.describe("pmt", data_id={"channel": 2}, unit="mV", scale=1e-3, precision=0)
+    gallery = Gallery(lab, "camera/image", labels=["pmt[channel=2]"], page_size=1)
+    assert gallery.rpc_page(0).result["tiles"][0]["caption"] == "run 31 · pmt[channel=2]=125 mV"
+

@@ -54,6 +54,16 @@ def write_scan(path: str, points: int) -> None:
     print("done", flush=True)
 
 
+def write_description(path: str, name: str, fields: str) -> None:
+    """Child: ``shelf.describe(name, **fields)`` (fields as JSON), as a colleague at another desk would."""
+    import json
+
+    shelf = labshelf.open(path)
+    shelf.describe(name, **json.loads(fields))
+    shelf.close()
+    print("done", flush=True)
+
+
 # -- helpers -----------------------------------------------------------------------------------------
 
 
@@ -515,5 +525,110 @@ if __name__ == "__main__":
     command, *rest = sys.argv[1:]
     if command == "scan":
         write_scan(rest[0], int(rest[1]))
+    elif command == "describe":
+        write_description(rest[0], rest[1], rest[2])
     else:
         raise SystemExit(f"unknown command {command!r}")
+
+
+# -- display metadata -------------------------------------------------------------------------------------
+
+
+def describe_elsewhere(spawn: Spawn, shelf: labshelf.Shelf, name: str, **fields: Any) -> None:
+    """``shelf.describe(name, **fields)`` in another process."""
+    import json
+
+    child = spawn("describe", shelf.root, name, json.dumps(fields))
+    child.expect("done")
+    assert child.finish() == 0
+
+
+def test_plot_axes_say_title_and_unit_and_values_are_scaled(shelf: labshelf.Shelf, spawn: Spawn, closing: list[Any]) -> None:
+    shelf.describe("scan/delay", unit="ps", scale=1e-12, title="Scan/Pump delay")
+    with shelf.new_run("scan") as run:
+        run.put("scan/delay", np.array([1e-12, 2e-12, 3e-12]))
+        run.put("scan/counts", np.array([10.0, 20.0, 30.0]))
+        plot = LivePlot(shelf, "scan/counts", x="scan/delay", max_rate=100)
+        closing.append(plot)
+        assert plot.figure.xaxis[0].axis_label == "Pump delay [ps]" and plot.figure.yaxis[0].axis_label == "scan/counts"
+        wait_for(lambda: plot.points == 3, "3 points")
+        np.testing.assert_allclose(plot.source.data["x"], [1.0, 2.0, 3.0])  # shown in ps
+        np.testing.assert_array_equal(plot.source.data["y"], [10.0, 20.0, 30.0])
+        # Another process describes y: the axis is relabelled and every point redrawn at the new scale.
+        describe_elsewhere(spawn, shelf, "scan/counts", unit="kHz", scale=1000)
+        wait_for(lambda: plot.figure.yaxis[0].axis_label == "scan/counts [kHz]", "the new y label")
+        wait_for(lambda: list(plot.source.data["y"]) == [0.01, 0.02, 0.03], "y at the new scale")
+        run.append("scan/delay", 4e-12)
+        run.append("scan/counts", 40.0)
+        wait_for(lambda: plot.points == 4, "a fourth point")
+        assert list(plot.source.data["y"]) == [0.01, 0.02, 0.03, 0.04]  # streamed rows scaled too
+        np.testing.assert_allclose(plot.source.data["x"], [1.0, 2.0, 3.0, 4.0])
+    assert plot.subscription is not None and plot.subscription.errors == []
+    np.testing.assert_array_equal(shelf.get("scan/counts", run=1), [10.0, 20.0, 30.0, 40.0])  # stored as written
+
+
+def test_a_plot_of_an_undescribed_name_is_labelled_as_before(shelf: labshelf.Shelf, closing: list[Any]) -> None:
+    plot = LivePlot(shelf, "scan/counts", x="scan/x")
+    closing.append(plot)
+    assert (plot.figure.xaxis[0].axis_label, plot.figure.yaxis[0].axis_label) == ("scan/x", "scan/counts")
+    alone = LivePlot(shelf, "trace", data_id={"channel": 2})
+    closing.append(alone)
+    assert (alone.figure.xaxis[0].axis_label, alone.figure.yaxis[0].axis_label) == ("index", "trace[channel=2]")
+
+
+def test_big_number_takes_unit_and_format_from_the_metadata(shelf: labshelf.Shelf, spawn: Spawn, closing: list[Any]) -> None:
+    shelf.describe("pmt/rate", unit="kHz", scale=1e3, precision=2, title="PMT rate", description="counts per second")
+    number = BigNumber(shelf, "pmt/rate", max_rate=100)
+    by_hand = BigNumber(shelf, "pmt/rate", unit="Hz", max_rate=100)  # unit= given: it wins over the metadata's
+    plain = BigNumber(shelf, "pmt/other", max_rate=100)
+    closing += [number, by_hand, plain]
+    assert (number.name, number.unit, number.description) == ("PMT rate", "kHz", "counts per second")
+    assert by_hand.unit == "Hz" and plain.unit == "" and plain.name == "pmt/other"
+    with shelf.new_run("count") as run:
+        run.put("pmt/rate", 12345.678)
+        run.put("pmt/other", 12345.678)
+        wait_for(lambda: number.text == "12.35" and plain.text == "12345.7", "the values")
+        assert by_hand.text == "12.35" and number.value == 12345.678  # the value as stored
+        describe_elsewhere(spawn, shelf, "pmt/rate", unit="MHz", scale=1e6, precision=None)
+        # No precision now: scaled, with the widget's significant digits.
+        wait_for(lambda: number.text == "0.0123457" and number.unit == "MHz", "the new metadata")
+        assert by_hand.unit == "Hz" and by_hand.text == "0.0123457"
+        describe_elsewhere(spawn, shelf, "pmt/rate", unit=None, scale=None, title=None, description=None)
+        wait_for(lambda: number.text == "12345.7" and number.unit == "" and number.name == "pmt/rate", "cleared")
+        assert number.description == "" and by_hand.unit == "Hz"
+
+
+def test_big_number_of_one_data_id_follows_its_own_metadata(shelf: labshelf.Shelf, closing: list[Any]) -> None:
+    shelf.describe("pmt", unit="V", precision=1)
+    number = BigNumber(shelf, "pmt", data_id={"channel": 2}, max_rate=100)
+    closing.append(number)
+    with shelf.new_run("count") as run:
+        run.put("pmt", 0.25, data_id={"channel": 2})
+        wait_for(lambda: number.text == "0.2", "the value")  # 0.25 with one digit: half to even
+        writer = other(shelf)
+        try:
+            writer.describe("pmt", data_id={"channel": 3}, unit="mV")  # another data ID: nothing changes
+            writer.describe("pmt", data_id={"channel": 2}, unit="mV", scale=1e-3, precision=0)
+        finally:
+            writer.close()
+        wait_for(lambda: number.unit == "mV" and number.text == "250", "this data ID's metadata")
+
+
+def test_live_image_title_and_display_follow_the_metadata(shelf: labshelf.Shelf, closing: list[Any]) -> None:
+    with shelf.new_run("camera") as run:
+        run.put("camera/image", np.arange(40 * 30, dtype=np.uint16).reshape(40, 30))
+        image = LiveImage(shelf, "camera/image", max_rate=100)
+        closing.append(image)
+        assert image.name == "camera/image" and image.display == {}
+        wait_for(lambda: image._last is not None, "the first frame")
+        writer = other(shelf)
+        try:
+            writer.describe("camera/image", unit="ADU", title="Beam profile", scale=2)
+        finally:
+            writer.close()
+        wait_for(lambda: image.name == "Beam profile", "the new title")
+        assert image.display == {"unit": "ADU", "scale": 2.0, "title": "Beam profile"}
+        run.put("camera/image", np.ones((40, 30), dtype=np.uint16))
+        wait_for(lambda: image.frames == 2, "a second frame")
+    info = image.rpc_last().result
+    assert info["title"] == "run 1 · Beam profile" and info["max"] == 1  # values as stored; the view scales them

@@ -490,15 +490,73 @@ def test_a_damaged_data_file_is_one_error_line(kinds: labshelf.Shelf) -> None:
 # -- the JavaScript ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("widget", ["tree", "gallery"])
+@pytest.mark.parametrize("widget", ["tree", "gallery", "live"])
 def test_widget_javascript_parses(widget: str, tmp_path: Path) -> None:
     node = shutil.which("node")
     assert node is not None, "node is needed to check the widgets' JavaScript"
-    from labshelf.widgets import Gallery
+    from labshelf.widgets import BigNumber, Gallery
 
-    source = DatasetTree._esm if widget == "tree" else Gallery._esm
+    source = {"tree": DatasetTree._esm, "gallery": Gallery._esm, "live": BigNumber._esm}[widget]
     assert "export default" in source and "function makeRequester" in source
     module = tmp_path / f"{widget}.mjs"
     module.write_text(source)
     result = subprocess.run([node, "--check", str(module)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+# -- display metadata ----------------------------------------------------------------------------------
+
+
+def test_the_tree_shows_titles_units_and_formatted_previews(shelf: labshelf.Shelf) -> None:
+    with shelf.new_run("scan") as run:
+        run.put("delay", 2.5e-12, unit="ps", scale=1e-12, precision=1, title="Pump delay", description="after the probe")
+        run.put("frame", np.arange(64 * 64, dtype=np.uint16).reshape(64, 64) * 10)
+        run.put("plain", 1.5)
+    shelf.describe("frame", unit="ADU", scale=10, precision=0)
+    tree = CapturedTree(shelf)
+    nodes = {n["id"]: n for n in tree.rpc_children("run/1")["nodes"]}
+    assert nodes["run/1/delay"]["title"] == "Pump delay" and nodes["run/1/delay"]["unit"] == "ps"
+    assert nodes["run/1/delay"]["description"] == "after the probe"
+    assert set(nodes["run/1/plain"]) == {"id", "name", "kind", "meta", "expandable"}
+    preview = tree.rpc_preview("run/1/delay").result
+    assert preview["text"] == "2.5 ps" and ("stored value", "2.5e-12") in preview["fields"]
+    frame = tree.rpc_preview("run/1/frame")
+    assert frame.result["display"] == {"unit": "ADU", "scale": 10.0, "precision": 0} and frame.buffers
+    assert ("mean", "2048 ADU") in frame.result["fields"]  # 20475 stored, shown / 10 with no digit after the point
+    pixel = tree.rpc_pixel("run/1/frame", 5, 1)
+    assert pixel["value"] == (64 + 5) * 10 and pixel["text"] == "69 ADU"
+    assert tree.rpc_preview("run/1/plain").result["text"] == "1.5" and "display" not in tree.rpc_preview("run/1/plain").result
+    # The static fallback lists names as before.
+    assert "delay" in tree.fallback_html()
+
+
+def test_javascript_formats_values_as_python_does(tmp_path: Path) -> None:
+    # tree.js, gallery.js and live.js format colour scales and pixels in the browser: the same
+    # rule as DisplayMeta.format, checked value by value against Python.
+    from labshelf.registry.meta import DisplayMeta
+
+    node = shutil.which("node")
+    assert node is not None, "node is needed to check the widgets' JavaScript"
+    module = tmp_path / "tree.mjs"
+    module.write_text(DatasetTree._esm)
+    values = [0, 1, 7, -3, 0.5, 2.5, -0.5, 0.125, 1.005, 1 / 3, 2.5e-12, 1234567.891, 123456.4, 1e-5, 0.0001, -0.000123456789, 1e22, 300.25,
+              float("nan"), float("inf"), float("-inf")]
+    metas = [
+        DisplayMeta("x"), DisplayMeta("x", unit="ps", scale=1e-12, precision=2), DisplayMeta("x", precision=0),
+        DisplayMeta("x", unit="V"), DisplayMeta("x", scale=1e3), DisplayMeta("x", unit="mm", scale=1e-3, precision=4),
+    ]
+    cases = [{"value": v, "display": m.fields()} for m in metas[1:] for v in values]
+    script = (
+        f"import {{ formatShown }} from {module.as_uri()!r};\n"
+        "const cases = JSON.parse(process.argv[1]);\n"
+        "console.log(JSON.stringify(cases.map((c) => formatShown(c.value, c.display))));\n"
+    )
+    encoded = json.dumps(cases).replace("NaN", '"NaN"').replace("-Infinity", '"-inf"').replace("Infinity", '"inf"')
+    encoded_script = script.replace("JSON.parse(process.argv[1])",
+                                    "JSON.parse(process.argv[1]).map((c) => ({...c, value: typeof c.value === 'string' "
+                                    "? {NaN: NaN, inf: Infinity, '-inf': -Infinity}[c.value] : c.value}))")
+    done = subprocess.run([node, "--input-type=module", "-e", encoded_script, encoded], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    shown = json.loads(done.stdout)
+    expected = [m.format(v, unit=True) for m in metas[1:] for v in values]
+    assert shown == expected

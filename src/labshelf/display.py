@@ -8,6 +8,13 @@ read through :mod:`labshelf.browse` like every front end: no data file is
 ever opened to draw a repr, and image datasets show the PNG thumbnail kept
 there since put time.
 
+Display metadata (``shelf.describe``) shape what a dataset's values look
+like, by :meth:`DisplayMeta.format <labshelf.registry.meta.DisplayMeta.format>`
+as everywhere else: a number scaled, with its precision and unit; an
+array's mean and an image's thumbnail with the unit; a title beside the
+name, the description as the name's tooltip.  A name nobody described
+shows as it always did.
+
 Lengths are capped (:data:`MAX_DATASETS` datasets, :data:`LATEST_RUNS`
 runs, :data:`TEXT_CHARS` characters of any text) in the SQL queries
 themselves, so a run of 10,000 datasets draws as fast as a run of ten.
@@ -27,6 +34,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .registry.meta import DisplayMeta
     from .registry.records import DatasetRef
     from .run import Run
     from .shelf import Shelf
@@ -113,7 +121,7 @@ def run_html(run: Run) -> str:
     if len(record.params) > MAX_PARAMS:
         params_html += f"<div class='ls-more'>{len(record.params) - MAX_PARAMS} more: <code>run.params</code></div>"
     refs, total = _run_datasets(run._shelf, record.number)
-    datasets = _refs_table(refs) if refs else _none("no datasets yet")
+    datasets = _refs_table(refs, _described([(run._shelf, refs)])) if refs else _none("no datasets yet")
     if total > len(refs):
         datasets += (
             f"<div class='ls-more'>{total - len(refs):,} more: "
@@ -131,9 +139,11 @@ def run_html(run: Run) -> str:
 
 def ref_html(ref: DatasetRef) -> str:
     """HTML of one dataset: where it is, what it holds, its summary, and how to read it."""
+    meta = _described_one(ref)
     facts: dict[str, Any] = {
         "run": ref.run,
         "name": ref.name,
+        **(_meta_facts(meta) if meta is not None else {}),
         "data ID": _data_id(ref.data_id) or "(none)",
         "kind": ref.kind,
         "shape": _shape(ref.shape),
@@ -157,15 +167,15 @@ def ref_html(ref: DatasetRef) -> str:
     code = get_code(ref.name, ref.run, ref.data_id)
     sections = [("dataset", _kv(facts) + f"<div class='ls-code'><code>{_e(code)}</code></div>", True)]
     if ref.summary is not None:
-        sections.append(("summary", f"<div class='ls-summary'>{_summary(ref, large=True)}</div>", True))
-    header = f"<span class='ls-name'>{_e(ref.label)}</span> of run {ref.run} <span class='ls-badge'>{_e(ref.kind)}</span>"
+        sections.append(("summary", f"<div class='ls-summary'>{_summary(ref, meta, large=True)}</div>", True))
+    header = f"{_name(ref.label, meta, 'span')} of run {ref.run} <span class='ls-badge'>{_e(ref.kind)}</span>"
     return _frame("DatasetRef", header, sections)
 
 
 def refs_html(refs: Sequence[DatasetRef]) -> str:
     """HTML of a list of datasets (``shelf.datasets(12)``): a table of the first :data:`MAX_DATASETS`."""
     shown = list(refs[:MAX_DATASETS])
-    body = _refs_table(shown, with_run=len({r.run for r in shown}) > 1)
+    body = _refs_table(shown, _described(_holders(shown)), with_run=len({r.run for r in shown}) > 1)
     if len(refs) > len(shown):
         body += f"<div class='ls-more'>{len(refs) - len(shown):,} more</div>"
     return _frame("datasets", f"{len(refs):,} dataset{'s' if len(refs) != 1 else ''}", [("", body, True)])
@@ -185,6 +195,71 @@ def _latest_runs(shelf: Shelf) -> tuple[list[dict[str, Any]], int]:
 
     found, total = Browser(shelf).latest_runs(LATEST_RUNS)
     return [row._asdict() for row in found], total
+
+
+# -- display metadata (through the shelf that holds the datasets) ---------------------------------
+
+
+def _holders(refs: Sequence[DatasetRef]) -> list[tuple[Shelf, list[DatasetRef]]]:
+    """The refs grouped by the open shelf that holds their repository (a record knows where it is
+    stored, not who read it); refs of no open shelf are left out."""
+    from .shelf import holding
+
+    by_repository: dict[str, list[DatasetRef]] = {}
+    for ref in refs:
+        by_repository.setdefault(ref.repository, []).append(ref)
+    found: dict[int, tuple[Shelf, list[DatasetRef]]] = {}
+    for repository, held in by_repository.items():
+        shelf = holding(repository)
+        if shelf is not None:
+            found.setdefault(id(shelf), (shelf, []))[1].extend(held)
+    return list(found.values())
+
+
+def _described(groups: Iterable[tuple[Shelf, Sequence[DatasetRef]]]) -> dict[int, DisplayMeta]:
+    """The metadata of each ref something is said of, by ``id(ref)`` (one read of each shelf's records)."""
+    from .metadata import for_label
+
+    out: dict[int, DisplayMeta] = {}
+    for shelf, refs in groups:
+        records = shelf.metadata()
+        if not records:
+            continue
+        for ref in refs:
+            meta = for_label(records, ref.name, ref.data_id)
+            if meta is not None and not meta.empty:
+                out[id(ref)] = meta
+    return out
+
+
+def _described_one(ref: DatasetRef) -> DisplayMeta | None:
+    from .shelf import holding
+
+    shelf = holding(ref.repository)
+    meta = shelf.metadata(ref.name, data_id=dict(ref.data_id)) if shelf is not None else None
+    return meta if meta is not None and not meta.empty else None
+
+
+def _meta_facts(meta: DisplayMeta) -> dict[str, Any]:
+    """What the metadata say, as facts of a dataset's repr (only the fields said)."""
+    return {("display " + k if k == "precision" else k): v for k, v in meta.fields().items()}
+
+
+def _name(text: str, meta: DisplayMeta | None, tag: str = "td") -> str:
+    """A dataset's name, with its title beside it and its description as a tooltip (when said)."""
+    if meta is None or (meta.title is None and meta.description is None):
+        return f"<{tag} class='ls-name'>{_e(text)}</{tag}>"
+    tip = f" title='{_e(_tip(meta.description))}'" if meta.description else ""
+    title = f" <span class='ls-title'>{_e(_text(meta.title))}</span>" if meta.title else ""
+    if tag == "span":
+        return f"<span class='ls-name'{tip}>{_e(text)}</span>{title}"
+    return f"<{tag} class='ls-name'{tip}>{_e(text)}{title}</{tag}>"
+
+
+def _tip(text: str | None) -> str:
+    """A tooltip's text: a description, capped (tooltips are no place for 10,000 characters)."""
+    text = text or ""
+    return text if len(text) <= 4 * TEXT_CHARS else text[: 4 * TEXT_CHARS - 1] + "\u2026"
 
 
 # -- pieces ------------------------------------------------------------------------------------------
@@ -207,15 +282,18 @@ def _frame(kind: str, header: str, sections: Iterable[tuple[str, str, bool]]) ->
     return "".join(parts)
 
 
-def _refs_table(refs: Sequence[DatasetRef], *, with_run: bool = False) -> str:
+def _refs_table(
+    refs: Sequence[DatasetRef], described: Mapping[int, DisplayMeta], *, with_run: bool = False
+) -> str:
     columns = (["run"] if with_run else []) + ["name", "data ID", "kind", "shape", "dtype", "size", "summary"]
     rows = []
     for ref in refs:
         run = f"<td class='ls-num'>{ref.run}</td>" if with_run else ""
+        meta = described.get(id(ref))
         rows.append(
-            f"<tr>{run}<td class='ls-name'>{_e(ref.name)}</td><td>{_e(_data_id(ref.data_id))}</td>"
+            f"<tr>{run}{_name(ref.name, meta)}<td>{_e(_data_id(ref.data_id))}</td>"
             f"<td>{_e(ref.kind)}</td><td>{_e(_shape(ref.shape))}</td><td>{_e(ref.dtype or '')}</td>"
-            f"<td class='ls-num'>{_e(_size(ref.nbytes))}</td><td>{_summary(ref)}</td></tr>"
+            f"<td class='ls-num'>{_e(_size(ref.nbytes))}</td><td>{_summary(ref, meta)}</td></tr>"
         )
     return f"<table class='ls-table'>{_head(columns)}<tbody>{''.join(rows)}</tbody></table>"
 
@@ -233,14 +311,22 @@ def _none(text: str) -> str:
     return f"<div class='ls-more'>{_e(text)}</div>"
 
 
-def _summary(ref: DatasetRef, *, large: bool = False) -> str:
+def _summary(ref: DatasetRef, meta: DisplayMeta | None = None, *, large: bool = False) -> str:
+    """A dataset's summary: a value (scaled, with precision and unit when described), an array's mean,
+    an image's thumbnail (with its unit)."""
+    import numbers
+
     value = ref.summary
     if isinstance(value, bytes) and value.startswith(b"\x89PNG"):
         data = base64.b64encode(value).decode("ascii")
         css_class = "ls-thumb ls-thumb-large" if large else "ls-thumb"
-        return f"<img class='{css_class}' src='data:image/png;base64,{data}' alt='{_e(f'thumbnail of {ref.label}')}'/>"
+        unit = f" <span class='ls-unit'>{_e(meta.unit)}</span>" if meta is not None and meta.unit else ""
+        return f"<img class='{css_class}' src='data:image/png;base64,{data}' alt='{_e(f'thumbnail of {ref.label}')}'/>{unit}"
     if value is None:
         return ""
+    if meta is not None and isinstance(value, numbers.Number) and not isinstance(value, bool):
+        text = meta.format(value, unit=True)
+        return _e(f"mean {text}" if ref.kind in ("ndarray", "image") else text)
     if isinstance(value, float):
         text = f"{value:.6g}"
         return f"mean {text}" if ref.kind in ("ndarray", "image") else text

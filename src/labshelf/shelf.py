@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import weakref
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -86,6 +87,7 @@ class Shelf:
         self._live_feed: Feed | None = None
         self._subscriptions: set[Subscription] = set()
         self._finder = Finder(self, self._repos)
+        _OPEN.add(self)
 
     # -- identity and lifecycle --------------------------------------------------
 
@@ -230,6 +232,7 @@ class Shelf:
         max_rate: float | None = None,
         preview: Sequence[int] | None = None,
         poll: float | None = None,
+        on_describe: Callable[[DisplayMeta], Any] | None = None,
     ) -> Subscription:
         """Call ``callback(update)`` with the current value of matching datasets whenever they change.
 
@@ -255,13 +258,17 @@ class Shelf:
         poll
             Seconds between reads of the registry when no wake-up arrives
             (file systems without change events); default 0.5.
+        on_describe
+            Receives the new :class:`DisplayMeta` of a matching name (or of one
+            of its data IDs) when its display metadata change, in any run
+            (see :class:`labshelf.live.Subscription`).
         """
         from .live import Subscription
 
         if self._closed:
             raise ShelfError("the shelf is closed")
         subscription = Subscription(
-            self, names, callback, run=run, max_rate=max_rate, preview=preview, poll=poll
+            self, names, callback, run=run, max_rate=max_rate, preview=preview, poll=poll, on_describe=on_describe
         )
         self._subscriptions.add(subscription)
         return subscription
@@ -908,6 +915,21 @@ class Shelf:
             return run_number(run)
         except RunNotFound as exc:
             raise RunNotFound(f"{exc}; runs are given by number or as a Run") from None
+
+
+#: Shelves not yet garbage: a DatasetRef's repr looks up the display metadata of its
+#: repository through one of them (a record knows where it is stored, not who read it).
+_OPEN: weakref.WeakSet[Shelf] = weakref.WeakSet()
+
+
+def holding(repository: str) -> Shelf | None:
+    """An open shelf whose view has the repository ``repository`` (its folder or URL), if any."""
+    if not repository:
+        return None
+    for shelf in list(_OPEN):
+        if not shelf._closed and repository in shelf._by_where:
+            return shelf
+    return None
 
 
 def _ref_html(ref: DatasetRef) -> str:

@@ -27,16 +27,24 @@ Records, as ``to_json()`` gives them (the REST API's payloads)::
     NodePage   children(node, offset, limit, search), search(pattern, offset, limit)
       {"nodes": [Node, ...], "more": bool, "offset": int}
     Node
-      {"id": str, "name": str, "kind": str, "meta": str, "expandable": bool, "expand"?: true}
+      {"id": str, "name": str, "kind": str, "meta": str, "expandable": bool, "expand"?: true,
+       "unit"?: str, "title"?: str, "description"?: str}
         kind: run, group, a value kind (scalar, ndarray, image, xarray, pandas, composite, ...),
         or inside a dataset: file, dataset, group, attr, link, coord, variable, column, component
+        unit, title, description: a dataset's display metadata (shelf.describe), only those said
     Preview    preview(node, size)
       {"node": str, "title": str, "kind": str, "fields": [[label, text], ...], "code": str,
        "text"?: str, "note"?: str,
        "table"?: {"columns": [str], "dtypes": [str], "rows": [[str, ...], ...]},
        "picture"?: {"width": int, "height": int, "bytes": int, "shape"?: [int], "factor"?: int,
-                    "vmin"?: float, "vmax"?: float}}
+                    "vmin"?: float, "vmax"?: float},
+       "display"?: {"unit"?: str, "scale"?: float, "precision"?: int, "title"?: str, "description"?: str}}
         the picture's PNG is ``Preview.picture.png`` (bytes): served as image/png beside the JSON
+        a described dataset (display): its metadata are also among the fields (unit, scale, display
+        precision, title, description), the texts are formatted by them (DisplayMeta.format: a scalar
+        scaled with its precision and unit, its "stored value" beside it; min/max/mean with the unit;
+        listed values scaled, which the note says); picture vmin/vmax stay stored values, for the front
+        end to format with display as the text is
     Snippet    code(node)
       {"node": str, "code": str, "setup": str}
         code uses ``shelf``; setup is ``import labshelf`` + ``shelf = labshelf.open('<folder>')``
@@ -53,7 +61,8 @@ Records, as ``to_json()`` gives them (the REST API's payloads)::
         columns in first-screen order (runs.first_screen): status, start, end, experiment, the dataset
         columns, comment, tags, the user columns; default_columns the same without end
     Pixel      pixel(node, x, y)
-      {"x": int, "y": int, "value": number | [number, ...], "shape": [int]}
+      {"x": int, "y": int, "value": number | [number, ...], "shape": [int], "text"?: str}
+        value as stored; text, for a described dataset, as its display metadata show it ("1.20 ps")
     ShelfSummary summary()
       {"runs": int, "last_change": ISO 8601 | null, "backend": "sqlite" | "postgresql", "writable": bool,
        "version": str}

@@ -161,7 +161,13 @@ class Browser:
 
         value = np.asarray(self._shelf.read(ref, parameters={"slice": (y, x)}))
         shown = [runs.cell(v) for v in value.tolist()] if value.ndim else runs.cell(value.item())
-        return Pixel(x, y, shown, shape)
+        meta = previews.described(self._shelf, ref)
+        text = None
+        if meta is not None:
+            text = (", ".join(meta.format(v) for v in value.tolist()) if value.ndim else meta.format(value.item(), unit=True))
+            if value.ndim:
+                text = f"({text}){' ' + meta.unit if meta.unit else ''}"
+        return Pixel(x, y, shown, shape, text)
 
     def code(self, node: Any) -> Snippet:
         """The exact code that loads a node: ``shelf.get(...)`` and friends, and ``labshelf.open(...)``."""
@@ -191,7 +197,8 @@ class Browser:
         if not pattern:
             raise InvalidParameter("a search needs a pattern: text a dataset name contains, or a glob like 'camera/*'")
         entries = self._shelf._listing.search(pattern, offset, limit + 1)
-        nodes = tuple(dataset_node(e, meta_prefix=f"run {e.run} · ") for e in entries[:limit])
+        records = self._shelf.metadata() if entries else {}
+        nodes = tuple(dataset_node(e, meta_prefix=f"run {e.run} · ", records=records) for e in entries[:limit])
         return NodePage(nodes, len(entries) > limit, offset)
 
     # -- the run table ------------------------------------------------------------------------

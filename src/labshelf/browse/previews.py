@@ -7,6 +7,15 @@ PNG shrunk on the Python side to the size asked for (read with a stride
 when it is larger than :data:`PICTURE_PIXELS`).  An image asked for at
 thumbnail size or less is the registry's thumbnail: no data file is opened.
 Each preview carries ``code``, the exact Python that loads what is shown.
+
+A dataset's display metadata (``shelf.describe``) shape its preview as
+they shape every other view of a value (:meth:`DisplayMeta.format
+<labshelf.registry.meta.DisplayMeta.format>`): they are listed among the
+facts, a scalar shows scaled with its precision and unit (its stored value
+beside it), an array's statistics carry the unit and its value listing is
+scaled (a note says so), and ``display`` (the fields said) lets a front end
+format a colour scale the same way.  Members inside data files show what
+the files hold, unscaled.  A dataset nobody described previews as before.
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from ..datastore.members import Peek
+    from ..registry.meta import DisplayMeta
     from ..registry.records import DatasetRef
     from ..shelf import Shelf
 
@@ -47,6 +57,8 @@ COMPONENT_BYTES = 64 * 2**20
 HDF5_KINDS = ("ndarray", "image")
 #: Members (variables, columns) of one value listed at most: from file metadata, a page is cut from them.
 MAX_MEMBERS = 100_000
+#: Characters of a description a preview's facts show.
+MAX_DESCRIPTION = 500
 
 
 # -- runs, groups, the shelf ------------------------------------------------------------------------
@@ -91,9 +103,29 @@ def group_preview(shelf: Shelf, node: str, run: int, prefix: str) -> Preview:
 # -- datasets ----------------------------------------------------------------------------------------
 
 
+def described(shelf: Shelf, ref: DatasetRef) -> DisplayMeta | None:
+    """The display metadata of a dataset, None when nothing is said."""
+    meta = shelf.metadata(ref.name, data_id=dict(ref.data_id))
+    return None if meta.empty else meta
+
+
+def meta_fields(meta: DisplayMeta) -> list[tuple[str, str]]:
+    """The metadata said, as preview facts (a long description capped)."""
+    out = []
+    for key, value in meta.fields().items():
+        text = str(value)
+        if key == "description" and len(text) > MAX_DESCRIPTION:
+            text = text[: MAX_DESCRIPTION - 1] + "…"
+        out.append(("display precision" if key == "precision" else key, text))
+    return out
+
+
 def dataset_preview(shelf: Shelf, node: str, ref: DatasetRef, size: int | None) -> Preview:
-    """The facts of a dataset and a bounded look at its value."""
+    """The facts of a dataset and a bounded look at its value (shown as its display metadata say)."""
+    meta = described(shelf, ref)
     fields: list[tuple[str, str]] = [("kind", ref.kind)]
+    if meta is not None:
+        fields += meta_fields(meta)
     if ref.shape is not None:
         fields.append(("shape", shape_text(ref.shape) or "()"))
     if ref.dtype:
@@ -115,7 +147,7 @@ def dataset_preview(shelf: Shelf, node: str, ref: DatasetRef, size: int | None) 
             out["picture"] = _image_picture(shelf, ref, size or THUMBNAIL_SIZE)
         mean = shelf._listing.summary_value(ref.id)
         if mean is not None:
-            fields.append(("mean", _number(mean)))
+            fields.append(("mean", _number(mean, meta)))
     elif ref.kind in ("pandas", "xarray") and ref.storage.files:
         peek = shelf._peek(ref, limit=BOUNDED_READ)
         if peek.kind == "table":
@@ -125,14 +157,16 @@ def dataset_preview(shelf: Shelf, node: str, ref: DatasetRef, size: int | None) 
             out["text"] = _cap(peek.text)
     elif ref.kind == "ndarray" and ref.storage.files:
         peek = shelf._peek(ref, limit=BOUNDED_READ)
-        _values_preview(out, fields, peek.values, peek.total or 0, size, peek.note)
+        _values_preview(out, fields, peek.values, peek.total or 0, size, peek.note, meta)
     elif ref.kind in ("scalar", "ndarray"):
         value = shelf.read(ref)
-        _value_preview(out, fields, value, size)
+        _value_preview(out, fields, value, size, meta)
     elif isinstance(ref.summary, (str, int, float)):
         fields.append(("summary", _cap(str(ref.summary))))
     if ref.kind not in ("scalar", "ndarray", "image"):
         fields.append(("components", ", ".join(shelf.components(ref)) or "-"))
+    if meta is not None:
+        out["display"] = meta.fields()
     return Preview(node, f"{ref.label} (run {ref.run})", ref.kind, tuple(fields), code.get_code(ref.name, ref.run, ref.data_id), **out)
 
 
@@ -156,7 +190,8 @@ def member_preview(shelf: Shelf, node: str, ref: DatasetRef, member: str, size: 
     if part is not None:
         # A composite's parts are datasets of their own: previewed like one, as boundedly.
         shown = dataset_preview(shelf, node, part, size)
-        return Preview(node, title, "component", shown.fields, get, shown.text, shown.note, shown.table, shown.picture)
+        return Preview(node, title, "component", shown.fields, get, shown.text, shown.note, shown.table, shown.picture,
+                       shown.display)
     fields: list[tuple[str, str]] = []
     out: dict[str, Any] = {}
     if ref.nbytes > COMPONENT_BYTES:
@@ -238,9 +273,13 @@ def _hdf5_preview(shelf: Shelf, node: str, ref: DatasetRef, peek: Peek, member: 
 
 def _values_preview(
     out: dict[str, Any], fields: list[tuple[str, str]], values: np.ndarray | None, total: int, size: int | None,
-    note: str | None = None,
+    note: str | None = None, meta: DisplayMeta | None = None,
 ) -> None:
-    """Values of a small array, or statistics of a bounded read; a picture of a 2-D one."""
+    """Values of a small array, or statistics of a bounded read; a picture of a 2-D one.
+
+    With display metadata the statistics are formatted by them (unit
+    included) and the listed values are scaled, which the note says.
+    """
     import numpy as np
 
     from .pictures import value_range
@@ -250,22 +289,34 @@ def _values_preview(
             out["note"] = note
         return
     complete = values.size == total
+    notes = []
     if complete and total <= SMALL_ARRAY:
-        out["text"] = _text(values)
+        scaled = meta is not None and meta.scale not in (None, 1) and values.dtype.kind in "iufc"
+        out["text"] = _text(meta.shown(values) if scaled and meta is not None else values,
+                            None if meta is None else meta.precision)
+        if scaled and meta is not None:
+            unit = f", in {meta.unit}" if meta.unit else ""
+            notes.append(f"values shown divided by the scale {meta.scale:g}{unit} (stored as written)")
     if values.dtype.kind in "biuf" and values.size:
         lo, hi = value_range(values)
         finite = values[np.isfinite(values)] if values.dtype.kind == "f" else values
-        fields.append(("min", _number(lo)))
-        fields.append(("max", _number(hi)))
-        fields.append(("mean", _number(float(np.mean(finite, dtype=np.float64)) if finite.size else None)))
+        fields.append(("min", _number(lo, meta)))
+        fields.append(("max", _number(hi, meta)))
+        fields.append(("mean", _number(float(np.mean(finite, dtype=np.float64)) if finite.size else None, meta)))
         if not complete:
-            out["note"] = f"min, max and mean of the first {values.size:,} of {total:,} values"
+            notes.insert(0, f"min, max and mean of the first {values.size:,} of {total:,} values")
         if complete and values.ndim == 2 and min(values.shape) >= 2 and total > SMALL_ARRAY:
             out["picture"] = _array_picture(values, size or DEFAULT_PICTURE)
+    if notes:
+        out["note"] = "; ".join(notes)
 
 
-def _value_preview(out: dict[str, Any], fields: list[tuple[str, str]], value: Any, size: int | None) -> None:
+def _value_preview(
+    out: dict[str, Any], fields: list[tuple[str, str]], value: Any, size: int | None, meta: DisplayMeta | None = None
+) -> None:
     """A preview of a value already read (small: inline, or a component)."""
+    import numbers
+
     import numpy as np
 
     kind = type(value).__name__
@@ -276,7 +327,12 @@ def _value_preview(out: dict[str, Any], fields: list[tuple[str, str]], value: An
         return
     if isinstance(value, np.ndarray):
         fields += [("shape", shape_text(value.shape) or "()"), ("dtype", str(value.dtype))]
-        _values_preview(out, fields, value, value.size, size)
+        _values_preview(out, fields, value, value.size, size, meta=meta)
+        return
+    if meta is not None and isinstance(value, numbers.Number) and not isinstance(value, bool):
+        out["text"] = meta.format(value, unit=True)
+        if meta.scale is not None or meta.precision is not None:
+            fields.append(("stored value", _text(value)))
         return
     out["text"] = _text(value)
 
@@ -383,10 +439,14 @@ def short(value: Any, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _text(value: Any) -> str:
+def _text(value: Any, precision: int | None = None) -> str:
+    """The repr of a value, capped; arrays with ``precision`` digits after the point when given."""
     import numpy as np
 
-    with np.printoptions(threshold=SMALL_ARRAY + 1, linewidth=75):
+    options: dict[str, Any] = {"threshold": SMALL_ARRAY + 1, "linewidth": 75}
+    if precision is not None:
+        options.update(precision=precision, floatmode="fixed")
+    with np.printoptions(**options):
         text = repr(value)
     return _cap(text)
 
@@ -395,9 +455,11 @@ def _cap(text: str) -> str:
     return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
 
 
-def _number(value: float | None) -> str:
+def _number(value: float | None, meta: DisplayMeta | None = None) -> str:
     if value is None:
         return "-"
+    if meta is not None:
+        return meta.format(value, unit=True)
     return f"{value:.6g}"
 
 

@@ -31,11 +31,21 @@ class Node:
     expandable: bool
     #: Open it at once (the first runs holding a search's matches).
     expand: bool = False
+    #: A dataset's display metadata, where said: the unit of its values, its human title, its description.
+    unit: str | None = None
+    title: str | None = None
+    description: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"id": self.id, "name": self.name, "kind": self.kind, "meta": self.meta, "expandable": self.expandable}
         if self.expand:
             out["expand"] = True
+        if self.unit is not None:
+            out["unit"] = self.unit
+        if self.title is not None:
+            out["title"] = self.title
+        if self.description is not None:
+            out["description"] = self.description
         return out
 
 
@@ -105,9 +115,14 @@ class Preview:
     note: str | None = None
     table: Table | None = None
     picture: Picture | None = None
+    #: The dataset's display metadata said (unit, scale, precision, title, description), if any:
+    #: how a front end formats values it shows itself (a colour scale's ends).
+    display: Mapping[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"node": self.node, "title": self.title, "kind": self.kind, "fields": list(self.fields), "code": self.code}
+        if self.display:
+            out["display"] = dict(self.display)
         if self.text is not None:
             out["text"] = self.text
         if self.note is not None:
@@ -210,9 +225,14 @@ class Pixel:
     #: A number, or one per channel (RGB); JSON-encoded as run table cells are.
     value: Any
     shape: tuple[int, ...]
+    #: The value as the dataset's display metadata show it (scaled, precision, unit); None when nothing is said.
+    text: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"x": self.x, "y": self.y, "value": self.value, "shape": list(self.shape)}
+        out = {"x": self.x, "y": self.y, "value": self.value, "shape": list(self.shape)}
+        if self.text is not None:
+            out["text"] = self.text
+        return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,9 @@ continue from where the previous page stopped (a keyset cursor kept per
 node, search and offset), so a run of 10,000 datasets or a shelf of 100,000
 runs opens as fast as a small one; data files are opened only to list what
 is inside one dataset, from their metadata.
+
+A dataset node carries what its display metadata say of it (unit, title,
+description): the shelf's records are read once per page.
 """
 
 from __future__ import annotations
@@ -30,8 +33,11 @@ from .previews import HDF5_KINDS, MAX_MEMBERS, human_size, meta_text, short
 from .records import Node, NodePage
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from ..datastore.members import Member
     from ..registry.listing import Cursor, DatasetEntry, RunEntry
+    from ..registry.meta import DisplayMeta
     from ..registry.records import DatasetRef
     from ..shelf import Shelf
 
@@ -157,7 +163,8 @@ class Tree:
         start, cursor = self._nearest_cursor(key, offset)
         entries = self._shelf._listing.children(parent.run, parent.prefix, search, cursor, offset - start + limit + 1)
         entries = entries[offset - start :]
-        nodes = tuple(_entry_node(parent.run, parent.prefix, entry) for entry, _after in entries[:limit])
+        records = self._shelf.metadata() if entries else {}
+        nodes = tuple(_entry_node(parent.run, parent.prefix, entry, records) for entry, _after in entries[:limit])
         if len(entries) > limit:
             self._remember_cursor(key, offset + limit, entries[limit - 1][1])
         return NodePage(nodes, len(entries) > limit, offset)
@@ -208,8 +215,11 @@ def run_node(entry: RunEntry, *, expand: bool = False) -> Node:
     return Node(node_id(entry.number), f"run {entry.number}", "run", meta, True, expand)
 
 
-def dataset_node(entry: DatasetEntry, *, shown: str | None = None, meta_prefix: str = "") -> Node:
-    """The node of a listed dataset; ``shown`` is its name in the listing (default: its label)."""
+def dataset_node(
+    entry: DatasetEntry, *, shown: str | None = None, meta_prefix: str = "", records: Mapping[str, DisplayMeta] | None = None
+) -> Node:
+    """The node of a listed dataset; ``shown`` is its name in the listing (default: its label);
+    ``records`` the shelf's display metadata (``shelf.metadata()``)."""
     # This runs for every row of a page: plain string work, no generators.
     label = entry.name if entry.data_id == "{}" else label_of(entry.name, entry.data_id)
     parts = [entry.kind]
@@ -224,17 +234,38 @@ def dataset_node(entry: DatasetEntry, *, shown: str | None = None, meta_prefix: 
     # Arrays show their files' structure; composites (xarray, pandas,
     # dataclasses, a plugin's kinds) name their parts.
     expandable = bool(entry.in_files) if entry.kind in _FILE_KINDS else True
-    return Node(f"run/{entry.run}/{label}", label if shown is None else shown, entry.kind, meta_prefix + " · ".join(parts), expandable)
+    meta = _meta_of(records, entry) if records else None
+    if meta is None:
+        return Node(f"run/{entry.run}/{label}", label if shown is None else shown, entry.kind, meta_prefix + " · ".join(parts), expandable)
+    return Node(
+        f"run/{entry.run}/{label}", label if shown is None else shown, entry.kind, meta_prefix + " · ".join(parts), expandable,
+        unit=meta.unit, title=meta.title, description=meta.description,
+    )
 
 
-def _entry_node(run: int, prefix: str, entry: DatasetEntry | GroupEntry) -> Node:
+def _meta_of(records: Mapping[str, DisplayMeta], entry: DatasetEntry) -> DisplayMeta | None:
+    """What the records say of a listed dataset (its data ID's over its name's), None if nothing."""
+    from ..metadata import for_label
+
+    if entry.data_id == "{}":
+        meta = records.get(entry.name)
+    else:
+        try:
+            parsed = json.loads(entry.data_id)
+        except ValueError:
+            parsed = None
+        meta = for_label(records, entry.name, parsed) if isinstance(parsed, dict) else records.get(entry.name)
+    return None if meta is None or meta.empty else meta
+
+
+def _entry_node(run: int, prefix: str, entry: DatasetEntry | GroupEntry, records: Mapping[str, DisplayMeta]) -> Node:
     if isinstance(entry, GroupEntry):
         name = prefix + entry.part
         return Node(node_id(run, group=name, shadowed=entry.shadowed), entry.part, "group", "group", True)
     if not prefix:
-        return dataset_node(entry)
+        return dataset_node(entry, records=records)
     label = entry.name if entry.data_id == "{}" else label_of(entry.name, entry.data_id)
-    return dataset_node(entry, shown=label[len(prefix) :])
+    return dataset_node(entry, shown=label[len(prefix) :], records=records)
 
 
 def label_of(name: str, data_id: str) -> str:

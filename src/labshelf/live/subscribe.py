@@ -9,6 +9,10 @@ only, else the whole value — and calls back, serving the pending names in
 turn (the one pending longest first).  A slow callback therefore makes
 updates coalesce (latest value wins) without starving any name; memory stays
 that of the values, and the last value is always delivered.
+
+Display metadata changes (``describe`` in the feed) of watched names reach
+an ``on_describe`` callback, coalesced the same way (the newest metadata of
+each name and data ID), so widgets can relabel axes and reformat values.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from ..errors import DatasetNotFound, InvalidName, InvalidOptions
 from .feed import Change
 
 if TYPE_CHECKING:
+    from ..registry.meta import DisplayMeta
     from ..registry.records import DatasetRef
     from ..shelf import Shelf
 
@@ -151,7 +156,21 @@ def kernel_loop() -> asyncio.AbstractEventLoop | None:
 
 
 class Subscription:
-    """A live subscription; close it (or the shelf) to stop its threads."""
+    """A live subscription; close it (or the shelf) to stop its threads.
+
+    ``callback(update)`` receives an :class:`Update` whenever a watched
+    dataset of a watched run changes.  ``on_describe(meta)``, if given,
+    receives a :class:`~labshelf.registry.meta.DisplayMeta` whenever the
+    display metadata of a watched name change (``shelf.describe``, or a put
+    that carries new ones), whatever the run: ``meta`` is what is now said
+    of the name as a whole (``meta.data_id`` empty) or of one data ID (its
+    own fields over the name's), as ``shelf.metadata(name, data_id=...)``
+    gives it; an empty record when everything was cleared.  A describe of
+    the name as a whole changes what every data ID shows: a subscriber
+    following one data ID asks ``shelf.metadata(name, data_id=...)`` again.
+    Changes in quick succession are merged (the newest metadata arrive);
+    ``on_describe`` runs where ``callback`` does, one call at a time with it.
+    """
 
     def __init__(
         self,
@@ -163,16 +182,24 @@ class Subscription:
         max_rate: float | None = None,
         preview: Sequence[int] | None = None,
         poll: float | None = None,
+        on_describe: Callable[[DisplayMeta], Any] | None = None,
     ):
         # Everything is checked before the feed starts: a refusal leaves no thread behind.
         self.pattern = check_patterns(patterns)
         if not callable(callback):
             raise InvalidOptions(f"subscribe() needs a callable callback (a function of one Update), not {callback!r}")
+        if on_describe is not None and not callable(on_describe):
+            raise InvalidOptions(
+                f"on_describe= takes a callable (a function of one DisplayMeta) or None, not {on_describe!r}"
+            )
         run = check_run(run)
         rate = _positive("max_rate", max_rate, "calls per second per dataset")
         seconds = _positive("poll", poll, "seconds between reads when no wake-up arrives")
         self._shelf = shelf
         self._callback = callback
+        self._on_describe = on_describe
+        #: (name, data ID key) whose metadata changed, not yet delivered, in the order they changed.
+        self._described: dict[tuple[str, str], int] = {}
         self._mode = run
         self._interval = 0.0 if rate is None else 1.0 / rate
         self._preview = _check_preview(preview)
@@ -225,6 +252,11 @@ class Subscription:
     def _on_changes(self, found: list[Change]) -> None:
         """Called on the feed thread: remember what changed; never reads values."""
         for change in found:
+            if change.kind == "describe":
+                if self._on_describe is not None and change.name is not None and self._matches(change.name):
+                    with self._lock:
+                        self._described[(change.name, change.data_id or "{}")] = change.seq
+                continue
             if change.kind == "run_start" and self._mode == "latest" and change.run is not None:
                 with self._lock:
                     self._latest = change.run
@@ -267,6 +299,7 @@ class Subscription:
             if self._closed.is_set():
                 return
             self._wake.clear()
+            self._deliver_described()
             while not self._closed.is_set():
                 key, pending, delay = self._next()
                 if key is None:
@@ -286,6 +319,24 @@ class Subscription:
                     continue
                 if update is not None:
                     self._deliver(update)
+                self._deliver_described()
+
+    def _deliver_described(self) -> None:
+        """Read and deliver the metadata of the names whose description changed (never throttled: they are rare)."""
+        if self._on_describe is None:
+            return
+        with self._lock:
+            described, self._described = self._described, {}
+        for name, key in described:
+            if self._closed.is_set():
+                return
+            try:
+                meta = self._shelf.metadata(name, data_id=json.loads(key))
+            except Exception as exc:  # a damaged row must not stop the others
+                self.errors.append(f"metadata of {name}: {exc}")
+                del self.errors[:-20]
+                continue
+            self._deliver(meta, describe=True)
 
     def _next(self) -> tuple[tuple[int, str, str] | None, _Pending | None, float]:
         """The key pending longest that is due, or the time to wait for one held back by max_rate.
@@ -369,16 +420,16 @@ class Subscription:
         factor = max(-(-ref.shape[0] // self._preview[0]), -(-ref.shape[1] // self._preview[1]), 1)
         return {"downsample": factor} if factor > 1 else {}
 
-    def _deliver(self, update: Update) -> None:
+    def _deliver(self, update: Any, *, describe: bool = False) -> None:
         loop = self._loop
         if loop is None or loop.is_closed():
-            self._call(update)
+            self._call(update, describe)
             return
         done = threading.Event()
 
         def on_loop() -> None:
             try:
-                self._call(update)
+                self._call(update, describe)
             finally:
                 done.set()
 
@@ -391,8 +442,16 @@ class Subscription:
             if self._closed.is_set() or loop.is_closed():
                 return
 
-    def _call(self, update: Update) -> None:
+    def _call(self, update: Any, describe: bool = False) -> None:
         if self._closed.is_set():
+            return
+        if describe:
+            assert self._on_describe is not None
+            try:
+                self._on_describe(update)
+            except Exception as exc:  # the subscriber's bug must not kill the subscription
+                self.errors.append(f"on_describe raised {type(exc).__name__}: {exc}")
+                del self.errors[:-20]
             return
         try:
             self._callback(update)

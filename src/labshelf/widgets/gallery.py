@@ -6,6 +6,13 @@ the user scrolls.  Clicking a tile asks for the image itself: Python reads
 it, shrinks it by block means to the size of the screen and sends the raw
 values (``uint16`` or ``float32``), which the browser draws with a colour
 map, a colour bar and the value under the mouse.
+
+Display metadata (``shelf.describe``) shape what the gallery shows as they
+shape every view of a value (``DisplayMeta.format``): the title bar says
+the image's title, the viewer's range and pixel values are scaled with the
+image's precision and unit (``display``, formatted by ``static/common.js``
+with the same rule), and each caption's values are formatted by their own
+column's metadata, unit included.
 """
 
 from __future__ import annotations
@@ -14,14 +21,19 @@ import base64
 import html
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import traitlets
 
 from ..browse import Browser
+from ..browse.nodes import parse_label
 from ..browse.pictures import pixels_for_screen
 from ..names import check_name, label, normalize_data_id
 from ._base import Reply, ShelfWidget, css, esm
+
+if TYPE_CHECKING:
+    from ..registry.meta import DisplayMeta
 
 #: Largest page of tiles, and largest screen side (pixels) the viewer may ask for.
 MAX_PAGE = 500
@@ -64,6 +76,10 @@ class Gallery(ShelfWidget):
     _css = css("gallery.css")
 
     name = traitlets.Unicode("", read_only=True).tag(sync=True)
+    #: The image's title (its display metadata), else its name.
+    title = traitlets.Unicode("", read_only=True).tag(sync=True)
+    #: The image's display metadata said (unit, scale, precision, title, description): how the viewer shows values.
+    display = traitlets.Dict(read_only=True).tag(sync=True)
     #: Number of runs with the image (the tiles there are to scroll through).
     count = traitlets.Int(0, read_only=True).tag(sync=True)
     #: The run table columns each caption shows.
@@ -105,8 +121,11 @@ class Gallery(ShelfWidget):
         self._labels = labels
         self._dataset_name = name
         self._numbers = self._runs_with_image(name, runs)
+        self._meta = shelf.metadata(name, data_id=self._data_id or None)
         super().__init__(page_size=page_size, **kwargs)
         self.set_trait("name", self._label)
+        self.set_trait("title", self._meta.title or self._label)
+        self.set_trait("display", self._meta.fields())
         self.set_trait("count", len(self._numbers))
         self.set_trait("labels", labels)
 
@@ -161,7 +180,7 @@ class Gallery(ShelfWidget):
                 raise ValueError(f"{side} is an int from 1 to {MAX_SCREEN} (screen pixels), not {value!r}")
         image = self._shelf.get(self._dataset_name, run=run, data_id=self._data_id or None)
         info, pixels = pixels_for_screen(image, width, height)
-        info.update(run=run, title=f"run {run} · {self._label}", caption=self._captions([run])[run])
+        info.update(run=run, title=f"run {run} · {self.title}", caption=self._captions([run])[run])
         return Reply(info, [pixels])
 
     # -- what tiles show ----------------------------------------------------------------
@@ -170,17 +189,32 @@ class Gallery(ShelfWidget):
         return self._browser.thumbnails(self._dataset_name, self._data_id, numbers)
 
     def _captions(self, numbers: Sequence[int]) -> dict[int, str]:
-        """``run 12 · temperature=301.2`` for each run: the label columns of just these runs."""
+        """``run 12 · temperature=301.2 K`` for each run: the label columns of just these runs,
+        each value formatted by its column's display metadata."""
         if not self._labels or not numbers:
             return {n: f"run {n}" for n in numbers}
         table = self._shelf.runs.where(run=list(numbers))[self._labels].to_pandas(thumbnails=False)
+        metas = self._label_metadata()
         out = {}
         for number in numbers:
             parts = [f"run {number}"]
             if number in table.index:
                 row = table.loc[number]
-                parts += [f"{column}={_format(row[column])}" for column in self._labels]
+                parts += [f"{column}={_format(row[column], metas.get(column))}" for column in self._labels]
             out[number] = " · ".join(parts)
+        return out
+
+    def _label_metadata(self) -> dict[str, DisplayMeta]:
+        """The display metadata of the label columns that have some (read afresh: they may change)."""
+        from ..metadata import for_label
+
+        records = self._shelf.metadata()
+        out = {}
+        for column in self._labels if records else ():
+            parsed = parse_label(column)
+            meta = for_label(records, *parsed) if parsed is not None else None
+            if meta is not None and not meta.empty:
+                out[column] = meta
         return out
 
     # -- without a widget front end ----------------------------------------------------------------
@@ -203,19 +237,23 @@ class Gallery(ShelfWidget):
         more = len(self._numbers) - len(numbers)
         tail = f"<p>… and {more:,} more runs</p>" if more > 0 else ""
         return (
-            f"<div class='labshelf-gallery-static'><p>{html.escape(self._label)}: {len(self._numbers):,} runs</p>"
+            f"<div class='labshelf-gallery-static'><p>{html.escape(self.title)}: {len(self._numbers):,} runs</p>"
             f"{''.join(tiles)}{tail}</div>"
         )
 
 
-def _format(value: Any) -> str:
-    """A caption value: short numbers, plain text, lists joined."""
+def _format(value: Any, meta: DisplayMeta | None = None) -> str:
+    """A caption value: short numbers (as their display metadata say), plain text, lists joined."""
     if value is None:
         return "–"
-    if isinstance(value, float):
-        return "–" if math.isnan(value) else f"{value:.6g}"
+    if isinstance(value, float) and math.isnan(value):
+        return "–"
     if isinstance(value, bool):
         return str(value)
+    if meta is not None and isinstance(value, (int, float, np.integer, np.floating)):
+        return meta.format(value, unit=True)
+    if isinstance(value, float):
+        return f"{value:.6g}"
     if isinstance(value, (list, tuple)):
         return ",".join(str(v) for v in value)
     if isinstance(value, bytes):
@@ -225,7 +263,7 @@ def _format(value: Any) -> str:
     if hasattr(value, "strftime"):
         return str(value.strftime("%Y-%m-%d %H:%M"))
     if hasattr(value, "item"):  # numpy scalars
-        return _format(value.item())
+        return _format(value.item(), meta)
     return str(value)
 
 

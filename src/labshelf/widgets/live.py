@@ -14,6 +14,14 @@ browser:
   frame, never a backlog.
 - :class:`BigNumber` sends a formatted value, its run and its commit time.
 
+Display metadata (``shelf.describe``) shape what they show, as everywhere
+(``DisplayMeta.format``): a plot's axes are labelled ``title [unit]`` and
+its values divided by the scale; a BigNumber's value is scaled with the
+precision and unit said (``unit=`` given by hand overrides the unit); a
+LiveImage's title, colour scale and pixels follow the image's metadata.
+When the metadata of a watched name change (``on_describe`` of the
+subscription), the widget relabels and redraws what it shows.
+
 The subscription calls back on the kernel's event loop (the live core does
 that), so trait changes and messages go out from the thread that owns the
 widget.  ``close()`` ends the subscription and the widget; closing the shelf
@@ -40,6 +48,7 @@ from ._base import Reply, ShelfWidget, css, esm
 
 if TYPE_CHECKING:
     from ..live import Subscription, Update
+    from ..registry.meta import DisplayMeta
     from ..shelf import Shelf
 
 #: Largest preview side a LiveImage may ask for (pixels).
@@ -86,11 +95,30 @@ class _Following:
         self._key = data_id_key(self._data_id)
         self._label = label(name, self._data_id)
         self._run: int | None = None
+        self._meta = self._metadata(name)
+
+    def _metadata(self, name: str) -> DisplayMeta:
+        """What is said of ``name`` with this widget's data ID (an empty record when nothing is)."""
+        meta: DisplayMeta = self._shelf.metadata(name, data_id=self._data_id or None)
+        return meta
 
     def _follow(self, names: Sequence[str], max_rate: float, preview: tuple[int, int] | None = None) -> None:
         self._subscription = self._shelf.subscribe(
-            list(names), self._on_update, run=self._mode, max_rate=max_rate, preview=preview
+            list(names), self._on_update, run=self._mode, max_rate=max_rate, preview=preview,
+            on_describe=self._on_describe,
         )
+
+    def _on_describe(self, meta: DisplayMeta) -> None:
+        """A watched name's metadata changed: read ours again (a name's describe changes every data ID's)."""
+        if meta.data_id and data_id_key(dict(meta.data_id)) != self._key:
+            return  # another data ID's own metadata
+        try:
+            self._described(meta.name)
+        except Exception as exc:
+            self._problem(f"{self._label}: {type(exc).__name__}: {exc}")
+
+    def _described(self, name: str) -> None:
+        """Show the new metadata of ``name`` (the watched dataset's, or a LivePlot's x)."""
 
     def _on_update(self, update: Update) -> None:
         if data_id_key(update.data_id) != self._key:
@@ -250,12 +278,14 @@ class LivePlot(_Following, ipywidgets.VBox):
         self._max_points = max_points
         #: The newest value of each dataset (y, and x if any) of the run shown.
         self._values: dict[str, np.ndarray] = {}
+        self._x_meta = self._metadata(x) if x is not None else None
         #: Points of the datasets shown so far (the first ``_shown`` of both).
         self._shown = 0
         self.source = ColumnDataSource(data={"x": np.zeros(0), "y": np.zeros(0)}, name="labshelf-live-source")
         self.figure = figure(
             width=width, height=height, title=f"{self._label} · waiting for {_run_text(self._mode)}",
-            x_axis_label=x or "index", y_axis_label=self._label, tools="pan,wheel_zoom,box_zoom,reset,save",
+            x_axis_label=self._x_meta.heading if self._x_meta is not None else "index", y_axis_label=self._meta.heading,
+            tools="pan,wheel_zoom,box_zoom,reset,save",
         )
         #: The figure's Title model (typed loosely by bokeh: a str is turned into one).
         self._heading: Any = self.figure.title
@@ -310,8 +340,11 @@ class LivePlot(_Following, ipywidgets.VBox):
     def _columns(self, start: int, stop: int) -> dict[str, Any]:
         # Copies: the subscription patches its own arrays in place, and the
         # plot's columns must change only through events the browser sees.
-        y = np.array(self._values["y"][start:stop])
+        # Values are shown divided by their scale (DisplayMeta.shown makes a new array then).
+        y = self._meta.shown(np.array(self._values["y"][start:stop]))
         x = np.array(self._values["x"][start:stop]) if self._x_name else np.arange(start, stop)
+        if self._x_meta is not None:
+            x = self._x_meta.shown(x)
         return {"x": x, "y": y}
 
     def _stream(self, start: int, stop: int) -> None:
@@ -322,7 +355,9 @@ class LivePlot(_Following, ipywidgets.VBox):
         index = index + self._shown if index < 0 else index
         first = self._shown - len(self.source.data["y"])  # the rows rolled out of the plot
         if first <= index < self._shown:
-            self.source.patch({column: [(index - first, self._values[column][index].item())]})
+            meta = self._meta if column == "y" else self._x_meta
+            value = self._values[column][index].item()
+            self.source.patch({column: [(index - first, meta.shown(value) if meta is not None else value)]})
 
     def _replace(self, count: int) -> None:
         if count == 0 and self._shown == 0 and len(self.source.data["y"]) == 0:
@@ -337,6 +372,30 @@ class LivePlot(_Following, ipywidgets.VBox):
 
     def _problem(self, text: str) -> None:
         self._heading.text = text
+
+    def _described(self, name: str) -> None:
+        """New metadata of y or x: relabel the axis, and redraw when the scale changed."""
+        meta = self._metadata(name)
+        if name == self._name:
+            rescaled = meta.scale != self._meta.scale
+            self._meta = meta
+            self.figure.yaxis.axis_label = meta.heading
+        elif name == self._x_name:
+            rescaled = self._x_meta is None or meta.scale != self._x_meta.scale
+            self._x_meta = meta
+            self.figure.xaxis.axis_label = meta.heading
+        else:
+            return
+        if rescaled and self._shown:
+            self._shown = 0  # every point again, at the new scale
+            self._replace(self._count())
+
+    def _count(self) -> int:
+        y = self._values.get("y")
+        x = self._values.get("x") if self._x_name else None
+        if y is None or (self._x_name and x is None):
+            return 0
+        return min(len(y), len(x) if x is not None else len(y))
 
     def _before_display(self) -> None:
         _load_bokeh()
@@ -383,7 +442,10 @@ class LiveImage(_Following, ShelfWidget):
     _css = css("live.css")
 
     view = traitlets.Unicode("image", read_only=True).tag(sync=True)
+    #: What the title bar says: the image's title (display metadata), else its name.
     name = traitlets.Unicode("", read_only=True).tag(sync=True)
+    #: The image's display metadata said (unit, scale, precision, title, description): how the view shows values.
+    display = traitlets.Dict(read_only=True).tag(sync=True)
     #: The run of the frame shown (0 before the first frame).
     run = traitlets.Int(0, read_only=True).tag(sync=True)
     #: Frames written since the widget started watching (merged ones included).
@@ -420,7 +482,7 @@ class LiveImage(_Following, ShelfWidget):
         self._in_flight = 0
         self._sent_at = 0.0
         super().__init__(**kwargs)
-        self.set_trait("name", self._label)
+        self._show_meta()
         self.set_trait("status", f"waiting for {self._label} in {_run_text(self._mode)}")
         self.on_msg(self._on_drawn)
         self._follow([name], rate, preview=self._size)
@@ -443,7 +505,7 @@ class LiveImage(_Following, ShelfWidget):
         frame = self.frames + max(1, update.frames)
         info.update(
             shape=[int(n) for n in shape], factor=factor, frame=frame, run=update.run, time=update.time,
-            title=f"run {update.run} · {self._label}", approx=factor > 1,
+            title=f"run {update.run} · {self.name}", approx=factor > 1,
         )
         with self.hold_trait_notifications():
             self.set_trait("frames", frame)
@@ -481,6 +543,15 @@ class LiveImage(_Following, ShelfWidget):
     def _problem(self, text: str) -> None:
         self.set_trait("status", text)
 
+    def _show_meta(self) -> None:
+        with self.hold_trait_notifications():
+            self.set_trait("name", self._meta.title or self._label)
+            self.set_trait("display", self._meta.fields())
+
+    def _described(self, name: str) -> None:
+        self._meta = self._metadata(name)
+        self._show_meta()
+
     def close(self) -> None:
         """Stop watching the dataset and close the widget."""
         self._stop()
@@ -493,6 +564,10 @@ class LiveImage(_Following, ShelfWidget):
 class BigNumber(_Following, ShelfWidget):
     """The newest value of a dataset in large type, with its unit and when it was written.
 
+    The dataset's display metadata say how: its title names it, its value is
+    divided by the scale and shown with the precision said (else ``digits``
+    significant digits), its unit after it.  They are followed as they change.
+
     Parameters
     ----------
     shelf
@@ -501,11 +576,12 @@ class BigNumber(_Following, ShelfWidget):
         A scalar dataset (``"pmt/rate"``); of a 1-D dataset, its last element
         is shown.  It may not exist yet.
     unit
-        Text shown after the value (``"Hz"``).
+        Text shown after the value (``"Hz"``), over the unit the display
+        metadata say; ``""``: theirs.
     run
         ``"latest"`` (follow new runs), a run number, or None (any run).
     digits
-        Significant digits of floats.
+        Significant digits of floats, where the display metadata say no precision.
     max_rate
         At most this many updates per second.
     data_id
@@ -516,8 +592,12 @@ class BigNumber(_Following, ShelfWidget):
     _css = css("live.css")
 
     view = traitlets.Unicode("number", read_only=True).tag(sync=True)
+    #: The dataset's title (display metadata), else its name.
     name = traitlets.Unicode("", read_only=True).tag(sync=True)
+    #: The unit shown: ``unit=`` given by hand, else the display metadata's.
     unit = traitlets.Unicode("").tag(sync=True)
+    #: The display metadata's description (the name's tooltip), "" if none.
+    description = traitlets.Unicode("", read_only=True).tag(sync=True)
     #: The value as shown ("–" before the first one).
     text = traitlets.Unicode("–", read_only=True).tag(sync=True)
     run = traitlets.Int(0, read_only=True).tag(sync=True)
@@ -546,10 +626,11 @@ class BigNumber(_Following, ShelfWidget):
             raise ShelfError(f"digits= takes an int from 1 to 17, not {digits!r}")
         rate = _check_rate(max_rate)
         self._digits = digits
-        #: The value shown, as the shelf gave it.
+        self._unit_given = unit
+        #: The value shown, as the shelf gave it (unscaled).
         self.value: Any = None
-        super().__init__(unit=unit, **kwargs)
-        self.set_trait("name", self._label)
+        super().__init__(unit=unit or self._meta.unit or "", **kwargs)
+        self._show_meta()
         self.set_trait("status", f"waiting for {self._label} in {_run_text(self._mode)}")
         self._follow([name], rate)
 
@@ -568,7 +649,7 @@ class BigNumber(_Following, ShelfWidget):
             value = array[-1] if len(array) else None
         self.value = value
         with self.hold_trait_notifications():
-            self.set_trait("text", format_number(value, self._digits))
+            self.set_trait("text", self._format(value))
             self.set_trait("run", update.run)
             self.set_trait("updated", float(update.time or time.time()))
             self.set_trait("count", self.count + max(1, update.frames))
@@ -576,6 +657,32 @@ class BigNumber(_Following, ShelfWidget):
 
     def _problem(self, text: str) -> None:
         self.set_trait("status", text)
+
+    def _format(self, value: Any) -> str:
+        """The value as the display metadata say (DisplayMeta.format with a precision; else scaled,
+        with ``digits`` significant digits), or as it always was when they say neither."""
+        meta = self._meta
+        if isinstance(value, np.generic):
+            value = value.item()
+        number = isinstance(value, (int, float, complex)) and not isinstance(value, bool)
+        if not number or (meta.precision is None and meta.scale is None):
+            return format_number(value, self._digits)
+        if meta.precision is not None and not (isinstance(value, float) and not math.isfinite(value)):
+            return meta.format(value)
+        return format_number(meta.shown(value), self._digits)
+
+    def _show_meta(self) -> None:
+        with self.hold_trait_notifications():
+            self.set_trait("name", self._meta.title or self._label)
+            self.set_trait("description", self._meta.description or "")
+            self.unit = self._unit_given or self._meta.unit or ""
+
+    def _described(self, name: str) -> None:
+        self._meta = self._metadata(name)
+        with self.hold_trait_notifications():
+            self._show_meta()
+            if self.count:
+                self.set_trait("text", self._format(self.value))
 
     def close(self) -> None:
         """Stop watching the dataset and close the widget."""

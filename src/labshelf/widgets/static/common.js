@@ -112,3 +112,72 @@ export function errorLine(element, isClosed) {
     },
   };
 }
+
+/**
+ * @typedef {{unit?: string, scale?: number, precision?: number, title?: string, description?: string}} Display
+ *   A dataset's display metadata, as browse and the widgets send them (only the fields said).
+ */
+
+/**
+ * Python's ``format(x, ".<digits>g")``: ``digits`` significant digits, trailing zeros dropped,
+ * an exponent (two digits at least) below 1e-4 and from 10**digits on.  (An exact tie in the last
+ * digit of a number written with an exponent, such as 1234565 to 6 digits, rounds away from
+ * zero here and to even in Python: rare enough to leave.)
+ * @param {number} value
+ * @param {number} digits
+ */
+export function formatGeneral(value, digits) {
+  if (value === 0) return Object.is(value, -0) ? "-0" : "0";
+  const [mantissa, power] = value.toExponential(digits - 1).split("e");
+  const exponent = Number(power);
+  if (exponent < -4 || exponent >= digits) {
+    const sign = exponent < 0 ? "-" : "+";
+    return `${dropTrailingZeros(mantissa)}e${sign}${String(Math.abs(exponent)).padStart(2, "0")}`;
+  }
+  return dropTrailingZeros(fixedDigits(value, Math.max(0, digits - 1 - exponent)));
+}
+
+/**
+ * Python's ``format(x, ".<digits>f")``.  toFixed differs in two ways: it rounds an exact tie
+ * (0.5, 2.25) away from zero where Python rounds it to even, and it writes an exponent from
+ * 1e21 on (a float that large is a whole number, which BigInt writes exactly).
+ * @param {number} value
+ * @param {number} digits
+ */
+function fixedDigits(value, digits) {
+  if (Math.abs(value) >= 1e21) return `${BigInt(value)}${digits ? "." + "0".repeat(digits) : ""}`;
+  const rounded = value.toFixed(digits);
+  const exact = value.toFixed(100); // every digit of a double below 1e21 that matters for a tie
+  const point = exact.indexOf(".");
+  if (!/^50*$/.test(exact.slice(point + 1 + digits))) return rounded;
+  const truncated = exact.slice(0, digits ? point + 1 + digits : point);
+  return Number(truncated[truncated.length - 1]) % 2 === 0 ? truncated : rounded;
+}
+
+/** @param {string} text */
+function dropTrailingZeros(text) {
+  return text.includes(".") ? text.replace(/0+$/, "").replace(/\.$/, "") : text;
+}
+
+/**
+ * A value as a dataset's display metadata show it: the rule of DisplayMeta.format in Python
+ * (labshelf/registry/meta.py): divided by ``scale``, ``precision`` digits after the point,
+ * else whole numbers whole and others with 6 significant digits; the unit after it when
+ * ``withUnit``.  Without display metadata, formatValue's short form.
+ * @param {number | null | undefined} value
+ * @param {Display | null | undefined} display
+ * @param {boolean} [withUnit]
+ */
+export function formatShown(value, display, withUnit = true) {
+  if (!display || (display.scale == null && display.precision == null && !display.unit)) return formatValue(value);
+  if (value === null || value === undefined) return "–";
+  const scaled = display.scale != null && display.scale !== 1;
+  const shown = scaled ? value / /** @type {number} */ (display.scale) : value;
+  let text;
+  if (Number.isNaN(shown)) text = "nan";
+  else if (!Number.isFinite(shown)) text = shown > 0 ? "inf" : "-inf";
+  else if (display.precision != null) text = fixedDigits(shown, display.precision);
+  else if (!scaled && Number.isInteger(shown)) text = String(shown);
+  else text = formatGeneral(shown, 6);
+  return withUnit && display.unit ? `${text} ${display.unit}` : text;
+}

@@ -6,7 +6,7 @@
 // .ls-viewer canvas, .ls-colorbar, .ls-pixel, button.ls-close, .ls-error.
 
 import { makeRequester, pngURL } from "./rpc.js";
-import { ANCHORS, colorTable, errorLine, formatValue, h, paintPixels, pixelValues } from "./common.js";
+import { ANCHORS, colorTable, errorLine, formatShown, h, paintPixels, pixelValues } from "./common.js";
 
 /**
  * @typedef {{run: number, caption: string, image: number | null}} Tile
@@ -26,7 +26,13 @@ export default {
     const table = colorTable();
     const root = h("div", "labshelf-widget labshelf-gallery");
     const bar = h("div", "ls-bar");
-    bar.append(h("span", "ls-title", model.get("name")), h("span", "ls-count", `${model.get("count")} runs`));
+    /** @type {import("./common.js").Display} */
+    const display = model.get("display") || {};
+    const heading = h("span", "ls-title", model.get("title") || model.get("name"));
+    // A described image: its name and description in the tooltip, its unit after the title.
+    heading.title = [model.get("name"), display.description].filter(Boolean).join("\n");
+    if (display.unit) heading.append(h("span", "ls-unit", ` [${display.unit}]`));
+    bar.append(heading, h("span", "ls-count", `${model.get("count")} runs`));
     const error = h("div", "ls-error");
     error.setAttribute("role", "alert");
     error.hidden = true;
@@ -177,10 +183,10 @@ export default {
       viewerNote.textContent =
         `${columns}×${rows}${kind ? " " + kind : ""}` +
         (picture.factor > 1 ? ` · shown at ${width}×${height} (mean of ${picture.factor}×${picture.factor} blocks)` : "") +
-        ` · min ${formatValue(picture.min)} · max ${formatValue(picture.max)}`;
+        ` · min ${formatShown(picture.min, display)} · max ${formatShown(picture.max, display)}`;
       colorbar.hidden = picture.dtype === "rgba8";
-      scaleLow.textContent = formatValue(picture.vmin);
-      scaleHigh.textContent = formatValue(picture.vmax);
+      scaleLow.textContent = formatShown(picture.vmin, display);
+      scaleHigh.textContent = formatShown(picture.vmax, display);
       colorbar.title = "colour scale: 0.5th to 99.5th percentile of the shown values";
     }
 
@@ -203,7 +209,7 @@ export default {
         const channels = Array.from(values.slice(at * 4, at * 4 + (picture.shape[2] === 4 ? 4 : 3)));
         text = `(${channels.join(", ")})`;
       } else {
-        text = formatValue(values[at]);
+        text = formatShown(values[at], display);
       }
       pixel.textContent = `${x}, ${y}: ${approx}${text}`;
     }

@@ -6,7 +6,7 @@
 //   .labshelf-bignumber: .ls-name, .ls-value, .ls-unit, .ls-updated, .ls-status
 
 import { makeRequester } from "./rpc.js";
-import { ANCHORS, colorTable, formatValue, h, paintPixels, pixelValues } from "./common.js";
+import { ANCHORS, colorTable, formatShown, h, paintPixels, pixelValues } from "./common.js";
 
 /**
  * @typedef {{shape: number[], factor: number, width: number, height: number,
@@ -112,13 +112,16 @@ function renderImage(model, el) {
     canvas.style.width = `${Math.round(width * cssScale)}px`;
     canvas.style.height = `${Math.round(height * cssScale)}px`;
     const [rows, columns] = frame.shape;
-    title.textContent = model.get("name");
-    title.title = `${columns}×${rows}` + (frame.factor > 1 ? `, shown as the mean of ${frame.factor}×${frame.factor} blocks` : "");
+    const display = model.get("display") || {};
+    title.textContent = model.get("name") + (display.unit ? ` [${display.unit}]` : "");
+    title.title = `${columns}×${rows}` + (frame.factor > 1 ? `, shown as the mean of ${frame.factor}×${frame.factor} blocks` : "") +
+      (display.description ? `\n${display.description}` : "");
     run.textContent = `run ${frame.run}`;
     frames.textContent = `frame ${frame.frame}`;
     colorbar.hidden = frame.dtype === "rgba8";
-    scaleLow.textContent = formatValue(frame.vmin);
-    scaleHigh.textContent = formatValue(frame.vmax);
+    // The image's display metadata format the colour scale and pixels as Python formats values.
+    scaleLow.textContent = formatShown(frame.vmin, display);
+    scaleHigh.textContent = formatShown(frame.vmax, display);
     if (mouse) describePixel(mouse.x, mouse.y);
   }
 
@@ -179,7 +182,7 @@ function renderImage(model, el) {
       const channels = Array.from(values.slice(at * 4, at * 4 + (frame.shape[2] === 4 ? 4 : 3)));
       text = `(${channels.join(", ")})`;
     } else {
-      text = formatValue(values[at]);
+      text = formatShown(values[at], model.get("display"));
     }
     pixel.textContent = `${x}, ${y}: ${frame.approx ? "≈ " : ""}${text}`;
   }
@@ -195,6 +198,13 @@ function renderImage(model, el) {
     pixel.textContent = "";
   }
 
+  // New display metadata: the frame shown is labelled and its scale formatted again.
+  const redraw = () => {
+    if (shown) draw(shown.frame, shown.values);
+    else title.textContent = model.get("name");
+  };
+  model.on("change:display", redraw);
+  model.on("change:name", redraw);
   model.on("msg:custom", onMessage);
   canvas.addEventListener("mousemove", onHover);
   canvas.addEventListener("mouseleave", onLeave);
@@ -213,6 +223,8 @@ function renderImage(model, el) {
     closed = true;
     clearInterval(ticker);
     stopStatus();
+    model.off("change:display", redraw);
+    model.off("change:name", redraw);
     model.off("msg:custom", onMessage);
     for (; unanswered > 0; unanswered--) model.send({ type: "drawn" });
     rpc.close();
@@ -241,6 +253,7 @@ function renderNumber(model, el) {
   function showName() {
     const run = model.get("run");
     name.textContent = model.get("name") + (run ? ` · run ${run}` : "");
+    name.title = model.get("description") || "";
   }
 
   function showValue() {
@@ -273,6 +286,7 @@ function renderNumber(model, el) {
   showUpdated();
   model.on("change:run", showName);
   model.on("change:name", showName);
+  model.on("change:description", showName);
   model.on("change:text", showValue);
   model.on("change:unit", showUnit);
   model.on("change:updated", showUpdated);
@@ -283,6 +297,7 @@ function renderNumber(model, el) {
     stopStatus();
     model.off("change:run", showName);
     model.off("change:name", showName);
+    model.off("change:description", showName);
     model.off("change:text", showValue);
     model.off("change:unit", showUnit);
     model.off("change:updated", showUpdated);

@@ -3,22 +3,24 @@
 // a node is selected.  Selectors used by the browser tests: .labshelf-tree,
 // input.ls-search, [data-node], .ls-toggle, .ls-label, .ls-meta, .ls-more,
 // .ls-selected, .ls-preview, .ls-code, button.ls-copy, .ls-error, .ls-picture img,
-// .ls-colorbar, .ls-pixel, button.ls-insert (when the host can insert code).
+// .ls-colorbar, .ls-pixel, button.ls-insert (when the host can insert code),
+// .ls-dtitle and .ls-unit (a described dataset's title and unit, beside its name).
 //
 // The JupyterLab Shelves panel draws its tree with this view too, on a model of its own
 // (labextension/src/tree.ts) and with a `host` that inserts code into notebooks.
 
 import { makeRequester, pngURL } from "./rpc.js";
-import { ANCHORS, errorLine, formatValue, h } from "./common.js";
+import { ANCHORS, errorLine, formatShown, formatValue, h } from "./common.js";
 
 /**
- * @typedef {{id: string, name: string, kind: string, meta: string, expandable: boolean, expand?: boolean}} TreeNode
+ * @typedef {{id: string, name: string, kind: string, meta: string, expandable: boolean, expand?: boolean,
+ *            unit?: string, title?: string, description?: string}} TreeNode
  * @typedef {{nodes: TreeNode[], more: boolean, offset: number}} Page
  * @typedef {{width: number, height: number, shape?: number[], factor?: number, vmin?: number, vmax?: number}} Picture
  * @typedef {{node: string, title: string, kind: string, fields?: [string, string][], text?: string | null,
  *            note?: string, image?: number, table?: {columns: string[], dtypes: string[], rows: string[][]},
- *            code?: string, picture?: Picture}} Preview
- * @typedef {{x: number, y: number, value: any, shape: number[]}} Pixel
+ *            code?: string, picture?: Picture, display?: import("./common.js").Display}} Preview
+ * @typedef {{x: number, y: number, value: any, shape: number[], text?: string}} Pixel
  * @typedef {{insert?: (node: string) => Promise<string>, copy?: (node: string) => Promise<string>}} Host
  *   What a host page adds: insert a node's code into a notebook, copy it its own way.
  */
@@ -126,8 +128,12 @@ export default {
       }
       const label = h("span", "ls-label");
       label.tabIndex = 0;
-      label.title = node.id;
-      label.append(h("span", "ls-name", node.name), h("span", "ls-meta", node.meta));
+      label.title = node.description ? `${node.id}\n${node.description}` : node.id;
+      label.append(h("span", "ls-name", node.name));
+      // A described dataset: its title and unit beside its name.
+      if (node.title) label.append(h("span", "ls-dtitle", node.title));
+      if (node.unit) label.append(h("span", "ls-unit", `[${node.unit}]`));
+      label.append(h("span", "ls-meta", node.meta));
       row.append(label);
       item.append(row);
       if (node.id === model.get("selected")) item.classList.add("ls-selected");
@@ -316,7 +322,11 @@ export default {
         scale.title = "colour scale of the shown values";
         const gradient = h("div", "ls-gradient");
         gradient.style.background = `linear-gradient(to right, ${ANCHORS.join(", ")})`;
-        scale.append(h("span", "ls-scale-low", formatValue(picture.vmin)), gradient, h("span", "ls-scale-high", formatValue(picture.vmax)));
+        scale.append(
+          h("span", "ls-scale-low", formatShown(picture.vmin, found.display)),
+          gradient,
+          h("span", "ls-scale-high", formatShown(picture.vmax, found.display)),
+        );
         figure.append(scale);
       }
       const factor = picture.factor || 1;
@@ -346,7 +356,7 @@ export default {
           const { result } = await rpc.request("pixel", { node: found.node, x, y });
           const answer = /** @type {Pixel} */ (result);
           if (!closed && figure.isConnected) {
-            const value = Array.isArray(answer.value) ? `(${answer.value.map(formatValue).join(", ")})` : formatValue(answer.value);
+            const value = answer.text ?? (Array.isArray(answer.value) ? `(${answer.value.map(formatValue).join(", ")})` : formatValue(answer.value));
             pixel.textContent = `x ${answer.x}, y ${answer.y}: ${value}`;
             pixel.dataset.x = String(answer.x);
             pixel.dataset.y = String(answer.y);

@@ -33,6 +33,7 @@ const WIDTH = { run: 64, time: 104, text: 140, comment: 220, tags: 140, number: 
 /** Notes people write: narrow until some row has one. */
 const NOTES = new Set(["comment", "tags"]);
 const NARROW = 76;
+const WIDEST_HEADING = 220; // px a heading may widen its column to
 const NUMERIC = new Set(["number", "int"]);
 /** Where a table's column layout is remembered (localStorage, + the model's layout_key). */
 export const LAYOUT_STORE = "labshelf.columns.";
@@ -613,14 +614,17 @@ export default {
       for (const column of ["run", ...columns]) {
         const kind = column === "run" ? "run" : kindOf(column);
         const wide = column === "comment" ? WIDTH.comment : WIDTH[kind] || WIDTH.text;
-        const px = NOTES.has(column) && !used.has(column) ? NARROW : wide;
+        const heading = column === "run" ? column : headingOf(column, meta);
+        // A heading with a unit or a title may be longer than the kind's width: room for it, within reason.
+        const room = heading !== column ? Math.min(WIDEST_HEADING, heading.length * 7.5 + 24) : 0;
+        const px = NOTES.has(column) && !used.has(column) ? NARROW : Math.max(wide, room);
         width += px;
         const col = make("col");
         col.style.width = `${px}px`;
         colgroup.append(col);
         const th = make("th", column === "run" ? "ls-run" : NUMERIC.has(kind) ? "ls-num" : "");
         th.dataset.column = column;
-        th.textContent = column === "run" ? column : headingOf(column, meta);
+        th.textContent = heading;
         const description = column !== "run" && meta[column] && meta[column].description;
         const named = column === "run" ? "run: click to sort" : `${column} (${kind}): click to sort, drag to move`;
         th.title = description ? `${description}\n${named}` : named;

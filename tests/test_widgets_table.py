@@ -474,6 +474,69 @@ def test_fallback_html_is_the_run_view_repr(table: RunTable) -> None:
     assert "application/vnd.jupyter.widget-view+json" in data
 
 
+# -- what the columns mean, and the logbook ----------------------------------------------------------
+
+
+def test_metadata_and_tags_travel_beside_stored_values(filled: labshelf.Shelf) -> None:
+    filled.describe("temperature", unit="K", precision=1, title="Cryo/temperature", description="cold finger")
+    filled.tag_columns("count", ["counters"])
+    widget = RunTable(filled.runs, poll=0)
+    try:
+        sent = _capture(widget)
+        assert widget.meta["temperature"] == {"unit": "K", "precision": 1, "title": "Cryo/temperature",
+                                              "description": "cold finger", "heading": "temperature [K]", "group": "Cryo"}
+        assert widget.column_tags == {"count": ["counters"]}
+        rows = _rows(widget, sent, 0, 3)
+        assert _column(rows, "temperature") == [295.0, 295.1, 295.2]  # stored values; table.js rounds them
+        # The query language compares stored values too.
+        widget.filter = "temperature > 295.05"
+        assert widget.count == 59 and widget.error == ""
+    finally:
+        widget.close()
+
+
+def test_a_describe_refreshes_the_headers_on_the_next_version_check(table: RunTable) -> None:
+    sent = _capture(table)
+    assert "count" not in table.meta
+    table.shelf.describe("count", unit="Hz", scale=1e3, title="Rates/count")
+    table.shelf.tag_columns("count", ["rates"])
+    generation = table.generation
+    content, _ = _request(table, sent, "version")
+    assert table.meta["count"] == {"unit": "Hz", "scale": 1000.0, "title": "Rates/count", "heading": "count [Hz]",
+                                   "group": "Rates"}
+    assert table.column_tags == {"count": ["rates"]} and content["result"]["generation"] == table.generation > generation
+    # The new traits reached the browser as a state update.
+    updates = [d["state"] for d, _ in sent if d["method"] == "update"]
+    assert any("meta" in state for state in updates) and any("column_tags" in state for state in updates)
+
+
+def test_logbook_entries_are_placed_among_the_views_rows(table: RunTable) -> None:
+    sent = _capture(table)
+    shelf = table.shelf
+    frame = shelf.runs[["start"]].to_pandas(thumbnails=False)
+    t = {int(n): stamp.timestamp() for n, stamp in frame["start"].items()}
+    between = shelf.log("refill", at=(t[10] + t[11]) / 2)
+    last = shelf.log("end of shift", at=t[60] + 5)
+    _request(table, sent, "version")
+    answer, _ = _request(table, sent, "logbook")
+    result = answer["result"]
+    assert result["order"] == "run" and result["generation"] == table.generation
+    assert [(e["id"], e["row"], e["text"]) for e in result["entries"]] == [(between, 10, "refill"), (last, 60, "end of shift")]
+    assert isinstance(result["entries"][0]["time"], float) and result["entries"][0]["user"]
+    # Newest first: the places turn round with the sort.
+    table.sort = [["run", False]]
+    result = _request(table, sent, "logbook")[0]["result"]
+    assert [(e["id"], e["row"]) for e in result["entries"]] == [(last, 0), (between, 50)]
+    # Sorted by another column, entries have no place.
+    table.sort = [["temperature", True]]
+    result = _request(table, sent, "logbook")[0]["result"]
+    assert result == {"generation": table.generation, "order": None, "entries": []}
+    # The toggle is a trait the browser sets.
+    assert table.logbook is False
+    _browser_sets(table, logbook=True)
+    assert table.logbook is True
+
+
 # -- the JavaScript half -------------------------------------------------------------------------
 
 NODE = shutil.which("node")
@@ -500,7 +563,8 @@ def test_javascript_parses(table_module: Path) -> None:
     assert "export default" in source and "makeRequester(model)" in source
     # The selectors of the DOM contract the browser tests rely on.
     for selector in ("ls-count", "ls-filter", "ls-error", "ls-scroll", "ls-thumb", "ls-edit", "ls-selected",
-                     "ls-columns", "columnToggle", "aria-sort", "labshelf-runtable", "labshelf-widget"):
+                     "ls-columns", "columnToggle", "aria-sort", "labshelf-runtable", "labshelf-widget",
+                     "ls-logbook-toggle", "ls-log", "ls-groups", "ls-tag-filter"):
         assert selector in source, selector
 
 
@@ -543,6 +607,38 @@ def test_javascript_formats_cells(table_module: Path) -> None:
     assert out["time"] == "2023-11-14 23:13:20"  # local time: Berlin is UTC+1 in November
     assert out["cells"] == ["", "a, b", "False", "12", "x"]
     assert out["edits"] == ["a, b", "0.30000000000000004", "", "true"]
+
+
+def test_javascript_scales_headings_groups_and_slots(table_module: Path) -> None:
+    script = textwrap.dedent(
+        f"""
+        import {{ formatCell, formatShown, headingOf, columnGroups, slotMap }} from {table_module.as_uri()!r};
+        const delay = {{unit: "ps", scale: 1e-12, precision: 2, heading: "delay [ps]"}};
+        const meta = {{delay, a: {{heading: "A", group: "Beam"}}, b: {{heading: "B", group: "Beam"}},
+                       c: {{heading: "C [V]", unit: "V"}}, d: {{group: "Det", heading: "d"}}}};
+        const slots = slotMap([0, 0, 2], 3);
+        const out = {{
+          shown: [formatCell("number", 1.2345e-12, delay), formatShown(1.2345e-12, {{scale: 1e-12}}),
+                  formatShown(3, {{precision: 3}}), formatCell("int", 1500, {{scale: 1000}}),
+                  formatShown(3, {{unit: "V"}}), formatCell("number", "inf", delay), formatCell("number", null, delay),
+                  formatCell("number", 0.5, {{scale: 0, precision: 1}})],
+          headings: [headingOf("delay", meta), headingOf("x", meta)],
+          groups: columnGroups(["x", "a", "b", "c", "d"], meta),
+          slots: [slots.total, ...[0, 1, 2, 3, 4, 5].map((s) => slots.find(s))],
+          clamped: slotMap([7], 2).find(2),
+        }};
+        console.log(JSON.stringify(out));
+        """
+    )
+    out = json.loads(_node("--input-type=module", "-e", script, env={"TZ": "UTC", "PATH": "/usr/bin:/bin"}))
+    assert out["shown"] == ["1.23", "1.2345", "3.000", "1.5", None, "inf", "", "0.5"]
+    assert out["headings"] == ["delay [ps]", "x"]
+    assert out["groups"] == [{"group": None, "span": 1}, {"group": "Beam", "span": 2}, {"group": None, "span": 1},
+                             {"group": "Det", "span": 1}]
+    # Entries before run 0 (two) and before run 2: log, log, run 0, run 1, log, run 2.
+    assert out["slots"] == [6, {"log": 0, "index": -1}, {"log": 1, "index": -1}, {"log": -1, "index": 0},
+                            {"log": -1, "index": 1}, {"log": 2, "index": -1}, {"log": -1, "index": 2}]
+    assert out["clamped"] == {"log": 0, "index": -1}  # a place beyond the runs: after the last
 
 
 def test_in_a_kernel_new_runs_arrive_through_the_change_feed(tmp_path: Path) -> None:

@@ -28,6 +28,29 @@ export interface IShelfList {
   truncated: boolean;
 }
 
+/** What a column's numbers mean (labshelf.browse.runs.column_meta): the header and the scaling. */
+export interface IColumnMeta {
+  unit?: string;
+  scale?: number;
+  precision?: number;
+  title?: string;
+  description?: string;
+  /** The title's last part (else the column) and the unit: "delay [ps]". */
+  heading: string;
+  /** The title before its last "/". */
+  group?: string;
+}
+
+/** A logbook entry placed before the run at ``row`` of the whole table (``before``: within a page). */
+export interface ILogRow {
+  id: number;
+  time: string;
+  text: string;
+  user: string;
+  row: number;
+  before: number;
+}
+
 /** One shelf with its run table's columns (GET shelf). */
 export interface IShelfDetail extends IShelfInfo {
   columns: string[];
@@ -36,6 +59,8 @@ export interface IShelfDetail extends IShelfInfo {
   editable: string[];
   user_columns: Record<string, string>;
   version: string;
+  meta: Record<string, IColumnMeta>;
+  column_tags: Record<string, string[]>;
 }
 
 /** A page of runs (labshelf.browse RunsPage): cells per shown column, thumbnails as base64 PNG. */
@@ -48,6 +73,17 @@ export interface IRunsPage {
   cells: unknown[][];
   errors: Record<string, Record<string, string>>;
   thumbnails: string[];
+  meta: Record<string, IColumnMeta>;
+  column_tags: Record<string, string[]>;
+  /** With ``logbook: true``: the entries among the page's runs, and what placed them. */
+  log?: ILogRow[];
+  log_order?: 'start' | 'run' | null;
+}
+
+/** Every logbook entry of a filtered, sorted table (GET logbook). */
+export interface ILogbook {
+  log_order: 'start' | 'run' | null;
+  log: ILogRow[];
 }
 
 export interface ITreeNode {
@@ -108,7 +144,7 @@ export interface IAnnotated {
 /** What the events socket says about a shelf. */
 export interface IShelfEvent {
   shelf: string;
-  kind: 'run' | 'dataset' | 'finished' | 'annotation' | 'changed' | string;
+  kind: 'run' | 'dataset' | 'finished' | 'annotation' | 'metadata' | 'logbook' | 'changed' | string;
   run: number | null;
   name?: string;
   version: string;
@@ -192,7 +228,14 @@ export class ShelfApi {
 
   runs(
     shelf: string,
-    options: { query?: string; sort?: [string, boolean][]; columns?: string[]; offset: number; limit: number }
+    options: {
+      query?: string;
+      sort?: [string, boolean][];
+      columns?: string[];
+      offset: number;
+      limit: number;
+      logbook?: boolean;
+    }
   ): Promise<IRunsPage> {
     return this.json<IRunsPage>('runs', {
       shelf,
@@ -200,7 +243,17 @@ export class ShelfApi {
       sort: options.sort && options.sort.length ? JSON.stringify(options.sort) : undefined,
       columns: options.columns ? JSON.stringify(options.columns) : undefined,
       offset: options.offset,
-      limit: options.limit
+      limit: options.limit,
+      logbook: options.logbook ? 'true' : undefined
+    });
+  }
+
+  /** Every logbook entry placed among the rows of the table filtered by ``query``, sorted by ``sort``. */
+  logbook(shelf: string, options: { query?: string; sort?: [string, boolean][] }): Promise<ILogbook> {
+    return this.json<ILogbook>('logbook', {
+      shelf,
+      query: options.query || undefined,
+      sort: options.sort && options.sort.length ? JSON.stringify(options.sort) : undefined
     });
   }
 

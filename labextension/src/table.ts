@@ -1,7 +1,7 @@
 // The run table's model over REST: what widgets/table.py (RunTable) does in a kernel,
 // done with GET runs and POST annotate, so widgets/static/table.js draws the panel's table.
 
-import { ApiError, IRunsPage, IShelfDetail, ShelfApi } from './api';
+import { ApiError, IColumnMeta, IRunsPage, IShelfDetail, ShelfApi } from './api';
 import { base64Bytes, IAnswer, RestModel } from './model';
 
 /** The traits table.js reads and writes (widgets/table.py names them). */
@@ -22,6 +22,11 @@ export interface ITableState {
   poll: number;
   generation: number;
   layout_key: string;
+  /** What the columns' numbers mean: headings with units, groups, scale and precision. */
+  meta: Record<string, IColumnMeta>;
+  column_tags: Record<string, string[]>;
+  /** Log entries shown between the runs (table.js asks for them: request "logbook"). */
+  logbook: boolean;
 }
 
 const TRUE = new Set(['true', 'yes', 'y', '1', 'on']);
@@ -63,7 +68,10 @@ export class TableModel extends RestModel<ITableState> {
       page_size: options.pageSize,
       poll: 0, // the panel hears the server's events instead of polling
       generation: 1,
-      layout_key: `shelf:${shelf}`
+      layout_key: `shelf:${shelf}`,
+      meta: detail.meta ?? {},
+      column_tags: detail.column_tags ?? {},
+      logbook: false
     });
     this.userColumns = detail.user_columns;
     this.defaultColumns = options.defaultColumns;
@@ -91,6 +99,8 @@ export class TableModel extends RestModel<ITableState> {
         all_columns: detail.columns,
         default_columns: firstColumns(detail, this.defaultColumns),
         editable: detail.writable ? detail.editable : [],
+        meta: detail.meta ?? {},
+        column_tags: detail.column_tags ?? {},
         // Columns nobody has seen yet are shown; hidden ones stay hidden (as RunTable does).
         columns: fresh.length ? [...this.state.columns.filter(c => c in detail.kinds), ...fresh] : this.state.columns
       });
@@ -159,6 +169,8 @@ export class TableModel extends RestModel<ITableState> {
         return this.edit(Number(params.run), String(params.column), params.value);
       case 'version':
         return { result: { generation: this.state.generation } };
+      case 'logbook':
+        return this.logbook();
       default:
         throw new Error(`the Shelves panel's table has no request ${JSON.stringify(method)}`);
     }
@@ -204,6 +216,17 @@ export class TableModel extends RestModel<ITableState> {
       result: { generation, offset, columns: page.columns, runs: page.runs, cells, errors: page.errors },
       buffers: page.thumbnails.map(base64Bytes)
     };
+  }
+
+  /** Every log entry placed among the rows of the applied filter and sort (times in seconds, as table.js takes them). */
+  private async logbook(): Promise<IAnswer> {
+    const generation = this.state.generation;
+    const answer = await this.api.logbook(this.shelf, { query: this.applied.filter, sort: this.applied.sort });
+    const entries = answer.log.map(entry => {
+      const ms = Date.parse(entry.time);
+      return { id: entry.id, time: Number.isNaN(ms) ? entry.time : ms / 1000, text: entry.text, user: entry.user, row: entry.row };
+    });
+    return { result: { generation, order: answer.log_order, entries } };
   }
 
   private async numbers(offset: number, limit: number): Promise<IAnswer> {

@@ -127,7 +127,8 @@ export class ShelfContent extends SplitPanel {
     let columns = false;
     let tree = false;
     for (const event of events) {
-      if (event.kind === 'dataset' || event.kind === 'changed' || event.kind === 'run') {
+      if (event.kind === 'dataset' || event.kind === 'changed' || event.kind === 'run' || event.kind === 'metadata') {
+        // (metadata: a column's heading, unit, scale or tags changed: GET shelf has them.)
         columns = true;
       } else if (event.kind === 'annotation' && event.name && !known.has(event.name)) {
         columns = true; // a new user column

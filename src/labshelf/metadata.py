@@ -153,6 +153,9 @@ def logbook(shelf: Shelf, since: Any, until: Any) -> pd.DataFrame:
         for entry, at, text, who, created, updated in meta.entries(low, high):
             rows.append((entry, at, text, who, created, updated, repo.where))
     rows.sort(key=lambda row: (row[1], row[0]))
+    index = pd.Index([r[0] for r in rows], dtype="int64", name="entry")
+    # Arrays, not Series: a Series on a default index would be aligned to the entry
+    # numbers, shifting the texts by one row (entries count from 1).
     frame = pd.DataFrame(
         {
             "time": pd.to_datetime([r[1] for r in rows], unit="s", utc=True),
@@ -161,7 +164,7 @@ def logbook(shelf: Shelf, since: Any, until: Any) -> pd.DataFrame:
             "written": pd.to_datetime([r[4] for r in rows], unit="s", utc=True),
             "edited": pd.to_datetime([r[5] if r[5] != r[4] else None for r in rows], unit="s", utc=True),
         },
-        index=pd.Index([r[0] for r in rows], dtype="int64", name="entry"),
+        index=index,
     )
     if len(shelf._repos) > 1:
         frame["repository"] = [r[6] for r in rows]

@@ -102,6 +102,30 @@ async def test_a_run_written_by_another_process_arrives(lab: Path, events_socket
     assert got[-1]["version"].startswith(f"{number}:")
 
 
+DESCRIBER = """
+import sys, labshelf
+with labshelf.open(sys.argv[1]) as shelf:
+    shelf.describe("temperature", unit="K")
+    shelf.tag_columns("temperature", ["cryo"])
+    shelf.log("compressor restarted")
+"""
+
+
+async def test_metadata_and_logbook_changes_arrive_as_their_own_kinds(lab: Path, events_socket: Any) -> None:
+    ws = await events_socket([SHELF])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([SOURCE, os.environ.get("PYTHONPATH", "")])}
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", DESCRIBER, str(lab), env=env,
+                                                stderr=asyncio.subprocess.PIPE)
+    _out, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    got = await messages(ws, lambda m: any(e["kind"] == "logbook" for e in m))
+    ws.close()
+    kinds = [(m["kind"], m["run"], m.get("name")) for m in got]
+    # describe and tag_columns may come in one batch (one message: same kind, run and name) or two.
+    assert kinds in ([("metadata", None, "temperature"), ("logbook", None, None)],
+                     [("metadata", None, "temperature"), ("metadata", None, "temperature"), ("logbook", None, None)]), got
+
+
 async def test_closing_the_socket_stops_the_feed_thread(lab: Path, events_socket: Any, jp_root_dir: Path) -> None:
     before = feed_threads()
     first = await events_socket([SHELF])

@@ -165,6 +165,10 @@ async def test_an_unknown_run_or_dataset_gives_404_with_close_matches(lab: Path,
         ("pixel", {"node": "run/1/trace", "x": "0", "y": "0"}, "image datasets and 2-D array datasets"),
         ("children", {"node": "run/1/\x01"}, "is not a node id"),
         ("search", {}, "the parameter pattern is required"),
+        ("runs", {"logbook": "yes"}, "logbook is true or false (1 or 0), not 'yes'"),
+        ("logbook", {"sort": "start"}, "sort is a JSON list, like"),
+        ("logbook", {"query": "temperature >> 3"}, "unexpected '>' at position 13"),
+        ("logbook", {"sort": '[["nope", true]]'}, "nope"),
     ],
 )
 async def test_bad_parameters_give_400_saying_what_is_allowed(
@@ -314,3 +318,52 @@ async def test_allow_annotate_false_refuses_annotate(lab: Path, api: Any, labshe
     assert status == 403 and "c.LabShelf.allow_annotate = False" in error["message"]
     with labshelf.open(lab, mode="r") as reader:
         assert reader.runs.to_pandas().loc[1, "comment"] == "aligned"
+
+
+# -- what the columns mean, and the logbook between the runs -----------------------------------------------------
+
+
+def describe_and_log(lab: Path) -> dict[str, int]:
+    """Metadata on two columns, a tag, and log entries between runs 1 and 2 and after run 3."""
+    with labshelf.open(lab) as shelf:
+        shelf.describe("temperature", unit="K", precision=1, title="Cryo/temperature", description="cold finger")
+        shelf.describe("scan/x", unit="mm", scale=1e-3)
+        shelf.tag_columns("temperature", ["cryo"])
+        frame = shelf.runs[["start"]].to_pandas(thumbnails=False)
+        t = [stamp.timestamp() for stamp in frame["start"]]
+        return {"1-2": shelf.log("pumped down", at=(t[0] + t[1]) / 2), "after": shelf.log("end", at=t[2] + 10)}
+
+
+async def test_shelf_and_runs_carry_metadata_and_tags(lab: Path, api: Any) -> None:
+    describe_and_log(lab)
+    status, answer = await api("shelf", shelf=SHELF)
+    assert status == 200, answer
+    assert answer["meta"]["temperature"] == {"unit": "K", "precision": 1, "title": "Cryo/temperature",
+                                             "description": "cold finger", "heading": "temperature [K]", "group": "Cryo"}
+    assert answer["meta"]["scan/x"] == {"unit": "mm", "scale": 0.001, "heading": "scan/x [mm]"}
+    assert answer["column_tags"] == {"temperature": ["cryo"]}
+    status, page = await api("runs", shelf=SHELF, columns='["temperature", "scan/x"]')
+    assert status == 200, page
+    assert set(page["meta"]) == {"temperature", "scan/x"} and page["column_tags"] == {"temperature": ["cryo"]}
+    assert page["cells"] == [[300.0, 0.0], [301.0, 1.0], [302.0, 2.0]]  # stored values, never scaled
+    assert "log" not in page
+
+
+async def test_runs_with_the_logbook_and_the_whole_logbook(lab: Path, api: Any) -> None:
+    ids = describe_and_log(lab)
+    status, page = await api("runs", shelf=SHELF, columns='["temperature"]', logbook="true", offset="0", limit="2")
+    assert status == 200, page
+    assert page["log_order"] == "run"
+    assert [(e["id"], e["row"], e["before"], e["text"]) for e in page["log"]] == [(ids["1-2"], 1, 1, "pumped down")]
+    status, page = await api("runs", shelf=SHELF, columns='["temperature"]', logbook="1", offset="2", limit="2")
+    assert [(e["id"], e["row"], e["before"]) for e in page["log"]] == [(ids["after"], 3, 1)]
+    status, page = await api("runs", shelf=SHELF, sort='[["start", false]]', logbook="true")
+    assert page["runs"] == [3, 2, 1] and [(e["id"], e["row"]) for e in page["log"]] == [(ids["after"], 0), (ids["1-2"], 2)]
+    status, page = await api("runs", shelf=SHELF, sort='[["temperature", true]]', logbook="true")
+    assert (page["log"], page["log_order"]) == ([], None)
+    status, answer = await api("logbook", shelf=SHELF, query="run >= 2", sort='[["run", false]]')
+    assert status == 200, answer
+    assert answer["log_order"] == "run"
+    # Run 1 is filtered out: "pumped down", noted before run 2 started, is older than the table and left out.
+    assert [(e["id"], e["row"]) for e in answer["log"]] == [(ids["after"], 0)]
+    assert answer["log"][0]["time"].endswith("+00:00") and answer["log"][0]["user"]

@@ -48,16 +48,30 @@ Records, as ``to_json()`` gives them (the REST API's payloads)::
     Snippet    code(node)
       {"node": str, "code": str, "setup": str}
         code uses ``shelf``; setup is ``import labshelf`` + ``shelf = labshelf.open('<folder>')``
-    RunsPage   runs(query, sort, columns, offset, limit, times)
+    RunsPage   runs(query, sort, columns, offset, limit, times, logbook)
       {"offset": int, "total": int, "columns": [str], "kinds": {column: kind}, "runs": [int],
        "cells": [[value per column], ...], "errors": {"<run>": {column: message}},
-       "thumbnails": [base64 PNG, ...]}
+       "thumbnails": [base64 PNG, ...], "meta": {column: ColumnMeta}, "column_tags": {column: [str]},
+       "log"?: [LogRow, ...], "log_order"?: "start" | "run" | null}
         cells: times ISO 8601 (UTC), null for missing/NaN, "inf"/"-inf", tags as lists,
-        ints beyond 2**53 as text, {"png": i} for the i-th thumbnail
+        ints beyond 2**53 as text, {"png": i} for the i-th thumbnail; the stored values, never scaled
+        meta, column_tags: only the page's columns that have some
+        log, log_order: with logbook=True; the entries among the page's runs (runs.place_log), on the
+        last page also those after its last run; log_order null (and log empty) under a sort whose
+        first column is not start or run
+    ColumnMeta (runs.column_meta)
+      {"unit"?: str, "scale"?: float, "precision"?: int, "title"?: str, "description"?: str,
+       "heading": str, "group"?: str}
+        heading: the title's last part (else the column) and the unit, "delay [ps]"; group: the title
+        before its last "/"; a screen shows value / scale with precision digits after the point
+    LogRow     (logbook(query, sort, times) gives every one of a table: (log_order, [LogRow]))
+      {"id": int, "time": ISO 8601 | seconds, "text": str, "user": str, "row": int, "before": int}
+        row: the row of the whole table it goes before (= total: after the last run);
+        before: the same within its page (row - offset)
 
     RunColumns run_columns()
       {"columns": [str], "default_columns": [str], "kinds": {column: kind}, "editable": [str],
-       "user_columns": {name: type}}
+       "user_columns": {name: type}, "meta": {column: ColumnMeta}, "column_tags": {column: [str]}}
         columns in first-screen order (runs.first_screen): status, start, end, experiment, the dataset
         columns, comment, tags, the user columns; default_columns the same without end
     Pixel      pixel(node, x, y)
@@ -67,8 +81,9 @@ Records, as ``to_json()`` gives them (the REST API's payloads)::
       {"runs": int, "last_change": ISO 8601 | null, "backend": "sqlite" | "postgresql", "writable": bool,
        "version": str}
     Event      watch(listener): listener([Event, ...]) on the feed's thread
-      {"kind": "run" | "dataset" | "finished" | "annotation" | "changed", "run": int | null, "name"?: str,
-       "version": str}
+      {"kind": "run" | "dataset" | "finished" | "annotation" | "metadata" | "logbook" | "changed",
+       "run": int | null, "name"?: str, "version": str}
+        name: the dataset (dataset), the field annotated (annotation), the column described or tagged (metadata)
     annotate(run, comment=, tags=, columns=) -> {column: cell} for comment, tags and the user columns
 
 Errors are labshelf errors with one-line messages: InvalidName (a node id,
@@ -84,6 +99,7 @@ from .browser import Browser
 from .nodes import NodeId, node_id, parse_node
 from .records import (
     Event,
+    LogRow,
     Node,
     NodePage,
     Picture,
@@ -102,6 +118,7 @@ __all__ = [
     "node_id",
     "parse_node",
     "Event",
+    "LogRow",
     "Node",
     "NodePage",
     "Picture",

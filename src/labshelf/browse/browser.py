@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import json
 import math
@@ -22,11 +23,12 @@ from ..errors import (
 from ..names import check_name, data_id_key, label, normalize_data_id
 from . import code, events, previews, runs
 from .nodes import parse_node
-from .records import Node, NodePage, Pixel, Preview, RunColumns, RunsPage, ShelfSummary, Snippet
+from .records import LogRow, Node, NodePage, Pixel, Preview, RunColumns, RunsPage, ShelfSummary, Snippet
 from .tree import MAX_PAGE, Located, Tree, dataset_node, label_of, locate, run_node
 
 if TYPE_CHECKING:
     from ..registry.listing import RunOverview
+    from ..registry.meta import DisplayMeta
     from ..registry.records import DatasetRef
     from ..runview import RunView
     from ..shelf import Shelf
@@ -66,6 +68,8 @@ class Browser:
         self._tree = Tree(shelf)
         self._lock = threading.Lock()
         self._base: tuple[str, RunView, dict[str, str]] | None = None
+        self._meta: tuple[str, dict[str, DisplayMeta], dict[str, list[str]]] | None = None
+        self._log: tuple[str, tuple[str | None, list[LogRow]]] | None = None
 
     @property
     def shelf(self) -> Shelf:
@@ -212,8 +216,9 @@ class Browser:
         limit: Any = 50,
         *,
         times: str = "iso",
+        logbook: bool = False,
     ) -> RunsPage:
-        """A page of the run table, counted.
+        """A page of the run table, counted, with what its columns mean.
 
         Parameters
         ----------
@@ -228,13 +233,64 @@ class Browser:
             The page (``limit`` up to 1000).
         times
             ``"iso"`` (ISO 8601 text, UTC) or ``"epoch"`` (seconds).
+        logbook
+            Also give the logbook entries that fall among the page's runs
+            (``log``, each with the ``row`` it goes before; see
+            :func:`labshelf.browse.runs.place_log`): placed by time when the
+            first sort column is ``start`` or ``run`` (or there is none),
+            newest first when descending; sorted by another column no
+            entry has a place and ``log`` is empty (``log_order`` None).
+
+        The page carries the display metadata (``meta``) and column tags of
+        its columns; the cells are the stored values, never scaled.
         """
         runs.check_page(offset, limit)
+        if not isinstance(logbook, bool):
+            raise InvalidParameter(f"logbook is true or false, not {logbook!r}")
         base, kinds = self._base_view()
         view = runs.filtered(base, query, sort)
         total = len(view)  # where a bad sort column shows up, before any page is read
         shown = list(kinds) if columns is None else self._columns(columns, kinds)
-        return runs.page(view, shown, offset, limit, times=times, kinds=kinds, total=total, all_columns=list(kinds))
+        page = runs.page(view, shown, offset, limit, times=times, kinds=kinds, total=total, all_columns=list(kinds))
+        meta, tags = self._described()
+        extra: dict[str, Any] = {"meta": runs.column_meta(meta, shown), "column_tags": runs.tags_of(tags, shown)}
+        if logbook:
+            order, placed = self._placed(view, query, sort, times)
+            extra.update(log=runs.on_page(placed, offset, len(page.runs), total), log_order=order)
+        return dataclasses.replace(page, **extra)
+
+    def logbook(self, query: Any = "", sort: Any = (), *, times: str = "iso") -> tuple[str | None, list[LogRow]]:
+        """Every logbook entry placed among the rows of the run table filtered by ``query`` and
+        sorted by ``sort`` (what a scrolling table that shows them all needs), and what placed
+        them: "start", "run" or None (see :func:`labshelf.browse.runs.place_log`)."""
+        if times not in runs.TIME_FORMATS:
+            raise InvalidParameter(f"times are {' or '.join(runs.TIME_FORMATS)}, not {times!r}")
+        view = runs.filtered(self._base_view()[0], query, sort)
+        len(view)  # a bad sort column raises here, as it does for a page
+        return self._placed(view, query, sort, times)
+
+    def _placed(self, view: RunView, query: Any, sort: Any, times: str) -> tuple[str | None, list[LogRow]]:
+        """``runs.place_log``, kept until the shelf changes: every page of one table places alike."""
+        key = json.dumps([self.version(), query, [list(s) for s in sort], times])
+        with self._lock:
+            if self._log is not None and self._log[0] == key:
+                return self._log[1]
+        placed = runs.place_log(view, sort, times)
+        with self._lock:
+            self._log = (key, placed)
+        return placed
+
+    def _described(self) -> tuple[dict[str, DisplayMeta], dict[str, list[str]]]:
+        """The shelf's display metadata and column tags, looked up again only when the shelf changed
+        (a describe or a tag is a change of the feed: it moves the version)."""
+        version = self.version()
+        with self._lock:
+            if self._meta is not None and self._meta[0] == version:
+                return self._meta[1], self._meta[2]
+        meta, tags = self._shelf.metadata(), self._shelf.column_tags()
+        with self._lock:
+            self._meta = (version, meta, tags)
+        return meta, tags
 
     def run_view(self, query: Any = "", sort: Any = ()) -> RunView:
         """The shelf's runs with a query-language filter and a sort applied (for front ends that keep a view)."""
@@ -250,7 +306,18 @@ class Browser:
         kinds = self.column_kinds()
         user = {name: kind for name, kind in self.user_columns().items() if name in kinds}
         columns, default = runs.first_screen(kinds, user)
-        return RunColumns(tuple(columns), tuple(default), {c: kinds[c] for c in columns}, ("comment", "tags", *user), user)
+        meta, tags = self._described()
+        return RunColumns(
+            tuple(columns), tuple(default), {c: kinds[c] for c in columns}, ("comment", "tags", *user), user,
+            meta=runs.column_meta(meta, columns), column_tags=runs.tags_of(tags, columns),
+        )
+
+    def column_meta(self, columns: Iterable[str]) -> tuple[dict[str, dict[str, Any]], dict[str, list[str]]]:
+        """The display metadata and the column tags of ``columns`` that have some, as JSON
+        (:func:`labshelf.browse.runs.column_meta`)."""
+        meta, tags = self._described()
+        shown = list(columns)
+        return runs.column_meta(meta, shown), runs.tags_of(tags, shown)
 
     def annotate(
         self, run: Any, *, comment: Any = ..., tags: Any = None, columns: Mapping[str, Any] | None = None

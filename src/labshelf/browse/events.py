@@ -2,8 +2,10 @@
 
 A front end that shows a shelf (the sidebar's run table and tree) does not
 want every row of the change feed: it wants to know that a run appeared,
-that a dataset was put, that a run ended or was annotated, and then asks
-browse again for what it shows.  :func:`watch` registers a listener on the
+that a dataset was put, that a run ended or was annotated, that a column's
+display metadata or tags changed ("metadata": redraw the headers), that the
+logbook changed ("logbook": fetch the rows between runs again), and then
+asks browse again for what it shows.  :func:`watch` registers a listener on the
 shelf's feed (one thread per shelf, shared by every listener; it stops when
 the last one leaves) and hands it, per batch the feed reads, the events of
 that batch: one per (kind, run, name), in the order they happened, each
@@ -35,6 +37,10 @@ KINDS = {
     "mutate": "dataset",
     "delete": "dataset",
     "annotate": "annotation",
+    # What the columns mean (headers to redraw) and the logbook (rows between runs to fetch again).
+    "describe": "metadata",
+    "column_tags": "metadata",
+    "log": "logbook",
 }
 #: Changes nothing a table or a tree shows.
 IGNORED = frozenset({"broadcast"})
@@ -49,7 +55,8 @@ def events(changes: Sequence[Change], version: str) -> list[Event]:
         if change.kind in IGNORED:
             continue
         kind = KINDS.get(change.kind, "changed")
-        name = change.name if kind in ("dataset", "annotation") else None  # the dataset, the field annotated
+        # The dataset, the field annotated, the column described or tagged.
+        name = change.name if kind in ("dataset", "annotation", "metadata") else None
         key = (kind, change.run, name)
         if key not in seen:
             seen[key] = Event(kind, change.run, name, version)

@@ -173,10 +173,19 @@ class RunsPage:
     thumbnails: tuple[bytes, ...] = field(default=(), repr=False)
     #: How many runs the filter keeps (None when not counted).
     total: int | None = None
+    #: Display metadata of the shown columns that have some: {column: ColumnMeta JSON}.
+    meta: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: Column tags of the shown columns that have some.
+    column_tags: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    #: The logbook entries placed on this page (None: not asked for).
+    log: tuple[LogRow, ...] | None = None
+    #: What placed them: "start" or "run" (the sort's first column), or None when the table is
+    #: sorted by another column and no entry is placed.
+    log_order: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The page with the thumbnails as base64 text (REST); ``{"png": i}`` cells index them."""
-        return {
+        out: dict[str, Any] = {
             "offset": self.offset,
             "total": self.total,
             "columns": list(self.columns),
@@ -185,7 +194,34 @@ class RunsPage:
             "cells": [list(row) for row in self.cells],
             "errors": {run: dict(by_column) for run, by_column in self.errors.items()},
             "thumbnails": [base64.b64encode(png).decode("ascii") for png in self.thumbnails],
+            "meta": {column: dict(said) for column, said in self.meta.items()},
+            "column_tags": {column: list(tags) for column, tags in self.column_tags.items()},
         }
+        if self.log is not None:
+            out["log"] = [entry.to_json(self.offset) for entry in self.log]
+            out["log_order"] = self.log_order
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class LogRow:
+    """A logbook entry placed in the run table: shown before the run at ``row`` of the view.
+
+    ``row`` counts the view's rows from 0 (the run table's order); ``row``
+    equal to the number of runs places the entry after the last one.
+    """
+
+    id: int
+    #: ISO 8601 text (UTC), or seconds since the epoch, as the page's times are.
+    time: str | float
+    text: str
+    user: str
+    row: int
+
+    def to_json(self, offset: int = 0) -> dict[str, Any]:
+        """The entry; ``before`` is its place among a page's runs (``row - offset``)."""
+        return {"id": self.id, "time": self.time, "text": self.text, "user": self.user, "row": self.row,
+                "before": self.row - offset}
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +241,10 @@ class RunColumns:
     editable: tuple[str, ...]
     #: User columns and their types (number, int, bool, text).
     user: Mapping[str, str]
+    #: Display metadata of the columns that have some: {column: ColumnMeta JSON}.
+    meta: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: Column tags of the columns that have some: {column: [tag, ...]} (tags sorted).
+    column_tags: Mapping[str, Sequence[str]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -213,6 +253,8 @@ class RunColumns:
             "kinds": dict(self.kinds),
             "editable": list(self.editable),
             "user_columns": dict(self.user),
+            "meta": {column: dict(said) for column, said in self.meta.items()},
+            "column_tags": {column: list(tags) for column, tags in self.column_tags.items()},
         }
 
 
@@ -257,7 +299,8 @@ class Event:
     """Something that changed on a shelf, as a screen needs to know it (see :mod:`labshelf.browse.events`)."""
 
     #: run (a new run), dataset (a dataset put, appended to or changed), finished (a run ended),
-    #: annotation (comment, tags, user columns), changed (anything else a table may show).
+    #: annotation (comment, tags, user columns), metadata (a column's display metadata or tags),
+    #: logbook (an entry written, edited or deleted), changed (anything else a table may show).
     kind: str
     run: int | None
     name: str | None

@@ -18,11 +18,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidParameter, QuerySyntaxError
-from .records import RunsPage
+from .records import LogRow, RunsPage
 
 if TYPE_CHECKING:
     import pandas as pd
 
+    from ..registry.meta import DisplayMeta
     from ..runview import RunView
 
 #: The largest page one request may ask for (a screen shows a few dozen rows).
@@ -230,3 +231,162 @@ def _column(series: pd.Series, thumbnails: list[bytes], times: str) -> list[Any]
         else:
             out.append(cell(value, times))
     return out
+
+
+# -- what the columns mean: display metadata and column tags ---------------------------------------
+
+
+def column_meta(records: Mapping[str, DisplayMeta], columns: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """The display metadata of each column that has some, as the screens take it.
+
+    ``{column: {"unit"?, "scale"?, "precision"?, "title"?, "description"?, "heading", "group"?}}``:
+    the fields said (a data ID's over its name's, see :func:`labshelf.metadata.for_label`), the
+    ``heading`` a header shows (the title's last part, else the column, then the unit in
+    brackets: ``"delay [ps]"``) and the ``group`` a title names before its last ``/``.  A column
+    ``pmt[channel=2].mean`` takes the metadata of ``pmt[channel=2]``.  The run's own columns
+    (status, start, ...) have none.  Values are not touched: a screen divides by ``scale``.
+    """
+    from ..metadata import for_label
+    from ..runview import META_COLUMNS, parse_label
+
+    out: dict[str, dict[str, Any]] = {}
+    if not records:
+        return out
+    for column in columns:
+        if column in META_COLUMNS or column == "run":
+            continue
+        try:
+            name, data_id, _attr = parse_label(column)
+        except QuerySyntaxError:
+            continue  # "status (dataset)" and other labels the parser does not take: nothing said
+        found = for_label(records, name, data_id)
+        if found is None or found.empty:
+            continue
+        said = found.fields()
+        text = found.title.strip("/").rpartition("/")[2] if found.title else column
+        said["heading"] = f"{text} [{found.unit}]" if found.unit else text
+        if found.group is not None:
+            said["group"] = found.group
+        out[column] = said
+    return out
+
+
+def tags_of(tags: Mapping[str, Sequence[str]], columns: Iterable[str]) -> dict[str, list[str]]:
+    """The column tags of ``columns`` that have some; ``pmt[channel=2]`` has the tags of ``pmt``."""
+    out: dict[str, list[str]] = {}
+    if not tags:
+        return out
+    for column in columns:
+        found = tags.get(column)
+        if found is None and column not in ("run", "status", "start", "end", "experiment", "comment", "tags"):
+            found = tags.get(column.split("[", 1)[0].split(".", 1)[0])
+        if found:
+            out[column] = list(found)
+    return out
+
+
+# -- the logbook between the runs ------------------------------------------------------------------
+
+#: The sorts that order runs in time, so that log entries have a place among them.
+LOG_ORDERS = ("start", "run")
+
+
+def log_order(sort: Sequence[Any]) -> tuple[str | None, bool]:
+    """What places log entries under ``sort`` (checked): its first column if start or run, and
+    its direction; (None, True) for any other sort, and ("run", True) for none."""
+    if not sort:
+        return "run", True
+    keys, ascending = sort_keys(sort)
+    if keys[0] in LOG_ORDERS:
+        return keys[0], ascending[0]
+    return None, True
+
+
+def place_log(view: RunView, sort: Sequence[Any], times: str = "iso") -> tuple[str | None, list[LogRow]]:
+    """The logbook entries of ``view``'s time span, each placed before a row of the view.
+
+    ``view`` is the table as shown (filtered and sorted by ``sort``).  When
+    its first sort column is ``start`` or ``run`` (or there is no sort and
+    the view is in run order, either way), an
+    entry goes after every run that started at or before it and before the
+    first that started later (ascending; the other way round descending),
+    as DAMNIT's table shows comments between runs.  Sorted by run, a run
+    that started out of number order does not pull entries back: the places
+    follow the latest start so far, so each entry has exactly one place.
+    The span starts at the view's earliest start (older entries are not
+    about these runs) and has no end (what was noted after the last run
+    shows after it, or on top when newest first).  Sorted by any other
+    column, time has no place among the rows: ``(None, [])``.
+
+    Costs one read of the view's ``start`` column and one of the logbook.
+    """
+    import numpy as np
+    import pandas as pd
+
+    order, ascending = log_order(sort)
+    if order is None:
+        return None, []
+    frame = view[["start"]].to_pandas(thumbnails=False)
+    if not len(frame):
+        return order, []
+    if not sort:
+        # No sort of the table's own: the view's order (a view given sorted, like latest()).
+        numbers = pd.Index(frame.index)
+        if numbers.is_monotonic_increasing:
+            ascending = True
+        elif numbers.is_monotonic_decreasing:
+            ascending = False
+        else:
+            return None, []
+    starts = _seconds(frame["start"])
+    known = starts[~np.isnan(starts)]
+    if not len(known):
+        return order, []
+    entries = view.shelf.logbook(since=float(known.min()))
+    if not len(entries):
+        return order, []
+    at = _seconds(entries["time"])
+    if ascending:
+        latest = np.fmax.accumulate(starts)  # ignores NaN after the first start
+        rows = np.searchsorted(np.nan_to_num(latest, nan=-np.inf), at, side="right")
+    else:
+        earliest = np.fmin.accumulate(starts)
+        rows = np.searchsorted(-np.nan_to_num(earliest, nan=np.inf), -at, side="left")
+    texts = [_log_time(t, times) for t in at.tolist()]
+    placed = [
+        LogRow(int(entry), when, str(text), str(user), int(row))
+        for entry, when, text, user, row in zip(
+            entries.index.tolist(), texts, entries["text"].tolist(), entries["user"].tolist(), rows.tolist(), strict=True
+        )
+    ]
+    if not ascending:
+        # The logbook gives entries oldest first, so their rows fall; reversed, they rise, and
+        # entries sharing a place show newest first, as the runs around them do.
+        placed.reverse()
+    return order, placed
+
+
+def on_page(placed: Sequence[LogRow], offset: int, count: int, total: int) -> tuple[LogRow, ...]:
+    """The placed entries a page of ``count`` rows from ``offset`` shows: those before its rows,
+    and on the last page those after the last run."""
+    end = offset + count
+    last = end >= total
+    return tuple(e for e in placed if offset <= e.row < end or (last and e.row == total and offset <= e.row))
+
+
+def _seconds(series: pd.Series) -> Any:
+    """A time column as float seconds since the epoch, NaN where missing."""
+    import numpy as np
+
+    stamps = series.to_numpy(dtype="datetime64[ns]")
+    seconds = stamps.astype("int64") / 1e9
+    seconds[np.isnat(stamps)] = np.nan
+    return seconds
+
+
+def _log_time(seconds: float, times: str) -> str | float:
+    import datetime as _dt
+
+    if times == "epoch":
+        return seconds
+    return _dt.datetime.fromtimestamp(seconds, _dt.UTC).isoformat()

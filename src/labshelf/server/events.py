@@ -8,8 +8,8 @@ and every shelf named opens.  Then each shelf's Browser is watched
 to the event loop (``IOLoop.add_callback``, the one thread-safe door), which
 sends one message per event::
 
-    {"shelf": S, "kind": "run"|"dataset"|"finished"|"annotation"|"changed", "run": int|null,
-     "name"?: str, "version": str}
+    {"shelf": S, "kind": "run"|"dataset"|"finished"|"annotation"|"metadata"|"logbook"|"changed",
+     "run": int|null, "name"?: str, "version": str}
 
 The listeners are registered before the upgrade completes (what happens
 meanwhile is sent once the socket opens), so a panel that asks for its

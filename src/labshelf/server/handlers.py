@@ -63,6 +63,8 @@ STATUS: tuple[tuple[type[BaseException], int], ...] = (
 #: Keys of an annotate request's body.
 ANNOTATE_KEYS = ("run", "comment", "tags", "columns")
 MAX_INT = 2**62
+#: How a yes-or-no query parameter may be spelled.
+BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
 _INTEGER = re.compile(r"-?[0-9]{1,20}")
 
 
@@ -115,6 +117,14 @@ class ShelfHandler(APIHandler):
         if value is None or not low <= value <= high:
             raise InvalidParameter(f"{name} is an integer from {low} to {high}, not {text[:40]!r}")
         return value
+
+    def boolean(self, name: str, default: bool) -> bool:
+        text = self.get_argument(name, None, strip=False)
+        if text is None or text == "":
+            return default
+        if text.lower() in BOOLEANS:
+            return BOOLEANS[text.lower()]
+        raise InvalidParameter(f"{name} is true or false (1 or 0), not {text[:40]!r}")
 
     def json_list(self, name: str, example: str) -> list[Any] | None:
         text = self.get_argument(name, None, strip=False)
@@ -216,10 +226,28 @@ class RunsHandler(ShelfHandler):
         columns = self.json_list("columns", '["status", "temperature"]')
         offset = self.integer("offset", 0, 0, MAX_INT)
         limit = self.integer("limit", 50, 1, MAX_PAGE)
+        logbook = self.boolean("logbook", False)
 
         def ask(browser: Browser) -> dict[str, Any]:
             shown = columns if columns is not None else list(browser.run_columns().default)
-            return browser.runs(query, sort, shown, offset, limit).to_json()
+            return browser.runs(query, sort, shown, offset, limit, logbook=logbook).to_json()
+
+        await self.answer(self.browse(shelf, ask))
+
+
+class LogbookHandler(ShelfHandler):
+    """Every logbook entry placed among the rows of a filtered, sorted run table (a scrolling table's
+    whole set, where ``runs?logbook=true`` gives one page's)."""
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        shelf, query = self.text("shelf"), self.text("query", "")
+        sort = self.json_list("sort", '[["start", false]]') or []
+
+        def ask(browser: Browser) -> dict[str, Any]:
+            order, placed = browser.logbook(query, sort)
+            return {"log_order": order, "log": [entry.to_json() for entry in placed]}
 
         await self.answer(self.browse(shelf, ask))
 
@@ -353,6 +381,7 @@ HANDLERS: tuple[tuple[str, type[ShelfHandler]], ...] = (
     ("shelves", ShelvesHandler),
     ("shelf", ShelfInfoHandler),
     ("runs", RunsHandler),
+    ("logbook", LogbookHandler),
     ("children", ChildrenHandler),
     ("search", SearchHandler),
     ("preview", PreviewHandler),

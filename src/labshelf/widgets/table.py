@@ -14,7 +14,13 @@ run numbers of the page and, per row, one value per shown column (times as
 seconds since the epoch, NaN and missing values as null, tags as lists);
 thumbnails of image columns travel as binary PNG buffers, a cell naming its
 buffer as ``{"png": index}``.  Formatting for the eye (local time, number
-precision) is the browser's job, in ``static/table.js``.
+precision) is the browser's job, in ``static/table.js``: the cells are the
+stored values, and the columns' display metadata (``meta``: unit, scale,
+precision, title, description, with the ``heading`` and ``group`` a header
+shows) travel beside them, so sorting, filtering and editing keep working on
+what is stored while the screen shows ``value / scale``.  The logbook's
+entries come placed among the rows (``rpc_logbook``) when the ``logbook``
+toggle is on.
 """
 
 from __future__ import annotations
@@ -83,6 +89,18 @@ class RunTable(ShelfWidget):
         Under which key the browser remembers the columns' order and choice
         (per shelf; a hash of its location, so no URL lands in the browser's
         storage); empty for a view with chosen columns, which is not remembered.
+    meta : dict
+        Display metadata of the columns that have some, as
+        :func:`labshelf.browse.runs.column_meta` gives them (``heading``,
+        ``unit``, ``scale``, ``precision``, ``group``, ...); looked up again
+        when the shelf changes (``Shelf.describe``, a put with metadata).
+    column_tags : dict
+        Tags of the columns that have some (``Shelf.tag_columns``): the
+        column chooser filters by them.
+    logbook : bool
+        Show the logbook's entries as rows between the runs, by time (when
+        the table is sorted by run or start; see
+        :func:`labshelf.browse.runs.place_log`).
     """
 
     _esm = esm("table.js")
@@ -100,6 +118,9 @@ class RunTable(ShelfWidget):
     error = traitlets.Unicode("").tag(sync=True)
     error_position = traitlets.Int(None, allow_none=True).tag(sync=True)
     layout_key = traitlets.Unicode("").tag(sync=True)
+    meta = traitlets.Dict().tag(sync=True)
+    column_tags = traitlets.Dict().tag(sync=True)
+    logbook = traitlets.Bool(False).tag(sync=True)
     page_size = traitlets.Int(100).tag(sync=True)
     poll = traitlets.Float(2.0).tag(sync=True)
     # Bumped whenever the rows a page request returns may differ (filter,
@@ -125,7 +146,10 @@ class RunTable(ShelfWidget):
         self._version = self._current_version()
         kinds = view.column_kinds()
         all_columns, default = _first_screen(view, kinds)
+        meta, column_tags = self._browser.column_meta(all_columns)
         super().__init__(
+            meta=meta,
+            column_tags=column_tags,
             page_size=page_size,
             poll=poll,
             kinds=kinds,
@@ -288,6 +312,18 @@ class RunTable(ShelfWidget):
         }
         return Reply(result, list(page.thumbnails))
 
+    def rpc_logbook(self) -> dict[str, Any]:
+        """Every logbook entry placed among the rows of the current view, times in seconds.
+
+        ``{"generation", "order": "start" | "run" | None, "entries": [{"id", "time", "text",
+        "user", "row"}]}``: ``row`` is the row of the view an entry shows before (the count of
+        runs: after the last).  ``order`` None when the table is sorted by another column
+        (no entry has a place then); see :func:`labshelf.browse.runs.place_log`.
+        """
+        order, placed = run_pages.place_log(self._view, self._applied[1], "epoch")
+        entries = [{k: v for k, v in e.to_json().items() if k != "before"} for e in placed]
+        return {"generation": self.generation, "order": order, "entries": entries}
+
     def rpc_numbers(self, offset: int = 0, limit: int = MAX_PAGE) -> list[int]:
         """Run numbers of rows ``offset`` to ``offset + limit`` (for shift-click ranges)."""
         for name, value in (("offset", offset), ("limit", limit)):
@@ -352,7 +388,10 @@ class RunTable(ShelfWidget):
         self._base = base
         all_columns, default = _first_screen(base, kinds)
         new = [c for c in all_columns if c not in self.all_columns]
+        meta, column_tags = self._browser.column_meta(all_columns)
         with self.hold_sync():
+            self.meta = meta
+            self.column_tags = column_tags
             self.kinds = kinds
             self.all_columns = all_columns
             self.default_columns = default

@@ -8,6 +8,13 @@
 // own (labextension/src/table.ts).  The columns' order and which are shown are the user's:
 // reordered by dragging a header or in the column chooser, remembered in the browser per
 // shelf (localStorage, under the model's `layout_key`).
+//
+// What the numbers mean comes beside them (the model's `meta`: a column's heading with its unit,
+// its group, scale and precision): cells hold the stored values, as sorting, filtering and editing
+// use them, and are formatted here as value / scale.  What a cell shows is what a selection copies;
+// its tooltip gives the stored value.  With the `logbook` toggle on, the logbook's entries (request
+// "logbook": each placed before a row of the whole view) show as full-width rows between the runs;
+// the virtual scroll counts them as rows of the same height ("slots"), so its math stays exact.
 
 import { makeRequester, pngURL } from "./rpc.js";
 
@@ -26,6 +33,7 @@ const WIDTH = { run: 64, time: 104, text: 140, comment: 220, tags: 140, number: 
 /** Notes people write: narrow until some row has one. */
 const NOTES = new Set(["comment", "tags"]);
 const NARROW = 76;
+const WIDEST_HEADING = 220; // px a heading may widen its column to
 const NUMERIC = new Set(["number", "int"]);
 /** Where a table's column layout is remembered (localStorage, + the model's layout_key). */
 export const LAYOUT_STORE = "labshelf.columns.";
@@ -95,13 +103,91 @@ export function formatNumber(/** @type {number|string} */ value) {
 }
 
 /**
+ * @typedef {{unit?: string, scale?: number, precision?: number, title?: string, description?: string,
+ *            heading?: string, group?: string}} ColumnMeta
+ */
+
+/**
+ * A stored number as its column's display metadata show it: value / scale, with `precision`
+ * digits after the point (else six significant digits); null when the metadata say neither.
+ * @param {any} value
+ * @param {ColumnMeta | undefined | null} meta
+ * @returns {string | null}
+ */
+export function formatShown(value, meta) {
+  if (typeof value !== "number" || !meta) return null;
+  const scaled = typeof meta.scale === "number" && Number.isFinite(meta.scale) && meta.scale !== 0 && meta.scale !== 1;
+  const precise = typeof meta.precision === "number" && meta.precision >= 0 && meta.precision <= 100;
+  if (!scaled && !precise) return null;
+  const shown = scaled ? value / /** @type {number} */ (meta.scale) : value;
+  if (!Number.isFinite(shown)) return String(shown);
+  return precise ? shown.toFixed(/** @type {number} */ (meta.precision)) : formatNumber(shown);
+}
+
+/**
+ * What a column's header says: its heading (title's last part and unit, "delay [ps]") or its name.
+ * @param {string} column
+ * @param {Record<string, ColumnMeta>} meta
+ */
+export function headingOf(column, meta) {
+  const said = meta && meta[column];
+  return said && typeof said.heading === "string" && said.heading ? said.heading : column;
+}
+
+/**
+ * The group header row: runs of neighbouring columns that share a group (null: none).
+ * @param {string[]} columns
+ * @param {Record<string, ColumnMeta>} meta
+ * @returns {{group: string | null, span: number}[]}
+ */
+export function columnGroups(columns, meta) {
+  /** @type {{group: string | null, span: number}[]} */
+  const out = [];
+  for (const column of columns) {
+    const said = meta && meta[column];
+    const group = said && typeof said.group === "string" && said.group ? said.group : null;
+    const last = out[out.length - 1];
+    if (last && last.group === group) last.span += 1;
+    else out.push({ group, span: 1 });
+  }
+  return out;
+}
+
+/**
+ * Rows of runs and rows of log entries as one list of slots: the entries (each placed before
+ * the run at `row`, in order) take the slots before those runs.
+ * @param {number[]} rows  each entry's row, non-decreasing
+ * @param {number} count   how many runs
+ */
+export function slotMap(rows, count) {
+  const at = rows.map((row, j) => Math.max(0, Math.min(row, count)) + j);
+  return {
+    total: count + rows.length,
+    /** What slot `slot` shows: the `log`-th entry, or the run at `index`. */
+    find(/** @type {number} */ slot) {
+      let lo = 0;
+      let hi = at.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (at[mid] < slot) lo = mid + 1;
+        else hi = mid;
+      }
+      return lo < at.length && at[lo] === slot ? { log: lo, index: -1 } : { log: -1, index: slot - lo };
+    },
+  };
+}
+
+/**
  * The text a cell shows.
  * @param {string} kind  time, number, int, bool, tags, text, complex, image
  * @param {any} value    the JSON value from Python (null for missing)
+ * @param {ColumnMeta | null} [meta]  the column's display metadata: numbers shown scaled
  */
-export function formatCell(kind, value) {
+export function formatCell(kind, value, meta = null) {
   if (value === null || value === undefined) return "";
   if (kind === "time" && typeof value === "number") return formatTime(value);
+  const shown = kind === "time" ? null : formatShown(value, meta);
+  if (shown !== null) return shown;
   if (typeof value === "number") return kind === "int" ? String(value) : formatNumber(value);
   if (typeof value === "boolean") return value ? "True" : "False";
   if (Array.isArray(value)) return value.join(", ");
@@ -150,7 +236,17 @@ export default {
     const columnsButton = make("button", "ls-columns");
     columnsButton.type = "button";
     columnsButton.textContent = "Columns";
-    bar.append(filter, count, columnsButton);
+    // The logbook between the runs: a toggle, and a word when the sort gives entries no place.
+    const logToggle = make("label", "ls-logbook");
+    /** @type {HTMLInputElement} */
+    const logBox = make("input", "ls-logbook-toggle");
+    logBox.type = "checkbox";
+    logBox.checked = Boolean(model.get("logbook"));
+    logToggle.append(logBox, document.createTextNode(" Logbook"));
+    logToggle.title = "Show the logbook's entries as rows between the runs, by time";
+    const logNote = make("span", "ls-log-note");
+    logNote.hidden = true;
+    bar.append(filter, count, logToggle, logNote, columnsButton);
     const panel = make("div", "ls-columns-panel");
     panel.hidden = true;
     const errorLine = make("div", "ls-error");
@@ -159,8 +255,10 @@ export default {
     const table = make("table", "ls-grid");
     const colgroup = make("colgroup");
     const thead = make("thead");
-    const headRow = make("tr");
-    thead.append(headRow);
+    const groupRow = make("tr", "ls-groups");
+    groupRow.hidden = true;
+    const headRow = make("tr", "ls-heads");
+    thead.append(groupRow, headRow);
     const tbody = make("tbody");
     table.append(colgroup, thead, tbody);
     scroll.append(table);
@@ -186,11 +284,20 @@ export default {
     const used = new Set();
     /** @type {string|null} the column whose header is being dragged */
     let dragging = null;
+    /** @type {{id: number, time: number, text: string, user: string, row: number}[]} log entries shown */
+    let logEntries = [];
+    let logOrder = /** @type {string|null} */ ("run");
+    let logAsked = -1; // the generation a logbook request is out for
+    let metaDrawn = 0; // bumped when the columns' metadata change: rows are formatted again
+    /** @type {string} the column tag the chooser shows ("" for every column) */
+    let tagFilter = "";
 
     const pageSize = () => Math.max(1, model.get("page_size"));
     const kindOf = (/** @type {string} */ column) => model.get("kinds")[column] || "text";
     const shown = () => /** @type {string[]} */ (model.get("columns"));
     const rowHeight = () => (shown().some((c) => kindOf(c) === "image") ? IMAGE_ROW_HEIGHT : ROW_HEIGHT);
+    const metaAll = () => /** @type {Record<string, ColumnMeta>} */ (model.get("meta") || {});
+    const metaOf = (/** @type {string} */ column) => metaAll()[column] || null;
 
     function showError() {
       const text = localError || model.get("error") || "";
@@ -310,10 +417,14 @@ export default {
         td.title = formatTime(value);
         return;
       }
-      const text = formatCell(kind, value);
+      const meta = metaOf(column);
+      const text = formatCell(kind, value, meta);
       td.textContent = text;
       if (column === "status" && typeof value === "string") td.dataset.status = value;
-      if (text.length > 16) td.title = text;
+      if (meta && typeof value === "number" && formatShown(value, meta) !== null) {
+        // Shown scaled: the tooltip keeps the stored value (what filters and Python compare).
+        td.title = `${text}${meta.unit ? ` ${meta.unit}` : ""} (stored ${value})`;
+      } else if (text.length > 16) td.title = text;
     }
 
     function makeRow(/** @type {number} */ index, /** @type {Page} */ page, /** @type {number} */ r) {
@@ -336,7 +447,65 @@ export default {
         tr.append(td);
       }
       tr._lsPage = page; // a row is rebuilt only when its page object changes
+      tr._lsMeta = metaDrawn; // ... or the columns' metadata
       return tr;
+    }
+
+    /** A log entry's full-width row: its time, who wrote it, what they wrote. */
+    function makeLogRow(/** @type {{id: number, time: number, text: string, user: string}} */ entry) {
+      const tr = make("tr", "ls-log");
+      tr.dataset.log = String(entry.id);
+      const td = make("td", "ls-log-cell");
+      td.colSpan = shown().length + 1;
+      const when = make("span", "ls-log-time");
+      when.textContent = typeof entry.time === "number" ? shortTime(entry.time) : String(entry.time);
+      const who = make("span", "ls-log-user");
+      who.textContent = entry.user;
+      const what = make("span", "ls-log-text");
+      what.textContent = entry.text;
+      td.append(when, who, what);
+      td.title = `${typeof entry.time === "number" ? formatTime(entry.time) : entry.time} ${entry.user}: ${entry.text}`;
+      tr.append(td);
+      tr._lsEntry = entry;
+      tr._lsWidth = shown().length;
+      return tr;
+    }
+
+    /** Ask for the log entries of this generation (when the toggle is on). */
+    function fetchLog() {
+      if (!model.get("logbook")) {
+        logEntries = [];
+        showLogNote();
+        return;
+      }
+      if (logAsked === generation) return;
+      const asked = generation;
+      logAsked = asked;
+      request("logbook", {}).then(
+        ({ result }) => {
+          if (logAsked === asked) logAsked = -1;
+          if (closed || result.generation !== generation) {
+            if (!closed && result.generation !== generation) fetchLog(); // a newer view came meanwhile
+            return;
+          }
+          logEntries = model.get("logbook") ? result.entries : [];
+          logOrder = result.order;
+          logAsked = generation; // this generation's entries are here
+          showLogNote();
+          schedule(true);
+        },
+        (error) => {
+          if (logAsked === asked) logAsked = -1;
+          if (!closed) setLocalError(error.message);
+        },
+      );
+    }
+
+    function showLogNote() {
+      const on = Boolean(model.get("logbook"));
+      logBox.checked = on;
+      logNote.hidden = !(on && logOrder === null);
+      logNote.textContent = on && logOrder === null ? "log entries show when sorted by run or start" : "";
     }
 
     function placeholder(/** @type {number} */ index) {
@@ -362,7 +531,10 @@ export default {
     /** Render the rows in view (plus the margin); `force` even if the window did not move. */
     function render(/** @type {boolean} */ force) {
       if (closed) return;
-      const total = model.get("count");
+      const count = model.get("count");
+      const log = count > 0 && model.get("logbook") ? logEntries : [];
+      const slots = slotMap(log.map((e) => e.row), count);
+      const total = slots.total; // rows on screen: the runs and the log entries between them
       const height = rowHeight();
       const viewport = scroll.clientHeight || 400;
       const visibleFirst = Math.min(total, Math.floor(scroll.scrollTop / height));
@@ -377,9 +549,20 @@ export default {
       /** @type {Map<number, HTMLElement>} */
       const existing = new Map();
       for (const tr of tbody.querySelectorAll("tr[data-index]")) existing.set(Number(tr.dataset.index), tr);
+      /** @type {Map<string, HTMLElement>} */
+      const existingLog = new Map();
+      for (const tr of tbody.querySelectorAll("tr[data-log]")) existingLog.set(String(tr.dataset.log), tr);
       const rows = [];
       const wanted = new Set();
-      for (let index = first; index < last; index++) {
+      for (let slot = first; slot < last; slot++) {
+        const at = slots.find(slot);
+        if (at.log >= 0) {
+          const entry = log[at.log];
+          const old = existingLog.get(String(entry.id));
+          rows.push(old && old._lsEntry === entry && old._lsWidth === shown().length ? old : makeLogRow(entry));
+          continue;
+        }
+        const index = at.index;
         const p = Math.floor(index / pageSize());
         wanted.add(p);
         if (!pages.has(p)) fetchPage(p);
@@ -390,12 +573,12 @@ export default {
         }
         const found = rowAt(index);
         if (!found) rows.push(old && old.classList.contains("ls-placeholder") ? old : placeholder(index));
-        else if (old && old._lsPage === found.page && old.dataset.run === String(found.page.runs[found.r])) rows.push(old);
+        else if (old && old._lsPage === found.page && old._lsMeta === metaDrawn && old.dataset.run === String(found.page.runs[found.r])) rows.push(old);
         else rows.push(makeRow(index, found.page, found.r));
       }
-      if (editing && (editing.index < first || editing.index >= last)) cancelEdit();
+      if (editing && !rows.includes(editing.td.parentElement)) cancelEdit();
       for (const p of [...stale.keys()]) if (!wanted.has(p)) dropPage(stale, p);
-      if (total === 0) {
+      if (count === 0) {
         const empty = make("tr", "ls-empty");
         const td = make("td");
         td.colSpan = shown().length + 1;
@@ -424,26 +607,49 @@ export default {
       const columns = shown();
       const sort = model.get("sort");
       const [sortColumn, ascending] = sort.length ? sort[0] : [null, true];
+      const meta = metaAll();
       colgroup.replaceChildren();
       headRow.replaceChildren();
       let width = 0;
       for (const column of ["run", ...columns]) {
         const kind = column === "run" ? "run" : kindOf(column);
         const wide = column === "comment" ? WIDTH.comment : WIDTH[kind] || WIDTH.text;
-        const px = NOTES.has(column) && !used.has(column) ? NARROW : wide;
+        const heading = column === "run" ? column : headingOf(column, meta);
+        // A heading with a unit or a title may be longer than the kind's width: room for it, within reason.
+        const room = heading !== column ? Math.min(WIDEST_HEADING, heading.length * 7.5 + 24) : 0;
+        const px = NOTES.has(column) && !used.has(column) ? NARROW : Math.max(wide, room);
         width += px;
         const col = make("col");
         col.style.width = `${px}px`;
         colgroup.append(col);
         const th = make("th", column === "run" ? "ls-run" : NUMERIC.has(kind) ? "ls-num" : "");
         th.dataset.column = column;
-        th.textContent = column;
-        th.title = column === "run" ? "run: click to sort" : `${column} (${kind}): click to sort, drag to move`;
+        th.textContent = heading;
+        const description = column !== "run" && meta[column] && meta[column].description;
+        const named = column === "run" ? "run: click to sort" : `${column} (${kind}): click to sort, drag to move`;
+        th.title = description ? `${description}\n${named}` : named;
         th.draggable = column !== "run";
         if (column === sortColumn) th.setAttribute("aria-sort", ascending ? "ascending" : "descending");
         headRow.append(th);
       }
       table.style.width = `${width}px`;
+      // Titles with "/" group their columns under a row of group headers (DAMNIT's habit).
+      const groups = columnGroups(columns, meta);
+      const grouped = groups.some((g) => g.group !== null);
+      groupRow.replaceChildren();
+      groupRow.hidden = !grouped;
+      table.classList.toggle("ls-grouped", grouped);
+      if (grouped) {
+        const corner = make("th", "ls-run ls-group");
+        groupRow.append(corner);
+        for (const { group, span } of groups) {
+          const th = make("th", group === null ? "ls-group ls-no-group" : "ls-group");
+          th.colSpan = span;
+          th.textContent = group ?? "";
+          if (group !== null) th.title = group;
+          groupRow.append(th);
+        }
+      }
     }
 
     /**
@@ -458,8 +664,38 @@ export default {
       const columns = shown();
       const on = new Set(columns);
       const all = /** @type {string[]} */ (model.get("all_columns"));
+      const tagsOf = /** @type {Record<string, string[]>} */ (model.get("column_tags") || {});
+      const tags = [...new Set(Object.values(tagsOf).flat())].sort();
+      if (tagFilter && !tags.includes(tagFilter)) tagFilter = "";
+      const tagged = (/** @type {string} */ c) => !tagFilter || (tagsOf[c] || []).includes(tagFilter);
+      const meta = metaAll();
       panel.replaceChildren();
+      if (tags.length) {
+        // Column tags (Shelf.tag_columns): the chooser lists the columns of one tag.
+        const pick = make("span", "ls-tag-pick");
+        /** @type {HTMLSelectElement} */
+        const select = make("select", "ls-tag-filter");
+        select.title = "List the columns with this tag";
+        for (const tag of ["", ...tags]) {
+          const option = make("option");
+          option.value = tag;
+          option.textContent = tag || "every tag";
+          select.append(option);
+        }
+        select.value = tagFilter;
+        quiet(select);
+        pick.append(select);
+        if (tagFilter) {
+          const only = make("button", "ls-show-tagged");
+          only.type = "button";
+          only.textContent = "Show only these";
+          only.title = `Show the columns tagged ${tagFilter}, and no other`;
+          pick.append(only);
+        }
+        panel.append(pick);
+      }
       for (const column of [...columns.filter((c) => all.includes(c)), ...all.filter((c) => !on.has(c))]) {
+        if (!tagged(column)) continue;
         const item = make("span", "ls-column-item");
         const label = make("label");
         /** @type {HTMLInputElement} */
@@ -468,6 +704,9 @@ export default {
         box.dataset.columnToggle = column;
         box.checked = on.has(column);
         label.append(box, document.createTextNode(` ${column}`));
+        const heading = headingOf(column, meta);
+        if (heading !== column) label.title = heading;
+        if (tagsOf[column]) item.dataset.tags = tagsOf[column].join(" ");
         item.append(label);
         if (on.has(column)) {
           for (const [step, arrow, what] of /** @type {[number, string, string][]} */ ([[-1, "\u25c2", "earlier"], [1, "\u25b8", "later"]])) {
@@ -660,7 +899,13 @@ export default {
       columnsButton.setAttribute("aria-expanded", String(!panel.hidden));
     });
     panel.addEventListener("change", (event) => {
-      const box = /** @type {HTMLInputElement} */ (event.target);
+      const target = /** @type {HTMLElement} */ (event.target);
+      if (target.classList.contains("ls-tag-filter")) {
+        tagFilter = /** @type {HTMLSelectElement} */ (target).value;
+        buildPanel();
+        return;
+      }
+      const box = /** @type {HTMLInputElement} */ (target);
       const column = box.dataset.columnToggle;
       if (!column) return;
       const columns = shown().filter((c) => c !== column);
@@ -676,6 +921,13 @@ export default {
       const target = /** @type {HTMLElement} */ (event.target);
       if (target.closest(".ls-reset-columns")) {
         resetColumns();
+        return;
+      }
+      if (target.closest(".ls-show-tagged") && tagFilter) {
+        const tagsOf = /** @type {Record<string, string[]>} */ (model.get("column_tags") || {});
+        const all = /** @type {string[]} */ (model.get("all_columns"));
+        const only = all.filter((c) => (tagsOf[c] || []).includes(tagFilter));
+        if (only.length) chooseColumns(only);
         return;
       }
       const move = /** @type {HTMLElement|null} */ (target.closest("button[data-move]"));
@@ -779,8 +1031,14 @@ export default {
 
     // -- model changes --------------------------------------------------------------
 
+    logBox.addEventListener("change", () => {
+      model.set("logbook", logBox.checked);
+      model.save_changes();
+    });
+
     const onGeneration = () => {
       generation = model.get("generation");
+      fetchLog();
       // What is on screen stays until its fresh rows come: no flash of empty rows.
       for (const [p, page] of pages) {
         dropPage(stale, p);
@@ -800,6 +1058,18 @@ export default {
       schedule(true);
     };
     const onSort = () => buildHeader();
+    const onMeta = () => {
+      metaDrawn += 1; // every row is formatted again
+      buildHeader();
+      buildPanel();
+      schedule(true);
+    };
+    const onLogbook = () => {
+      logAsked = -1;
+      fetchLog();
+      showLogNote();
+      schedule(true);
+    };
     const onFilter = () => {
       if (document.activeElement !== filter) filter.value = model.get("filter");
     };
@@ -824,6 +1094,9 @@ export default {
       ["change:error", onError],
       ["change:error_position", onError],
       ["change:poll", () => startPolling()],
+      ["change:meta", onMeta],
+      ["change:column_tags", buildPanel],
+      ["change:logbook", onLogbook],
     ]);
     for (const [name, handler] of handlers) model.on(name, handler);
 
@@ -852,6 +1125,8 @@ export default {
     buildPanel();
     showCount();
     showError();
+    showLogNote();
+    fetchLog();
     startPolling();
     render(true);
 

@@ -90,9 +90,16 @@ def test_metadata_changes_show_on_the_next_page(described: labshelf.Shelf) -> No
 
 
 def test_column_meta_of_labels_it_cannot_parse() -> None:
-    records = {"status (dataset)": DisplayMeta("status (dataset)", unit="K"), "spectrum": DisplayMeta("spectrum", unit="V")}
-    # A column of a dataset's mean takes the dataset's metadata; labels the parser refuses have none.
-    assert column_meta(records, ["spectrum.mean", "status", "a[b"]) == {"spectrum.mean": {"unit": "V", "heading": "spectrum.mean [V]"}}
+    records = {"status": DisplayMeta("status", unit="K"), "spectrum": DisplayMeta("spectrum", unit="V")}
+    # A column of a dataset's mean takes the dataset's metadata; the run's own status column has
+    # none (a dataset named status shows as "status (dataset)" and has them); labels the parser
+    # refuses have none.
+    said, tagged = column_meta(records, {"spectrum": ["beam"]}, ["spectrum.mean", "status", "status (dataset)", "a[b"])
+    assert said == {
+        "spectrum.mean": {"unit": "V", "heading": "spectrum.mean [V]"},
+        "status (dataset)": {"unit": "K", "heading": "status (dataset) [K]"},
+    }
+    assert tagged == {"spectrum.mean": ["beam"]}
 
 
 # -- the logbook between the runs ----------------------------------------------------------------------
@@ -117,13 +124,15 @@ def test_entries_sit_between_runs_in_run_order(logged: tuple[labshelf.Shelf, dic
     page = as_json(Browser(shelf).runs(columns=["x"], logbook=True))
     assert page["log_order"] == "run" and page["runs"] == [1, 2, 3, 4]
     placed = [(e["id"], e["row"], e["before"], e["text"]) for e in page["log"]]
+    # A note before the shelf's first run shows before it (nothing earlier claims it).
     assert placed == [
+        (ids["before"], 0, 0, "cooling down"),
         (ids["1-2"], 1, 1, "beam lost"),
         (ids["3-4 a"], 3, 3, "refill"),
         (ids["3-4 b"], 3, 3, "beam back"),
         (ids["after"], 4, 4, "end of shift"),
     ]
-    entry = page["log"][0]
+    entry = page["log"][1]
     assert set(entry) == {"id", "time", "text", "user", "row", "before"}
     assert entry["time"].endswith("+00:00") and entry["user"]
     assert page["cells"] == [[0.0], [1.0], [2.0], [3.0]]  # the rows are the runs, unchanged
@@ -135,7 +144,7 @@ def test_entries_follow_a_descending_sort_newest_first(logged: tuple[labshelf.Sh
         page = as_json(Browser(shelf).runs(sort=[[column, False]], columns=["x"], logbook=True))
         assert page["runs"] == [4, 3, 2, 1] and page["log_order"] == column
         assert [(e["id"], e["row"]) for e in page["log"]] == [
-            (ids["after"], 0), (ids["3-4 b"], 1), (ids["3-4 a"], 1), (ids["1-2"], 3),
+            (ids["after"], 0), (ids["3-4 b"], 1), (ids["3-4 a"], 1), (ids["1-2"], 3), (ids["before"], 4),
         ]
 
 
@@ -144,14 +153,16 @@ def test_pages_hold_the_entries_among_their_runs(logged: tuple[labshelf.Shelf, d
     browser = Browser(shelf)
     first = as_json(browser.runs(columns=["x"], offset=0, limit=2, logbook=True))
     second = as_json(browser.runs(columns=["x"], offset=2, limit=2, logbook=True))
-    assert [e["id"] for e in first["log"]] == [ids["1-2"]]
+    assert [e["id"] for e in first["log"]] == [ids["before"], ids["1-2"]]
     # The last page also has what came after its last run; "before" counts within the page.
     assert [(e["id"], e["row"], e["before"]) for e in second["log"]] == [
         (ids["3-4 a"], 3, 1), (ids["3-4 b"], 3, 1), (ids["after"], 4, 2),
     ]
     order, every = browser.logbook()
     assert order == "run" and [e.id for e in every] == [e["id"] for e in first["log"] + second["log"]]
-    assert ids["before"] not in [e.id for e in every]  # older than every run of the table
+    # Without the first run, what came before run 3 started (and after run 2 did) is not about it.
+    order, later = browser.logbook("run >= 3")
+    assert [e.id for e in later] == [ids["3-4 a"], ids["3-4 b"], ids["after"]]
 
 
 def test_a_filter_places_entries_among_the_runs_it_keeps(logged: tuple[labshelf.Shelf, dict[str, int]]) -> None:
@@ -159,8 +170,11 @@ def test_a_filter_places_entries_among_the_runs_it_keeps(logged: tuple[labshelf.
     page = as_json(Browser(shelf).runs("run != 2 and run != 3", columns=["x"], logbook=True))
     assert page["runs"] == [1, 4]
     assert [(e["id"], e["row"]) for e in page["log"]] == [
-        (ids["1-2"], 1), (ids["3-4 a"], 1), (ids["3-4 b"], 1), (ids["after"], 2),
+        (ids["before"], 0), (ids["1-2"], 1), (ids["3-4 a"], 1), (ids["3-4 b"], 1), (ids["after"], 2),
     ]
+    # Runs 1 and 2 only: up to run 3's start (what came later is about later runs).
+    page = as_json(Browser(shelf).runs("run <= 2", columns=["x"], logbook=True))
+    assert [(e["id"], e["row"]) for e in page["log"]] == [(ids["before"], 0), (ids["1-2"], 1)]
     # Only run 4 kept: what was noted before it started is not about it.
     page = as_json(Browser(shelf).runs("run == 4", columns=["x"], logbook=True))
     assert [e["id"] for e in page["log"]] == [ids["after"]]
@@ -172,7 +186,7 @@ def test_other_sorts_place_no_entry(logged: tuple[labshelf.Shelf, dict[str, int]
     assert page["log"] == [] and page["log_order"] is None and page["runs"] == [4, 3, 2, 1]
     # A second key after start still places by start.
     page = as_json(Browser(shelf).runs(sort=[["start", True], ["x", False]], columns=["x"], logbook=True))
-    assert page["log_order"] == "start" and len(page["log"]) == 4
+    assert page["log_order"] == "start" and len(page["log"]) == 5
 
 
 def test_log_changes_show_on_the_next_page_and_times_can_be_seconds(
@@ -180,11 +194,11 @@ def test_log_changes_show_on_the_next_page_and_times_can_be_seconds(
 ) -> None:
     shelf, ids = logged
     browser = Browser(shelf)
-    assert len(browser.runs(columns=["x"], logbook=True).log or ()) == 4
+    assert len(browser.runs(columns=["x"], logbook=True).log or ()) == 5
     shelf.edit_log(ids["after"], text="end of shift (edited)")
     shelf.delete_log(ids["1-2"])
     log = browser.runs(columns=["x"], logbook=True, times="epoch").log or ()
-    assert [e.text for e in log] == ["refill", "beam back", "end of shift (edited)"]
+    assert [e.text for e in log] == ["cooling down", "refill", "beam back", "end of shift (edited)"]
     assert all(isinstance(e.time, float) for e in log)
 
 

@@ -149,3 +149,32 @@ def test_a_frame_without_metadata_is_as_before(shelf: labshelf.Shelf) -> None:
     assert frame.attrs["labshelf"] == {"metadata": {}, "column_tags": {}}
     assert frame.loc[1, "x"] == 1.5
     assert re.findall(r"<th>x</th>", shelf.runs._repr_html_())
+
+
+def test_logbook_rows_and_the_widget_place_entries_alike(shelf: labshelf.Shelf) -> None:
+    from labshelf.browse import Browser
+
+    shelf.log("cooling down", at=time.time() - 3600)
+    _fill(shelf)
+    shelf.log("between", at=(shelf.run(1).record.started + shelf.run(2).record.started) / 2)
+    shelf.log("after")
+    for view, sort in ((shelf.runs, []), (shelf.runs.sort_values("start", ascending=False), [["start", False]])):
+        table = view.to_pandas(logbook=True)
+        entries = table["log_entry"].to_numpy()
+        # The row each entry goes before, counted in runs: what the browse service says.
+        rows, seen = {}, 0
+        for entry in entries:
+            if pd.isna(entry):
+                seen += 1
+            else:
+                rows[int(entry)] = seen
+        _order, placed = Browser(shelf).logbook(sort=sort)
+        assert rows == {e.id: e.row for e in placed}
+
+
+def test_logbook_needs_a_view_in_time_order(shelf: labshelf.Shelf) -> None:
+    _fill(shelf)
+    shelf.log("noted")
+    with pytest.raises(labshelf.QuerySyntaxError, match="sort by 'run' or 'start' first"):
+        shelf.runs.sort_values("delay").to_pandas(logbook=True)
+    assert len(shelf.runs.sort_values("delay").to_pandas()) == 3

@@ -612,15 +612,15 @@ def test_javascript_formats_cells(table_module: Path) -> None:
 def test_javascript_scales_headings_groups_and_slots(table_module: Path) -> None:
     script = textwrap.dedent(
         f"""
-        import {{ formatCell, formatShown, headingOf, columnGroups, slotMap }} from {table_module.as_uri()!r};
+        import {{ formatCell, scaledText, headingOf, columnGroups, slotMap }} from {table_module.as_uri()!r};
         const delay = {{unit: "ps", scale: 1e-12, precision: 2, heading: "delay [ps]"}};
         const meta = {{delay, a: {{heading: "A", group: "Beam"}}, b: {{heading: "B", group: "Beam"}},
                        c: {{heading: "C [V]", unit: "V"}}, d: {{group: "Det", heading: "d"}}}};
         const slots = slotMap([0, 0, 2], 3);
         const out = {{
-          shown: [formatCell("number", 1.2345e-12, delay), formatShown(1.2345e-12, {{scale: 1e-12}}),
-                  formatShown(3, {{precision: 3}}), formatCell("int", 1500, {{scale: 1000}}),
-                  formatShown(3, {{unit: "V"}}), formatCell("number", "inf", delay), formatCell("number", null, delay),
+          shown: [formatCell("number", 1.2345e-12, delay), scaledText(1.2345e-12, {{scale: 1e-12}}),
+                  scaledText(3, {{precision: 3}}), formatCell("int", 1500, {{scale: 1000}}),
+                  scaledText(3, {{unit: "V"}}), formatCell("number", "inf", delay), formatCell("number", null, delay),
                   formatCell("number", 0.5, {{scale: 0, precision: 1}})],
           headings: [headingOf("delay", meta), headingOf("x", meta)],
           groups: columnGroups(["x", "a", "b", "c", "d"], meta),

@@ -197,10 +197,16 @@ def column_names(column: str) -> tuple[str, dict[str, Any]] | None:
     return column, {}
 
 
-def columns_meta(shelf: Shelf, columns: Iterable[str]) -> tuple[dict[str, DisplayMeta], dict[str, list[str]]]:
-    """The display metadata and column tags of run-table columns, by label (only those that have some)."""
-    records = all_metadata(shelf)
-    tags = column_tags(shelf)
+def columns_meta(
+    records: Mapping[str, DisplayMeta], tags: Mapping[str, list[str]], columns: Iterable[str]
+) -> tuple[dict[str, DisplayMeta], dict[str, list[str]]]:
+    """The display metadata and column tags of run-table columns, by label (only those that have some).
+
+    ``records`` and ``tags`` are what :func:`all_metadata` and
+    :func:`column_tags` give; a column ``pmt[channel=2].mean`` has the
+    metadata of ``pmt[channel=2]`` over those of ``pmt``, and the tags of
+    ``pmt``; the run's own columns (start, status, ...) have none.
+    """
     metas: dict[str, DisplayMeta] = {}
     tagged: dict[str, list[str]] = {}
     if not records and not tags:
@@ -213,7 +219,7 @@ def columns_meta(shelf: Shelf, columns: Iterable[str]) -> tuple[dict[str, Displa
         if found is not None and not found.empty:
             metas[column] = found
         if named[0] in tags:
-            tagged[column] = tags[named[0]]
+            tagged[column] = list(tags[named[0]])
     return metas, tagged
 
 
@@ -258,38 +264,69 @@ def shown_frame(frame: pd.DataFrame, metas: Mapping[str, DisplayMeta]) -> pd.Dat
     return out
 
 
-def with_logbook(shelf: Shelf, frame: pd.DataFrame, *, everything: bool, descending: bool) -> pd.DataFrame:
-    """The run table with the logbook's entries interleaved by time (DAMNIT's habit).
+def log_places(shelf: Shelf, starts: Any, ascending: bool) -> tuple[pd.DataFrame, Any]:
+    """The logbook entries among runs shown in time order, and the row each goes before.
 
-    Rows are in time order (a run at its start; descending when the view is
-    sorted newest first); a log entry's row has no run number (``<NA>`` in
-    the nullable index), its time in ``start`` and its text and writer in
-    ``log`` and ``log_user``; runs have ``<NA>`` there.  Which entries: all
-    of them for a view of every run; for a filtered or limited view, those
-    from its first run's start to the start of the shelf's next run after
-    its last one (unbounded where no run of the shelf comes before or after).
+    ``starts`` are the shown runs' starts in seconds (NaN where unknown), in
+    the order shown, which is by start or by run number, ``ascending`` or
+    not.  An entry goes after every run that started at or before it and
+    before the first that started later (the other way round descending), as
+    DAMNIT's table shows comments between runs; a run that started out of
+    number order does not pull entries back (places follow the latest start
+    so far), so each entry has one place.  Which entries: those from the
+    earliest shown start up to the start of the shelf's next run after the
+    latest shown one, unbounded on a side where the shelf has no run beyond
+    the shown ones (notes before the first run, and after the last, show).
+    Rows count from 0; ``len(starts)`` is after the last run.  Entries come
+    oldest first ascending, newest first descending, their rows in order.
+    """
+    import numpy as np
+
+    known = starts[~np.isnan(starts)]
+    if not len(known):
+        return logbook(shelf, 0.0, 0.0), np.zeros(0, dtype=np.int64)
+    since, until = _span(shelf, float(known.min()), float(known.max()))
+    entries = logbook(shelf, since, until)
+    at = entries["time"].to_numpy(dtype="datetime64[ns]").astype("int64") / 1e9
+    if ascending:
+        latest = np.fmax.accumulate(starts)  # ignores NaN after the first start
+        rows = np.searchsorted(np.nan_to_num(latest, nan=-np.inf), at, side="right")
+    else:
+        earliest = np.fmin.accumulate(starts)
+        rows = np.searchsorted(-np.nan_to_num(earliest, nan=np.inf), -at, side="left")
+        # Oldest first, their rows fall; reversed, they rise, and entries sharing a place
+        # show newest first, as the runs around them do.
+        entries, rows = entries.iloc[::-1], rows[::-1]
+    return entries, rows
+
+
+def with_logbook(shelf: Shelf, frame: pd.DataFrame, ascending: bool) -> pd.DataFrame:
+    """The run table (in time order: by run or start) with the logbook's entries between its rows.
+
+    Entries are placed by :func:`log_places`; a log entry's row has no run
+    number (``<NA>`` in the nullable index), its time in ``start`` and its
+    text, writer and number in ``log``, ``log_user`` and ``log_entry``
+    (``<NA>`` for runs).  Int and bool columns become nullable.
     """
     import numpy as np
     import pandas as pd
 
-    since = until = None
-    if not everything:
-        starts = frame["start"].dropna() if "start" in frame else frame.iloc[:0]
-        if not len(starts):
-            since = until = 0.0  # no run, no time span: no entry
-        else:
-            since, until = _span(shelf, starts.min().timestamp(), starts.max().timestamp())
-    entries = logbook(shelf, since, until)
+    if "start" not in frame.columns:
+        raise ShelfError("to_pandas(logbook=True) places entries by the runs' start: keep the 'start' column in the view")
+    starts = frame["start"].to_numpy(dtype="datetime64[ns]")
+    seconds = starts.astype("int64") / 1e9
+    seconds[np.isnat(starts)] = np.nan
+    entries, rows = log_places(shelf, seconds, ascending)
     runs_part = frame.copy()
-    if "start" not in runs_part.columns:
-        raise ShelfError("to_pandas(logbook=True) places runs by their start: keep the 'start' column in the view")
-    runs_part["log"] = pd.Series(pd.NA, index=runs_part.index, dtype="string")
-    runs_part["log_user"] = pd.Series(pd.NA, index=runs_part.index, dtype="string")
-    runs_part["log_entry"] = pd.Series(pd.NA, index=runs_part.index, dtype="Int64")
     runs_part.index = pd.Index(runs_part.index.to_numpy(), dtype="Int64", name="run")
     # Log rows have no value in the run columns: ints and bools become nullable, not floats.
     nullable = {c: "Int64" if t.kind in "iu" else "boolean" for c, t in runs_part.dtypes.items() if t.kind in "iub"}
     runs_part = runs_part.astype(nullable)
+    runs_part["log"] = pd.Series(pd.NA, index=runs_part.index, dtype="string")
+    runs_part["log_user"] = pd.Series(pd.NA, index=runs_part.index, dtype="string")
+    runs_part["log_entry"] = pd.Series(pd.NA, index=runs_part.index, dtype="Int64")
+    if not len(entries):
+        return runs_part
     log_part = pd.DataFrame(
         {
             "start": entries["time"].to_numpy(),
@@ -298,17 +335,11 @@ def with_logbook(shelf: Shelf, frame: pd.DataFrame, *, everything: bool, descend
             "log_entry": pd.array(entries.index.to_numpy(), dtype="Int64"),
         },
         index=pd.Index([pd.NA] * len(entries), dtype="Int64", name="run"),
-    )
-    if not len(log_part):
-        combined = runs_part
-    else:
-        combined = pd.concat([runs_part, log_part.astype({"start": runs_part["start"].dtype})], sort=False)
-    # A run before an entry of the same time; the view's order among runs of one start.
-    times = combined["start"].dt.tz_convert(None).to_numpy()
-    order = np.lexsort((np.arange(len(combined)), combined["log_entry"].notna().to_numpy(), times))
-    if descending:
-        order = order[::-1]
-    out = combined.iloc[order]
+    ).astype({"start": runs_part["start"].dtype})
+    combined = pd.concat([runs_part, log_part], sort=False)
+    # Each entry just before the run row it was placed before (a stable sort on that row).
+    keys = np.concatenate([np.arange(len(runs_part)) * 2 + 1, np.asarray(rows, dtype=np.int64) * 2])
+    out = combined.iloc[np.argsort(keys, kind="stable")]
     out.attrs = dict(frame.attrs)
     return out
 

@@ -370,10 +370,11 @@ class RunView:
             Numeric columns as shown: divided by their scale and rounded to
             their precision (for reading, not for computing).
         logbook
-            Interleave the shelf's logbook entries between the runs by time
-            (see :func:`labshelf.metadata.with_logbook`): rows follow the
-            runs' start (newest first if the view is sorted by ``run`` or
-            ``start`` descending), log rows have no run number.
+            Place the shelf's logbook entries between the runs by time (see
+            :func:`labshelf.metadata.log_places`, the rule the run-table
+            widget follows too); log rows have no run number.  The view
+            must be in time order: unsorted (run order), or sorted by
+            ``run`` or ``start`` first.
         """
         import gc
 
@@ -389,16 +390,26 @@ class RunView:
         finally:
             if collecting:
                 gc.enable()
-        metas, tags = columns_meta(self._shelf, table.columns)
+        metas, tags = columns_meta(self._shelf.metadata(), self._shelf.column_tags(), table.columns)
         annotate_frame(table, metas, tags)
         if display:
             table = shown_frame(table, metas)
         if logbook:
-            spec = self._spec
-            descending = bool(spec.order) and spec.order[0][0] in ("run", "start") and not spec.order[0][1]
-            everything = not spec.filters and spec.limit is None and spec.pinned is None
-            table = with_logbook(self._shelf, table, everything=everything, descending=descending)
+            table = with_logbook(self._shelf, table, self._time_order())
         return table
+
+    def _time_order(self) -> bool:
+        """Whether this view's rows are in ascending time order (False: descending); a clear
+        error for an order in which log entries have no place."""
+        order = self._spec.order
+        if not order:
+            return True  # run order (tail() too shows its runs in order)
+        if order[0][0] in ("run", "start"):
+            return order[0][1]
+        raise QuerySyntaxError(
+            f"to_pandas(logbook=True) places log entries among runs in time order; this view is sorted by "
+            f"{order[0][0]!r} first: sort by 'run' or 'start' first, or leave out logbook=True"
+        )
 
     def select(self, *columns: str, tags: Iterable[str] | None = None) -> RunView:
         """A view with these columns, then those tagged with any of ``tags`` (column tags, in table order).
@@ -628,9 +639,7 @@ def _heading_html(column: str, meta: Any) -> str:
     if meta is None:
         return f"<th>{html.escape(column)}</th>"
     tip = " - ".join(filter(None, (column, meta.title, meta.description)))
-    text = meta.title.strip("/").rpartition("/")[2] if meta.title else column
-    unit = f" [{meta.unit}]" if meta.unit else ""
-    return f"<th title='{html.escape(tip, quote=True)}'>{html.escape(text + unit)}</th>"
+    return f"<th title='{html.escape(tip, quote=True)}'>{html.escape(meta.header(column))}</th>"
 
 
 def _cell_html(value: Any, meta: Any = None) -> str:

@@ -253,7 +253,8 @@ class Browser:
         shown = list(kinds) if columns is None else self._columns(columns, kinds)
         page = runs.page(view, shown, offset, limit, times=times, kinds=kinds, total=total, all_columns=list(kinds))
         meta, tags = self._described()
-        extra: dict[str, Any] = {"meta": runs.column_meta(meta, shown), "column_tags": runs.tags_of(tags, shown)}
+        said, tagged = runs.column_meta(meta, tags, shown)
+        extra: dict[str, Any] = {"meta": said, "column_tags": tagged}
         if logbook:
             order, placed = self._placed(view, query, sort, times)
             extra.update(log=runs.on_page(placed, offset, len(page.runs), total), log_order=order)
@@ -306,18 +307,16 @@ class Browser:
         kinds = self.column_kinds()
         user = {name: kind for name, kind in self.user_columns().items() if name in kinds}
         columns, default = runs.first_screen(kinds, user)
-        meta, tags = self._described()
+        said, tagged = runs.column_meta(*self._described(), columns)
         return RunColumns(
             tuple(columns), tuple(default), {c: kinds[c] for c in columns}, ("comment", "tags", *user), user,
-            meta=runs.column_meta(meta, columns), column_tags=runs.tags_of(tags, columns),
+            meta=said, column_tags=tagged,
         )
 
     def column_meta(self, columns: Iterable[str]) -> tuple[dict[str, dict[str, Any]], dict[str, list[str]]]:
         """The display metadata and the column tags of ``columns`` that have some, as JSON
         (:func:`labshelf.browse.runs.column_meta`)."""
-        meta, tags = self._described()
-        shown = list(columns)
-        return runs.column_meta(meta, shown), runs.tags_of(tags, shown)
+        return runs.column_meta(*self._described(), list(columns))
 
     def annotate(
         self, run: Any, *, comment: Any = ..., tags: Any = None, columns: Mapping[str, Any] | None = None

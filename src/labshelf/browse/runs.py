@@ -236,53 +236,28 @@ def _column(series: pd.Series, thumbnails: list[bytes], times: str) -> list[Any]
 # -- what the columns mean: display metadata and column tags ---------------------------------------
 
 
-def column_meta(records: Mapping[str, DisplayMeta], columns: Iterable[str]) -> dict[str, dict[str, Any]]:
-    """The display metadata of each column that has some, as the screens take it.
+def column_meta(
+    records: Mapping[str, DisplayMeta], tags: Mapping[str, list[str]], columns: Iterable[str]
+) -> tuple[dict[str, dict[str, Any]], dict[str, list[str]]]:
+    """The display metadata and column tags of each column that has some, as the screens take them.
 
     ``{column: {"unit"?, "scale"?, "precision"?, "title"?, "description"?, "heading", "group"?}}``:
-    the fields said (a data ID's over its name's, see :func:`labshelf.metadata.for_label`), the
-    ``heading`` a header shows (the title's last part, else the column, then the unit in
-    brackets: ``"delay [ps]"``) and the ``group`` a title names before its last ``/``.  A column
-    ``pmt[channel=2].mean`` takes the metadata of ``pmt[channel=2]``.  The run's own columns
-    (status, start, ...) have none.  Values are not touched: a screen divides by ``scale``.
+    the fields said (which column has which: :func:`labshelf.metadata.columns_meta`), the
+    ``heading`` a header shows (:meth:`DisplayMeta.header`: ``"delay [ps]"``) and the ``group``
+    a title names before its last ``/``; and ``{column: [tags]}``.  Values are not touched: a
+    screen divides by ``scale``.
     """
-    from ..metadata import for_label
-    from ..runview import META_COLUMNS, parse_label
+    from ..metadata import columns_meta
 
+    metas, tagged = columns_meta(records, tags, columns)
     out: dict[str, dict[str, Any]] = {}
-    if not records:
-        return out
-    for column in columns:
-        if column in META_COLUMNS or column == "run":
-            continue
-        try:
-            name, data_id, _attr = parse_label(column)
-        except QuerySyntaxError:
-            continue  # "status (dataset)" and other labels the parser does not take: nothing said
-        found = for_label(records, name, data_id)
-        if found is None or found.empty:
-            continue
+    for column, found in metas.items():
         said = found.fields()
-        text = found.title.strip("/").rpartition("/")[2] if found.title else column
-        said["heading"] = f"{text} [{found.unit}]" if found.unit else text
+        said["heading"] = found.header(column)
         if found.group is not None:
             said["group"] = found.group
         out[column] = said
-    return out
-
-
-def tags_of(tags: Mapping[str, Sequence[str]], columns: Iterable[str]) -> dict[str, list[str]]:
-    """The column tags of ``columns`` that have some; ``pmt[channel=2]`` has the tags of ``pmt``."""
-    out: dict[str, list[str]] = {}
-    if not tags:
-        return out
-    for column in columns:
-        found = tags.get(column)
-        if found is None and column not in ("run", "status", "start", "end", "experiment", "comment", "tags"):
-            found = tags.get(column.split("[", 1)[0].split(".", 1)[0])
-        if found:
-            out[column] = list(found)
-    return out
+    return out, tagged
 
 
 # -- the logbook between the runs ------------------------------------------------------------------
@@ -307,21 +282,16 @@ def place_log(view: RunView, sort: Sequence[Any], times: str = "iso") -> tuple[s
 
     ``view`` is the table as shown (filtered and sorted by ``sort``).  When
     its first sort column is ``start`` or ``run`` (or there is no sort and
-    the view is in run order, either way), an
-    entry goes after every run that started at or before it and before the
-    first that started later (ascending; the other way round descending),
-    as DAMNIT's table shows comments between runs.  Sorted by run, a run
-    that started out of number order does not pull entries back: the places
-    follow the latest start so far, so each entry has exactly one place.
-    The span starts at the view's earliest start (older entries are not
-    about these runs) and has no end (what was noted after the last run
-    shows after it, or on top when newest first).  Sorted by any other
-    column, time has no place among the rows: ``(None, [])``.
+    the view is in run order, either way), the entries are placed as
+    :func:`labshelf.metadata.log_places` says (the rule of
+    ``to_pandas(logbook=True)`` too).  Sorted by any other column, time has
+    no place among the rows: ``(None, [])``.
 
     Costs one read of the view's ``start`` column and one of the logbook.
     """
-    import numpy as np
     import pandas as pd
+
+    from ..metadata import log_places
 
     order, ascending = log_order(sort)
     if order is None:
@@ -338,31 +308,15 @@ def place_log(view: RunView, sort: Sequence[Any], times: str = "iso") -> tuple[s
             ascending = False
         else:
             return None, []
-    starts = _seconds(frame["start"])
-    known = starts[~np.isnan(starts)]
-    if not len(known):
-        return order, []
-    entries = view.shelf.logbook(since=float(known.min()))
-    if not len(entries):
-        return order, []
-    at = _seconds(entries["time"])
-    if ascending:
-        latest = np.fmax.accumulate(starts)  # ignores NaN after the first start
-        rows = np.searchsorted(np.nan_to_num(latest, nan=-np.inf), at, side="right")
-    else:
-        earliest = np.fmin.accumulate(starts)
-        rows = np.searchsorted(-np.nan_to_num(earliest, nan=np.inf), -at, side="left")
-    texts = [_log_time(t, times) for t in at.tolist()]
+    entries, rows = log_places(view.shelf, _seconds(frame["start"]), ascending)
+    at = entries["time"].to_numpy(dtype="datetime64[ns]").astype("int64") / 1e9
     placed = [
-        LogRow(int(entry), when, str(text), str(user), int(row))
+        LogRow(int(entry), _log_time(when, times), str(text), str(user), int(row))
         for entry, when, text, user, row in zip(
-            entries.index.tolist(), texts, entries["text"].tolist(), entries["user"].tolist(), rows.tolist(), strict=True
+            entries.index.tolist(), at.tolist(), entries["text"].tolist(), entries["user"].tolist(), rows.tolist(),
+            strict=True,
         )
     ]
-    if not ascending:
-        # The logbook gives entries oldest first, so their rows fall; reversed, they rise, and
-        # entries sharing a place show newest first, as the runs around them do.
-        placed.reverse()
     return order, placed
 
 

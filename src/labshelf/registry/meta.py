@@ -90,7 +90,11 @@ class DisplayMeta:
     @property
     def heading(self) -> str:
         """``XGM mean [uJ]``: the title's last part (or the name) and the unit."""
-        text = self.title.strip("/").rpartition("/")[2] if self.title else label(self.name, self.data_id)
+        return self.header(label(self.name, self.data_id))
+
+    def header(self, column: str) -> str:
+        """What a table's header shows for ``column``: the title's last part (else the column) and the unit."""
+        text = self.title.strip("/").rpartition("/")[2] if self.title else column
         return f"{text} [{self.unit}]" if self.unit else text
 
     @property

@@ -171,7 +171,8 @@ function dropTrailingZeros(text) {
 export function formatShown(value, display, withUnit = true) {
   if (!display || (display.scale == null && display.precision == null && !display.unit)) return formatValue(value);
   if (value === null || value === undefined) return "–";
-  const scaled = display.scale != null && display.scale !== 1;
+  // A scale of 0 or not finite cannot come from a registry (checked there): shown unscaled.
+  const scaled = typeof display.scale === "number" && Number.isFinite(display.scale) && display.scale !== 0 && display.scale !== 1;
   const shown = scaled ? value / /** @type {number} */ (display.scale) : value;
   let text;
   if (Number.isNaN(shown)) text = "nan";

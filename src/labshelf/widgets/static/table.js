@@ -16,6 +16,7 @@
 // "logbook": each placed before a row of the whole view) show as full-width rows between the runs;
 // the virtual scroll counts them as rows of the same height ("slots"), so its math stays exact.
 
+import { formatShown } from "./common.js";
 import { makeRequester, pngURL } from "./rpc.js";
 
 /**
@@ -108,20 +109,15 @@ export function formatNumber(/** @type {number|string} */ value) {
  */
 
 /**
- * A stored number as its column's display metadata show it: value / scale, with `precision`
- * digits after the point (else six significant digits); null when the metadata say neither.
+ * A number as its column shows it, scaled and rounded (common.js's formatShown, the rule of
+ * Python's DisplayMeta.format), or null where the column says neither scale nor precision.
  * @param {any} value
- * @param {ColumnMeta | undefined | null} meta
+ * @param {ColumnMeta | null | undefined} meta
  * @returns {string | null}
  */
-export function formatShown(value, meta) {
-  if (typeof value !== "number" || !meta) return null;
-  const scaled = typeof meta.scale === "number" && Number.isFinite(meta.scale) && meta.scale !== 0 && meta.scale !== 1;
-  const precise = typeof meta.precision === "number" && meta.precision >= 0 && meta.precision <= 100;
-  if (!scaled && !precise) return null;
-  const shown = scaled ? value / /** @type {number} */ (meta.scale) : value;
-  if (!Number.isFinite(shown)) return String(shown);
-  return precise ? shown.toFixed(/** @type {number} */ (meta.precision)) : formatNumber(shown);
+export function scaledText(value, meta) {
+  if (typeof value !== "number" || !meta || (meta.scale == null && meta.precision == null)) return null;
+  return formatShown(value, meta, false);
 }
 
 /**
@@ -186,7 +182,7 @@ export function slotMap(rows, count) {
 export function formatCell(kind, value, meta = null) {
   if (value === null || value === undefined) return "";
   if (kind === "time" && typeof value === "number") return formatTime(value);
-  const shown = kind === "time" ? null : formatShown(value, meta);
+  const shown = kind === "time" ? null : scaledText(value, meta);
   if (shown !== null) return shown;
   if (typeof value === "number") return kind === "int" ? String(value) : formatNumber(value);
   if (typeof value === "boolean") return value ? "True" : "False";
@@ -421,7 +417,7 @@ export default {
       const text = formatCell(kind, value, meta);
       td.textContent = text;
       if (column === "status" && typeof value === "string") td.dataset.status = value;
-      if (meta && typeof value === "number" && formatShown(value, meta) !== null) {
+      if (meta && typeof value === "number" && scaledText(value, meta) !== null) {
         // Shown scaled: the tooltip keeps the stored value (what filters and Python compare).
         td.title = `${text}${meta.unit ? ` ${meta.unit}` : ""} (stored ${value})`;
       } else if (text.length > 16) td.title = text;

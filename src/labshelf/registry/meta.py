@@ -323,7 +323,14 @@ class Meta:
     ) -> bool:
         """Set fields of a name's (or a data ID's) metadata in a transaction of its own."""
         with self.db.write() as txn:
-            return self.apply(txn, name, key, fields, user=user, defaults=defaults, current=txn.first(_META_OF, {"name": name, "data_id": key}))
+            return self.update(txn, name, key, fields, user=user, defaults=defaults)
+
+    def update(
+        self, txn: Txn, name: str, key: str, fields: Mapping[str, Any], *, user: str, defaults: Mapping[str, Any] | None = None
+    ) -> bool:
+        """:meth:`apply` in a write transaction that has not read the stored row yet."""
+        current = txn.first(_META_OF, {"name": name, "data_id": key})
+        return self.apply(txn, name, key, fields, user=user, defaults=defaults, current=current)
 
     def apply(
         self,

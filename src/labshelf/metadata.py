@@ -144,6 +144,7 @@ def _no_entry(number: int) -> ShelfError:
 
 def logbook(shelf: Shelf, since: Any, until: Any) -> pd.DataFrame:
     """The entries of the view's repositories from ``since`` to ``until``, by time."""
+    import numpy as np
     import pandas as pd
 
     low = None if since is None else check_time(since, "since=")
@@ -153,11 +154,13 @@ def logbook(shelf: Shelf, since: Any, until: Any) -> pd.DataFrame:
         for entry, at, text, who, created, updated in meta.entries(low, high):
             rows.append((entry, at, text, who, created, updated, repo.where))
     rows.sort(key=lambda row: (row[1], row[0]))
+    # Columns as arrays, not Series: a Series of its own (index 0, 1, ...) would be
+    # aligned on the entry numbers, giving each entry another entry's text.
     frame = pd.DataFrame(
         {
             "time": pd.to_datetime([r[1] for r in rows], unit="s", utc=True),
-            "text": pd.Series([r[2] for r in rows], dtype=object),
-            "user": pd.Series([r[3] for r in rows], dtype=object),
+            "text": np.array([r[2] for r in rows], dtype=object),
+            "user": np.array([r[3] for r in rows], dtype=object),
             "written": pd.to_datetime([r[4] for r in rows], unit="s", utc=True),
             "edited": pd.to_datetime([r[5] if r[5] != r[4] else None for r in rows], unit="s", utc=True),
         },

@@ -29,6 +29,7 @@ import traitlets
 from ..browse import Browser
 from ..browse import runs as run_pages
 from ..errors import InvalidValue, QuerySyntaxError, ReadOnlyShelf, ShelfError
+from ..names import plain_int
 from ._base import Reply, ShelfWidget, _one_line, css, esm
 
 if TYPE_CHECKING:
@@ -126,7 +127,7 @@ class RunTable(ShelfWidget):
         kinds = view.column_kinds()
         all_columns, default = _first_screen(view, kinds)
         super().__init__(
-            page_size=page_size,
+            page_size=plain_int(page_size),
             poll=poll,
             kinds=kinds,
             all_columns=all_columns,
@@ -197,7 +198,7 @@ class RunTable(ShelfWidget):
     @traitlets.validate("page_size")
     def _check_page_size(self, proposal: Any) -> int:
         value = proposal["value"]
-        if not 1 <= value <= MAX_PAGE:
+        if isinstance(value, bool) or not 1 <= value <= MAX_PAGE:
             raise traitlets.TraitError(f"page_size is between 1 and {MAX_PAGE}, not {value}")
         return int(value)
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import labshelf
+from labshelf import cli
 
 
 def labshelf_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -21,7 +22,7 @@ def labshelf_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedPro
 def test_help_lists_every_command() -> None:
     result = labshelf_cli("--help")
     assert result.returncode == 0
-    for command in ("create", "info", "ls", "demo", "upgrade"):
+    for command in ("create", "info", "ls", "demo", "upgrade", "describe", "tag-columns", "log", "logbook"):
         assert command in result.stdout
         sub = labshelf_cli(command, "--help")
         assert sub.returncode == 0 and "usage: labshelf " + command in sub.stdout
@@ -105,3 +106,100 @@ def test_upgrade_of_a_current_shelf_says_up_to_date(tmp_path: Path) -> None:
     labshelf.create(path).close()
     result = labshelf_cli("upgrade", str(path))
     assert result.returncode == 0 and "up to date" in result.stdout
+
+
+def python_m_labshelf(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "labshelf", *args], capture_output=True, text=True, timeout=300, cwd=cwd
+    )
+
+
+def test_python_m_labshelf_is_the_labshelf_command(tmp_path: Path) -> None:
+    helped = python_m_labshelf("--help")
+    assert helped.returncode == 0 and helped.stdout == labshelf_cli("--help").stdout
+    assert helped.stdout.startswith("usage: labshelf ")
+    version = python_m_labshelf("--version")
+    assert version.returncode == 0 and version.stdout.strip() == f"labshelf {labshelf.__version__}"
+    created = python_m_labshelf("create", "m.shelf", cwd=tmp_path)
+    assert created.returncode == 0 and (tmp_path / "m.shelf" / "labshelf.json").is_file(), created.stderr
+    info = python_m_labshelf("info", str(tmp_path / "m.shelf"))
+    assert info.returncode == 0 and "runs: 0" in info.stdout
+    failed = python_m_labshelf("info", str(tmp_path / "nope"))
+    assert failed.returncode == 1 and failed.stdout == ""
+    assert failed.stderr.startswith("labshelf info: error: ") and failed.stderr.count("\n") == 1
+    usage = python_m_labshelf("describe")
+    assert usage.returncode == 2 and "usage: labshelf describe" in usage.stderr
+
+
+def test_describe_tag_columns_log_and_logbook(tmp_path: Path) -> None:
+    path = tmp_path / "d.shelf"
+    with labshelf.create(path) as shelf, shelf.new_run() as run:
+        run.put("delay", 1.2e-12)
+    listed = python_m_labshelf("describe", str(path))
+    assert listed.returncode == 0 and "no display metadata yet" in listed.stdout
+    described = python_m_labshelf(
+        "describe", str(path), "delay", "--unit", "ps", "--scale", "1e-12", "--precision", "2",
+        "--title", "Pump/Delay", "--description", "pump-probe delay",
+    )
+    assert described.returncode == 0, described.stderr
+    assert described.stdout.splitlines() == [
+        "delay", "         unit: ps", "        scale: 1e-12", "    precision: 2", "        title: Pump/Delay",
+        "  description: pump-probe delay",
+    ]
+    channel = python_m_labshelf("describe", str(path), "delay", "--data-id", "channel=2", "--unit", "ns")
+    assert channel.returncode == 0 and channel.stdout.splitlines()[:2] == ["delay[channel=2]", "         unit: ns"]
+    assert "    precision: 2" in channel.stdout  # the name's fields show through
+    cleared = python_m_labshelf("describe", str(path), "delay", "--clear", "precision", "--clear", "description")
+    assert cleared.returncode == 0 and "precision" not in cleared.stdout and "unit: ps" in cleared.stdout
+    shown = python_m_labshelf("describe", str(path), "delay")
+    assert shown.stdout == cleared.stdout
+    table = python_m_labshelf("describe", str(path)).stdout.splitlines()
+    assert table[0].split() == ["column", "unit", "scale", "precision", "title", "description"]
+    assert table[1].split() == ["delay", "ps", "1e-12", "Pump/Delay"]
+    assert table[2].split() == ["delay[channel=2]", "ns"]
+    with labshelf.open(path, mode="r") as shelf:
+        meta = shelf.metadata("delay")
+        assert (meta.unit, meta.scale, meta.precision, meta.title) == ("ps", 1e-12, None, "Pump/Delay")
+        assert shelf.metadata("delay", data_id={"channel": 2}).unit == "ns"
+
+    assert "no column has tags" in python_m_labshelf("tag-columns", str(path)).stdout
+    tagged = python_m_labshelf("tag-columns", str(path), "delay", "pump", "beam")
+    assert tagged.returncode == 0 and tagged.stdout == "delay: beam, pump\n"
+    assert python_m_labshelf("tag-columns", str(path), "delay").stdout == "delay: beam, pump\n"
+    assert python_m_labshelf("tag-columns", str(path)).stdout.splitlines() == ["column  tags", "delay   beam, pump"]
+    assert python_m_labshelf("tag-columns", str(path), "delay", "--clear").stdout == "delay: no tags\n"
+
+    logged = python_m_labshelf("log", str(path), "beam lost", "--at", "2026-12-05T14:05+00:00")
+    assert logged.returncode == 0 and logged.stdout == "logged entry 1 at 2026-12-05 14:05:00 UTC\n", logged.stderr
+    assert python_m_labshelf("log", str(path), "refill\ndone", "--at", "1796486400").returncode == 0  # 16:00 UTC
+    book = python_m_labshelf("logbook", str(path)).stdout.splitlines()
+    assert book[0].split() == ["entry", "time", "(UTC)", "user", "text"]
+    assert book[1].split()[:3] == ["1", "2026-12-05", "14:05:00"] and book[1].endswith("beam lost")
+    assert book[2].split()[:3] == ["2", "2026-12-05", "16:00:00"] and book[2].endswith("refill done")
+    later = python_m_labshelf("logbook", str(path), "--since", "2026-12-05T15:00+00:00").stdout.splitlines()
+    assert len(later) == 2 and later[1].endswith("refill done")
+    earlier = python_m_labshelf("logbook", str(path), "--until", "1796482800").stdout.splitlines()
+    assert len(earlier) == 2 and earlier[1].endswith("beam lost")
+    none = python_m_labshelf("logbook", str(path), "--since", "2027-01-01")
+    assert none.stdout == "the logbook has no entries in that time\n"
+    with labshelf.open(path, mode="r") as shelf:
+        assert list(shelf.logbook()["text"]) == ["beam lost", "refill\ndone"]
+        assert [e["field"].partition(":")[0] for e in shelf.history()] == ["meta"] * 3 + ["column_tags"] * 2 + ["log"] * 2
+
+
+def test_describe_and_log_on_both_registries(shelf: labshelf.Shelf, capsys: pytest.CaptureFixture[str]) -> None:
+    with shelf.new_run() as run:
+        run.put("x", 1.0)
+    root = str(shelf.root)
+    assert cli.main(["describe", root, "x", "--unit", "V", "--precision", "3"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["x", "         unit: V", "    precision: 3"]
+    assert cli.main(["tag-columns", root, "x", "detector"]) == 0
+    assert cli.main(["log", root, "checked x", "--at", "100"]) == 0
+    assert "logged entry 1 at 1970-01-01 00:01:40 UTC" in capsys.readouterr().out
+    assert cli.main(["describe", root, "x", "--precision", "99"]) == 1
+    assert "precision= takes an int from 0 to 15" in capsys.readouterr().err
+    assert cli.main(["logbook", root]) == 0
+    assert capsys.readouterr().out.splitlines()[1].endswith("checked x")
+    assert shelf.metadata("x").precision == 3 and shelf.column_tags() == {"x": ["detector"]}
+    assert cli.main(["describe", root]) == 0
+    assert capsys.readouterr().out.splitlines()[1].split() == ["x", "V", "3"]

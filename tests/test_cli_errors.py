@@ -101,6 +101,48 @@ CASES: list[tuple[tuple[str, ...], int, str]] = [
     (("context", "show", "{file}"), 1, "is not a labshelf shelf"),
     (("context", "show", "{shelf}"), 1, "has no context file"),
     (("context", "drop", "{shelf}"), 2, "invalid choice: 'drop'"),
+    # describe
+    (("describe", ""), 1, "PATH is empty"),
+    (("describe", "{missing}"), 1, "does not exist"),
+    (("describe", "{file}", "x", "--unit", "V"), 1, "is not a labshelf shelf"),
+    (("describe", "{shelf}", "x", "--unit", " V"), 1, "unit= takes short text"),
+    (("describe", "{shelf}", "x", "--unit", "m\tV"), 1, "control characters"),
+    (("describe", "{shelf}", "x", "--scale", "0"), 1, "scale= takes a finite, non-zero number"),
+    (("describe", "{shelf}", "x", "--scale", "nan"), 1, "scale= takes a finite, non-zero number"),
+    (("describe", "{shelf}", "x", "--scale", "inf"), 1, "scale= takes a finite, non-zero number"),
+    (("describe", "{shelf}", "x", "--scale", "micro"), 2, "argument --scale: invalid float value"),
+    (("describe", "{shelf}", "x", "--precision", "16"), 1, "precision= takes an int from 0 to 15"),
+    (("describe", "{shelf}", "x", "--precision", "-1"), 1, "precision= takes an int from 0 to 15"),
+    (("describe", "{shelf}", "x", "--precision", "2.5"), 2, "argument --precision: invalid int value"),
+    (("describe", "{shelf}", "x", "--title", "a\nb"), 1, "title= is one line"),
+    (("describe", "{shelf}", "x", "--title", ""), 1, "title= takes non-empty text"),
+    (("describe", "{shelf}", "x", "--clear", "units"), 2, "argument --clear: invalid choice: 'units'"),
+    (("describe", "{shelf}", "x", "--unit", "V", "--clear", "unit"), 1, "--unit is both set and cleared"),
+    (("describe", "{shelf}", "--unit", "V"), 1, "setting metadata needs the dataset NAME"),
+    (("describe", "{shelf}", "x", "--data-id", "channel"), 1, "--data-id takes KEY=VALUE pairs"),
+    (("describe", "{shelf}", "x", "--data-id", "=2"), 1, "--data-id takes KEY=VALUE pairs"),
+    (("describe", "{shelf}", "a b", "--unit", "V"), 1, "a column is named by its dataset name"),
+    (("describe", "{shelf}", "../x", "--unit", "V"), 1, "a column is named by its dataset name"),
+    # tag-columns
+    (("tag-columns", ""), 1, "PATH is empty"),
+    (("tag-columns", "{file}"), 1, "is not a labshelf shelf"),
+    (("tag-columns", "{shelf}", "a b", "beam"), 1, "a column is named by its dataset name"),
+    (("tag-columns", "{shelf}", "x", "beam", "--clear"), 1, "give TAGs or --clear, not both"),
+    (("tag-columns", "{shelf}", "--clear"), 1, "--clear needs the column NAME"),
+    (("tag-columns", "{shelf}", "x", ""), 1, "a tag is a non-empty str"),
+    # log, logbook
+    (("log", "{shelf}", ""), 1, "a log entry is non-empty text"),
+    (("log", "{shelf}", "   "), 1, "a log entry is non-empty text"),
+    (("log", "{shelf}", "x", "--at", "yesterday"), 1, "'yesterday' is not an ISO 8601 time"),
+    (("log", "{shelf}", "x", "--at", "9999-01-01"), 1, "outside the times a run table can show"),
+    (("log", "{shelf}", "x", "--at", "nan"), 1, "outside the times a run table can show"),
+    (("log", "{shelf}", "x", "--at", "1e400"), 1, "outside the times a run table can show"),
+    (("log", "{missing}", "x"), 1, "does not exist"),
+    (("log", "", "x"), 1, "PATH is empty"),
+    (("log", "{shelf}"), 2, "the following arguments are required: TEXT"),
+    (("logbook", "{shelf}", "--since", "last week"), 1, "since= 'last week' is not an ISO 8601 time"),
+    (("logbook", "{shelf}", "--until", "inf"), 1, "outside the times"),
+    (("logbook", "{file}"), 1, "is not a labshelf shelf"),
 ]
 
 
@@ -186,6 +228,9 @@ def test_bad_input_is_one_line_and_touches_nothing(
     # The links' targets are whole: the shelf opens, the folder keeps its file.
     with labshelf.open(sandbox["shelf"], mode="r") as shelf:
         assert shelf.info()["runs"] == 0
+        # Nothing described, tagged or logged either.
+        assert shelf.metadata() == {} and shelf.column_tags() == {} and len(shelf.logbook()) == 0
+        assert shelf.history() == []
     assert (Path(sandbox["plain"]) / "precious.txt").read_text() == "keep me"
 
 

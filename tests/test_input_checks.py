@@ -12,7 +12,7 @@ and leaves the shelf as it was.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -192,3 +192,111 @@ def test_an_error_message_is_kept_whatever_it_holds(shelf: labshelf.Shelf) -> No
     other = shelf.new_run()
     other.finish("aborted", error="stopped \x00")
     assert shelf.run(other.number).record.error == "stopped \u2400"
+
+
+# -- counts, sizes, offsets and run numbers beyond the Shelf (issue 12) ----------------------------
+#
+# The index of ``to_pandas()`` holds numpy int64, and so does anything computed
+# from it (``len(df) // 2``, ``df.index.max()``): every entry point that takes a
+# number of runs, a page, a size in pixels or a run number takes numpy integers
+# as the ints they hold, and refuses numpy bools as it refuses bools.
+
+
+@pytest.fixture
+def pictured(shelf: labshelf.Shelf) -> Iterator[labshelf.Shelf]:
+    for i in range(3):
+        with shelf.new_run("scan") as run:
+            run.put("temperature", 300.0 + i)
+            run.put("image", np.arange(64 * 48, dtype=np.uint16).reshape(64, 48) + i)
+    (shelf.root / "context.py").write_text(
+        "from labshelf.derived import variable\n\n@variable()\ndef warm(run, t='temperature'):\n    return t + 1\n"
+    )
+    yield shelf
+    for widget in MADE:
+        widget.close()
+    MADE.clear()
+
+
+MADE: list[Any] = []
+
+
+def _made(widget: Any) -> Any:
+    MADE.append(widget)
+    return widget
+
+
+def _image_node(shelf: labshelf.Shelf) -> str:
+    from labshelf.browse import Browser
+
+    return next(n.id for n in Browser(shelf).children("run/2").nodes if n.name == "image")
+
+
+def _widget(kind: str) -> Any:
+    import labshelf.widgets as widgets
+
+    return getattr(widgets, kind)
+
+
+#: entry point -> f(shelf, k), where k(n) gives n in the type under test.
+COUNTED: dict[str, Callable[[labshelf.Shelf, Callable[[int], Any]], Any]] = {
+    "view.head": lambda s, k: s.runs.head(k(2)).numbers(),
+    "view.tail": lambda s, k: s.runs.tail(k(2)).numbers(),
+    "view.latest": lambda s, k: s.runs.latest(k(1)).numbers(),
+    "view.page": lambda s, k: list(s.runs.page(k(1), k(1)).index),
+    "shelf.datasets run=": lambda s, k: [r.name for r in s.datasets(run=k(2))],
+    "shelf.reprocess runs= jobs=": lambda s, k: s.reprocess(runs=k(2), jobs=k(1), progress=False, force=True).computed,
+    "open cache_bytes=": lambda s, k: _cache_limit(s, k(4096)),
+    "browser.run_node": lambda s, k: _browser(s).run_node(k(2)).id,
+    "browser.children": lambda s, k: [n.id for n in _browser(s).children("", k(1), k(1)).nodes],
+    "browser.search": lambda s, k: [n.id for n in _browser(s).search("temp", k(0), k(2)).nodes],
+    "browser.runs": lambda s, k: list(_browser(s).runs(offset=k(1), limit=k(1)).runs),
+    "browser.names run=": lambda s, k: _browser(s).names("", run=k(2), limit=k(5)),
+    "browser.run_numbers": lambda s, k: _browser(s).run_numbers("", limit=k(2)),
+    "browser.labels": lambda s, k: _browser(s).labels(k(2), k(5)),
+    "browser.first_datasets": lambda s, k: [r.name for r in _browser(s).first_datasets(k(2), k(1))[0]],
+    "browser.latest_runs": lambda s, k: [r.number for r in _browser(s).latest_runs(k(1))[0]],
+    "browser.data_ids": lambda s, k: _browser(s).data_ids("temperature", k(1)),
+    "browser.thumbnails": lambda s, k: sorted(_browser(s).thumbnails("image", None, [k(2), k(3)])),
+    "browser.preview size=": lambda s, k: _browser(s).preview(_image_node(s), size=k(32)).to_json(),
+    "browser.pixel": lambda s, k: _browser(s).pixel(_image_node(s), k(1), k(2)).value,
+    "browser.annotate": lambda s, k: _browser(s).annotate(k(2), comment="c")["comment"],
+    "Gallery page_size=": lambda s, k: _made(_widget("Gallery")(s, "image", page_size=k(2))).page_size,
+    "DatasetTree page_size=": lambda s, k: _made(_widget("DatasetTree")(s, page_size=k(2))).page_size,
+    "RunTable page_size=": lambda s, k: _made(_widget("RunTable")(s.runs, page_size=k(2))).page_size,
+    "LivePlot": lambda s, k: (
+        lambda w: (w._mode, w._max_points)
+    )(_made(_widget("LivePlot")(s, "temperature", run=k(2), max_points=k(3), width=k(300), height=k(200)))),
+    "LiveImage size=": lambda s, k: _made(_widget("LiveImage")(s, "image", run=k(2), size=(k(32), k(48))))._size,
+    "BigNumber digits=": lambda s, k: _made(_widget("BigNumber")(s, "temperature", run=k(2), digits=k(3)))._digits,
+}
+
+
+def _cache_limit(shelf: labshelf.Shelf, limit: Any) -> int:
+    with labshelf.open(shelf.root, mode="r", cache_bytes=limit) as again:
+        return again.cache.limit
+
+
+def _browser(shelf: labshelf.Shelf) -> Any:
+    from labshelf.browse import Browser
+
+    return Browser(shelf)
+
+
+@pytest.mark.parametrize("entry", COUNTED)
+@pytest.mark.parametrize("kind", [np.int64, np.int32, np.uint16], ids=lambda t: t.__name__)
+def test_numpy_integers_count_like_ints(pictured: labshelf.Shelf, entry: str, kind: type) -> None:
+    expected = COUNTED[entry](pictured, int)
+    got = COUNTED[entry](pictured, kind)
+    assert got == expected
+    assert expected not in (None, [], ()), expected  # the entry did something to compare
+
+
+@pytest.mark.parametrize("entry", [e for e in COUNTED if e not in ("browser.annotate",)])
+@pytest.mark.parametrize("flag", [True, np.bool_(True)], ids=["bool", "numpy bool"])
+def test_bools_are_no_counts(pictured: labshelf.Shelf, entry: str, flag: Any) -> None:
+    import traitlets
+
+    before = pictured.runs.to_pandas(thumbnails=False)
+    with pytest.raises((labshelf.ShelfError, ValueError, TypeError, traitlets.TraitError)):
+        COUNTED[entry](pictured, lambda n: flag)
+    assert pictured.runs.to_pandas(thumbnails=False).equals(before)

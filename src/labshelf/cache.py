@@ -28,15 +28,23 @@ DEFAULT_CACHE_BYTES = 512 * 2**20
 MISS = object()
 
 
+def check_limit(limit: Any) -> int:
+    """``cache_bytes``: an int >= 0 (numpy integers too), or ShelfError."""
+    from .names import plain_int
+
+    limit = plain_int(limit)
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        from .errors import ShelfError
+
+        raise ShelfError(f"cache_bytes takes an int >= 0 (0 turns the cache off), not {limit!r}")
+    return limit
+
+
 class ReadCache:
     """A least-recently-used map of read values, bounded by their size in bytes."""
 
     def __init__(self, limit: int = DEFAULT_CACHE_BYTES):
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
-            from .errors import ShelfError
-
-            raise ShelfError(f"cache_bytes takes an int >= 0 (0 turns the cache off), not {limit!r}")
-        self.limit = limit
+        self.limit = check_limit(limit)
         self.nbytes = 0
         self.hits = 0
         self.misses = 0

@@ -1,4 +1,5 @@
-"""The ``labshelf`` command line: create, info, ls, demo, simulate, upgrade, reprocess, context, verify."""
+"""The ``labshelf`` command line: create, info, ls, demo, simulate, upgrade, reprocess, context, verify,
+describe, tag-columns, log, logbook."""
 
 from __future__ import annotations
 
@@ -145,7 +146,66 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("path", metavar="PATH")
     p.add_argument("--runs", metavar="RUNS", type=_runs_text, help="only these runs, e.g. 10-20,25 (default: all)")
     p.add_argument("--full", action="store_true", help="SQLite: PRAGMA integrity_check instead of quick_check")
+
+    p = sub.add_parser(
+        "describe",
+        help="show or set how a dataset's values are shown (unit, scale, precision, title, description)",
+        description="Without NAME: list the display metadata of every dataset name. With NAME alone: show "
+        "its metadata. With options: set them (for every run; --data-id for only that data ID, which wins "
+        "over the name's) and print the result. A field not given keeps its value; --clear removes one. "
+        "Scale has ARTIQ's meaning: values are stored in base units and shown as value / scale.",
+    )
+    p.add_argument("path", metavar="PATH")
+    p.add_argument("name", metavar="NAME", nargs="?", help="a dataset name (or a user column's name)")
+    p.add_argument(
+        "--data-id", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+        help="describe only this data ID, e.g. channel=2 (ints and true/false as such, the rest text)",
+    )
+    p.add_argument("--unit", metavar="U", help="short text, e.g. ps or counts/s")
+    p.add_argument("--scale", type=float, metavar="S", help="shown value = stored value / S (e.g. 1e-6 for us)")
+    p.add_argument("--precision", type=int, metavar="P", help="digits after the point, 0 to 15")
+    p.add_argument("--title", metavar="T", help="a human title; '/' groups columns (Beam/XGM mean)")
+    p.add_argument("--description", metavar="D", help="free text")
+    p.add_argument(
+        "--clear", action="append", default=[], choices=META_FIELDS, metavar="FIELD",
+        help=f"remove a field ({', '.join(META_FIELDS)}); repeat for more",
+    )
+
+    p = sub.add_parser(
+        "tag-columns",
+        help="show or set the tags of run-table columns",
+        description="Without NAME: list the tagged columns. With NAME alone: show its tags. With TAGs: "
+        "replace its tags with them; --clear removes them. Column tags group columns of the run table; "
+        "they are not run tags.",
+    )
+    p.add_argument("path", metavar="PATH")
+    p.add_argument("name", metavar="NAME", nargs="?", help="a dataset name or a user column's name")
+    p.add_argument("tags", metavar="TAG", nargs="*", help="the column's tags")
+    p.add_argument("--clear", action="store_true", help="remove the column's tags")
+
+    p = sub.add_parser(
+        "log",
+        help="write an entry in the shelf's logbook",
+        description="Write TEXT in the shelf's logbook (comments not tied to a run), with your user name. "
+        "Prints the entry's number.",
+    )
+    p.add_argument("path", metavar="PATH")
+    p.add_argument("text", metavar="TEXT")
+    p.add_argument("--at", metavar="TIME", help=f"when it happened ({TIME_HELP}; default now)")
+
+    p = sub.add_parser(
+        "logbook",
+        help="print the shelf's logbook",
+        description="Print the entries of the shelf's logbook, oldest first, with their times in UTC.",
+    )
+    p.add_argument("path", metavar="PATH")
+    p.add_argument("--since", metavar="TIME", help=f"only entries at or after TIME ({TIME_HELP})")
+    p.add_argument("--until", metavar="TIME", help="only entries at or before TIME")
     return parser
+
+
+META_FIELDS = ("unit", "scale", "precision", "title", "description")
+TIME_HELP = "ISO 8601 such as 2026-12-05T14:05 (local time unless it says +00:00) or seconds since the epoch"
 
 
 #: OSErrors that what a user typed can cause (a path missing, forbidden, of the wrong
@@ -487,6 +547,145 @@ def _verify(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _data_id(items: list[str]) -> dict[str, Any] | None:
+    """``["channel=2", "det=a"]`` -> ``{"channel": 2, "det": "a"}``: ints and true/false as such, the rest text."""
+    if not items:
+        return None
+    data_id: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ShelfError(f"--data-id takes KEY=VALUE pairs such as channel=2, not {item!r}")
+        value: Any = raw
+        if raw.lower() in ("true", "false"):
+            value = raw.lower() == "true"
+        else:
+            try:
+                value = int(raw)
+            except ValueError:
+                pass
+        data_id[key] = value
+    return data_id
+
+
+def _time(text: str | None) -> Any:
+    """A time option: seconds since the epoch if it is a number, else ISO 8601 text (checked by the shelf)."""
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def _describe(args: argparse.Namespace) -> None:
+    from .opening import open as open_shelf
+
+    given = {f: getattr(args, f) for f in META_FIELDS if getattr(args, f) is not None}
+    both = sorted(set(given) & set(args.clear))
+    if both:
+        raise ShelfError(f"--{both[0]} is both set and cleared (--clear {both[0]}): give one of them")
+    data_id = _data_id(args.data_id)
+    if args.name is None:
+        if given or args.clear or data_id is not None:
+            raise ShelfError("setting metadata needs the dataset NAME: labshelf describe PATH NAME --unit ...")
+        with open_shelf(args.path, mode="r") as shelf:
+            records = shelf.metadata()
+        if not records:
+            print("no display metadata yet (labshelf describe PATH NAME --unit ... sets some)")
+            return
+        rows: list[tuple[str, ...]] = [("column", *META_FIELDS)]
+        for key, meta in records.items():
+            rows.append((key, *(_field_text(getattr(meta, f)) for f in META_FIELDS)))
+        print(_columns(rows))
+        return
+    if not given and not args.clear:
+        with open_shelf(args.path, mode="r") as shelf:
+            meta = shelf.metadata(args.name, data_id=data_id)
+    else:
+        fields: dict[str, Any] = {**given, **dict.fromkeys(args.clear)}
+        with open_shelf(args.path) as shelf:
+            meta = shelf.describe(args.name, data_id=data_id, **fields)
+    print(_meta_text(meta))
+
+
+def _field_text(value: Any) -> str:
+    if value is None:
+        return ""
+    text = f"{value:g}" if isinstance(value, float) else str(value)
+    return text if len(text) <= 40 else text[:39] + "…"
+
+
+def _meta_text(meta: Any) -> str:
+    from .names import label
+
+    lines = [label(meta.name, meta.data_id)]
+    said = meta.fields()
+    if not said:
+        lines.append("  no display metadata")
+    for field, value in said.items():
+        shown = f"{value:g}" if isinstance(value, float) else str(value)
+        lines.append(f"  {field:>11}: {' '.join(shown.splitlines())}")
+    return "\n".join(lines)
+
+
+def _columns(rows: Sequence[tuple[str, ...]]) -> str:
+    """Rows as left-aligned columns, the first row the header; control characters shown as spaces."""
+    clean = [tuple(" ".join(cell.split()) if any(c < " " for c in cell) else cell for cell in row) for row in rows]
+    widths = [max(len(row[i]) for row in clean) for i in range(len(clean[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in clean)
+
+
+def _tag_columns(args: argparse.Namespace) -> None:
+    from .opening import open as open_shelf
+
+    if args.name is None:
+        if args.clear:
+            raise ShelfError("--clear needs the column NAME: labshelf tag-columns PATH NAME --clear")
+        with open_shelf(args.path, mode="r") as shelf:
+            every = shelf.column_tags()
+        if not every:
+            print("no column has tags yet (labshelf tag-columns PATH NAME TAG... sets some)")
+            return
+        print(_columns([("column", "tags"), *((name, ", ".join(t)) for name, t in every.items())]))
+        return
+    if args.clear and args.tags:
+        raise ShelfError("give TAGs or --clear, not both")
+    if not args.tags and not args.clear:
+        with open_shelf(args.path, mode="r") as shelf:
+            tags = shelf.column_tags().get(args.name, [])
+    else:
+        with open_shelf(args.path) as shelf:
+            tags = shelf.tag_columns(args.name, args.tags)
+    print(f"{args.name}: {', '.join(tags) if tags else 'no tags'}")
+
+
+def _log(args: argparse.Namespace) -> None:
+    from .opening import open as open_shelf
+
+    with open_shelf(args.path) as shelf:
+        entry = shelf.log(args.text, at=_time(args.at))
+        at = shelf.logbook().loc[entry, "time"]
+    print(f"logged entry {entry} at {at:%Y-%m-%d %H:%M:%S} UTC")
+
+
+def _logbook(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from .opening import open as open_shelf
+
+    with open_shelf(args.path, mode="r") as shelf:
+        book = shelf.logbook(since=_time(args.since), until=_time(args.until))
+    if book.empty:
+        print("the logbook has no entries" + (" in that time" if args.since or args.until else ""))
+        return
+    rows: list[tuple[str, ...]] = [("entry", "time (UTC)", "user", "text")]
+    for entry, row in book.iterrows():
+        edited = " (edited)" if pd.notna(row["edited"]) else ""
+        rows.append((str(entry), f"{row['time']:%Y-%m-%d %H:%M:%S}", str(row["user"]), f"{row['text']}{edited}"))
+    print(_columns(rows))
+
+
 _COMMANDS = {
     "create": _create,
     "info": _info,
@@ -497,6 +696,10 @@ _COMMANDS = {
     "reprocess": _reprocess,
     "context": _context,
     "verify": _verify,
+    "describe": _describe,
+    "tag-columns": _tag_columns,
+    "log": _log,
+    "logbook": _logbook,
 }
 
 if __name__ == "__main__":

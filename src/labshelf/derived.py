@@ -389,8 +389,10 @@ def reprocess(
 ) -> ReprocessReport:
     """Compute the stale derived variables of runs; see :meth:`labshelf.Shelf.reprocess`."""
     from .errors import InvalidOptions
+    from .names import plain_int
 
     shelf._check_writable()
+    jobs = plain_int(jobs)
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise InvalidOptions(f"jobs= is how many processes compute at once (an int >= 1), not {jobs!r}")
     context = load_context(shelf, trust_context)

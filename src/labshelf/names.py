@@ -72,6 +72,16 @@ def _check_str(name: str) -> str:
     return name
 
 
+def plain_int(value: Any) -> Any:
+    """A numpy integer as the Python int it holds; anything else (a bool, numpy's too) as it is.
+
+    The index of a DataFrame from ``to_pandas()`` holds numpy ``int64``: run
+    numbers, counts and offsets taken from it must pass the checks written
+    ``isinstance(value, int)``, which this lets stay as they are.
+    """
+    return int(value) if isinstance(value, np.integer) else value
+
+
 def run_number(value: Any, *, new: bool = False) -> int:
     """``value`` as a run number: an int or numpy integer (not a bool) from 1 to :data:`MAX_RUN`.
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from .cache import DEFAULT_CACHE_BYTES
+from .cache import DEFAULT_CACHE_BYTES, check_limit
 from .datastore import Datastore
 from .errors import NotAShelf, ReadOnlyShelf, ShelfError, ShelfExists
 from .marker import MARKER, REGISTRY_FILE, Marker, url_problem, write_marker
@@ -431,6 +431,7 @@ def open(  # noqa: A001 - labshelf.open is the natural name, as in h5py.File / x
         raise ShelfError("labshelf.open needs a shelf: a path, output=, or inputs=")
     if inputs is not None and (isinstance(inputs, (str, os.PathLike, RepoSpec)) or not isinstance(inputs, Sequence)):
         raise ShelfError(f"inputs= takes a list of repositories, not {inputs!r}")
+    cache_bytes = check_limit(cache_bytes)  # before any registry is opened: a refusal leaves no connection
     input_specs = [repo(item) for item in inputs or ()]
     if target is not None:
         spec = repo(target) if isinstance(target, RepoSpec) else RepoSpec(

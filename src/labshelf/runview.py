@@ -43,7 +43,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from . import expr
 from .errors import QuerySyntaxError, RunNotFound, close_matches
-from .names import MAX_RUN, data_id_key, label, normalize_data_id
+from .names import MAX_RUN, data_id_key, label, normalize_data_id, plain_int
 from .registry.annotations import DATASET_SUFFIX
 from .registry.records import MAX_SECONDS, is_time
 from .registry.registry import usable_number, usable_time
@@ -214,6 +214,7 @@ class RunView:
         return self.sort_values("run", ascending=False).head(n)
 
     def _limited(self, n: int, *, from_end: bool) -> RunView:
+        n = plain_int(n)
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
             raise QuerySyntaxError(f"the number of runs is an int >= 0, not {n!r}")
         spec = self._spec
@@ -453,6 +454,7 @@ class RunView:
         thumbnails
             As in :meth:`to_pandas`.
         """
+        offset, limit = plain_int(offset), plain_int(limit)
         for name, value in (("offset", offset), ("limit", limit)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise QuerySyntaxError(f"page(): {name} is an int >= 0, not {value!r}")

@@ -192,11 +192,16 @@ class Writer:
                 self.put(run, f"{name}.{part}", part_value, data_id=data_id, derived=derived, _part=True)
         options = formatter.check_options(hdf5_options)
         if not persist:
-            if described is not None:
-                self.meta.describe(name, WHOLE, described.fields, user=described.user, defaults=described.defaults)
             inline = formatter.to_inline(value, options)
             small = inline if inline is not None and len(inline) <= 65536 else None
-            self.registry.broadcast(run, name, key, formatter.kind, small)
+            also = None
+            if described is not None:
+                said = described  # in the broadcast's transaction: a refused broadcast describes nothing
+
+                def also(txn: Txn) -> None:
+                    self.meta.update(txn, name, WHOLE, said.fields, user=said.user, defaults=said.defaults)
+
+            self.registry.broadcast(run, name, key, formatter.kind, small, also)
             return None
         desc = formatter.describe(value)
         inline = formatter.to_inline(value, options)

@@ -20,7 +20,7 @@ from ..errors import (
     UnsupportedValue,
     close_matches,
 )
-from ..names import check_name, data_id_key, label, normalize_data_id
+from ..names import check_name, data_id_key, label, normalize_data_id, plain_int
 from . import code, events, previews, runs
 from .nodes import parse_node
 from .records import LogRow, Node, NodePage, Pixel, Preview, RunColumns, RunsPage, ShelfSummary, Snippet
@@ -118,6 +118,7 @@ class Browser:
         thumbnail from the registry (no data file opened) and an array a
         picture of 256 pixels.
         """
+        size = plain_int(size)
         if size is not None and (isinstance(size, bool) or not isinstance(size, int) or not MIN_PICTURE <= size <= MAX_PICTURE):
             raise InvalidParameter(f"size is an int from {MIN_PICTURE} to {MAX_PICTURE} (pixels), not {size!r}")
         found = self.locate(node)
@@ -140,6 +141,7 @@ class Browser:
         file), however large the image; a colour image gives one value per
         channel.  InvalidParameter says the shape when ``x``, ``y`` fall outside.
         """
+        x, y = plain_int(x), plain_int(y)
         for what, value in (("x", x), ("y", y)):
             if isinstance(value, bool) or not isinstance(value, int):
                 raise InvalidParameter(f"{what} is a pixel index (an int), not {value!r}")
@@ -244,6 +246,7 @@ class Browser:
         The page carries the display metadata (``meta``) and column tags of
         its columns; the cells are the stored values, never scaled.
         """
+        offset, limit = plain_int(offset), plain_int(limit)
         runs.check_page(offset, limit)
         if not isinstance(logbook, bool):
             raise InvalidParameter(f"logbook is true or false, not {logbook!r}")
@@ -463,7 +466,7 @@ class Browser:
 
     def thumbnails(self, name: str, data_id: Mapping[str, Any] | None, numbers: Sequence[int]) -> dict[int, bytes]:
         """The PNG thumbnails (from the registry) of ``name`` in these runs; runs without one left out."""
-        return self._shelf._listing.thumbnails(name, data_id_key(normalize_data_id(data_id)), list(numbers))
+        return self._shelf._listing.thumbnails(name, data_id_key(normalize_data_id(data_id)), [_run_number(n) or 0 for n in numbers])
 
     # -- summaries for HTML reprs -------------------------------------------------------------------
 
@@ -482,6 +485,7 @@ class Browser:
 
 def page_args(offset: Any, limit: Any, search: Any = "", *, what: str = "search") -> tuple[int, int, str]:
     """A page's offset, limit and search text, checked (InvalidParameter, InvalidName); the text stripped."""
+    offset, limit = plain_int(offset), plain_int(limit)
     if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= 2**62:
         raise InvalidParameter(f"offset is an int >= 0, not {offset!r}")
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
@@ -490,6 +494,7 @@ def page_args(offset: Any, limit: Any, search: Any = "", *, what: str = "search"
 
 
 def _limit(limit: Any) -> int:
+    limit = plain_int(limit)
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
         raise InvalidParameter(f"limit is an int from 1 to {MAX_PAGE}, not {limit!r}")
     return limit
@@ -518,6 +523,7 @@ def _run_number(run: Any) -> int | None:
 
     if run is None:
         return None
+    run = plain_int(run)
     if isinstance(run, bool) or not isinstance(run, int) or not 0 <= run <= MAX_RUN:
         raise InvalidParameter(f"run is a run number (an int), not {run!r}")
     return run

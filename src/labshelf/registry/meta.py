@@ -305,21 +305,32 @@ def check_time(at: Any, what: str = "at=") -> float:
 
     if isinstance(at, bool):
         raise InvalidValue(f"{what} takes a datetime, an ISO 8601 string or seconds since the epoch, not {at!r}")
-    if isinstance(at, numbers.Real):
-        seconds = float(at)
-    elif isinstance(at, _dt.datetime):
-        seconds = at.timestamp()
-    elif isinstance(at, str):
-        try:
-            seconds = _dt.datetime.fromisoformat(at).timestamp()
-        except ValueError:
-            raise InvalidValue(f"{what} {at!r} is not an ISO 8601 time such as '2026-12-05T14:05'") from None
-    elif hasattr(at, "to_pydatetime"):  # pandas Timestamp, numpy datetime64 through pandas
-        seconds = at.to_pydatetime().timestamp()
-    else:
-        raise InvalidValue(f"{what} takes a datetime, an ISO 8601 string or seconds since the epoch, not {type(at).__name__}")
+    # Times no calendar or float holds (10**400 seconds, year 1, pandas' NaT)
+    # raise OverflowError or ValueError in the conversions: one clear error.
+    outside = InvalidValue(f"{what} {at!r:.60} is outside the times a run table can show (years 1677 to 2262)")
+    try:
+        if isinstance(at, numbers.Real):
+            seconds = float(at)
+        elif isinstance(at, _dt.datetime):
+            seconds = at.timestamp()
+        elif isinstance(at, str):
+            try:
+                parsed = _dt.datetime.fromisoformat(at)
+            except ValueError:
+                raise InvalidValue(f"{what} {at!r} is not an ISO 8601 time such as '2026-12-05T14:05'") from None
+            seconds = parsed.timestamp()
+        elif hasattr(at, "to_pydatetime"):  # a pandas Timestamp that is no datetime subclass
+            seconds = at.to_pydatetime().timestamp()
+        else:
+            raise InvalidValue(
+                f"{what} takes a datetime, an ISO 8601 string or seconds since the epoch, not {type(at).__name__}"
+            )
+    except (OverflowError, ValueError) as exc:
+        if isinstance(exc, ShelfError):
+            raise
+        raise outside from None
     if not is_time(seconds):
-        raise InvalidValue(f"{what} {at!r} is outside the times a run table can show (years 1677 to 2262)")
+        raise outside
     return seconds
 
 

@@ -12,7 +12,7 @@ import functools
 import json
 import math
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import MappingProxyType, SimpleNamespace
 from typing import Any
 
@@ -519,9 +519,16 @@ class Registry:
 
     # -- broadcasts (persist=False) ------------------------------------------
 
-    def broadcast(self, run: int, name: str, data_id: str, kind: str, inline: str | None) -> None:
+    def broadcast(
+        self, run: int, name: str, data_id: str, kind: str, inline: str | None,
+        also: Callable[[Txn], Any] | None = None,
+    ) -> None:
+        """Record a value that is only broadcast; ``also`` writes more in the same transaction
+        (display metadata the put carries), once the run is known to be writable."""
         with self.db.write() as txn:
             self.lock_target(txn, run, name, data_id, create=False)  # a broadcast stores no dataset
+            if also is not None:
+                also(txn)
             key = (
                 (broadcasts.c.run == run)
                 & (broadcasts.c.name == name)

@@ -29,7 +29,7 @@ import traitlets
 from ..browse import Browser
 from ..browse.nodes import parse_label
 from ..browse.pictures import pixels_for_screen
-from ..names import check_name, label, normalize_data_id
+from ..names import check_name, label, normalize_data_id, plain_int
 from ._base import Reply, ShelfWidget, css, esm
 
 if TYPE_CHECKING:
@@ -112,6 +112,7 @@ class Gallery(ShelfWidget):
             raise TypeError(f"labels= takes column names (str), not {labels!r}")
         if labels:
             shelf.runs[labels]  # QuerySyntaxError naming an unknown column, with suggestions
+        page_size = plain_int(page_size)
         if isinstance(page_size, bool) or not isinstance(page_size, int) or not 1 <= page_size <= MAX_PAGE:
             raise ValueError(f"page_size is an int from 1 to {MAX_PAGE}, not {page_size!r}")
         self._shelf = shelf

@@ -43,7 +43,7 @@ import traitlets
 from ..browse.pictures import pixels_for_screen
 from ..errors import ShelfError, UnsupportedValue
 from ..live.subscribe import check_run
-from ..names import check_name, data_id_key, label, normalize_data_id
+from ..names import check_name, data_id_key, label, normalize_data_id, plain_int
 from ._base import Reply, ShelfWidget, css, esm
 
 if TYPE_CHECKING:
@@ -266,6 +266,7 @@ class LivePlot(_Following, ipywidgets.VBox):
             if x == name:
                 raise ShelfError(f"x= names another dataset than the plotted one, not {name!r} itself")
         rate = _check_rate(max_rate)
+        max_points, width, height = plain_int(max_points), plain_int(width), plain_int(height)
         if max_points is not None and (isinstance(max_points, bool) or not isinstance(max_points, int) or max_points < 2):
             raise ShelfError(f"max_points= takes an int >= 2 or None (all points), not {max_points!r}")
         for side, value in (("width", width), ("height", height)):
@@ -469,7 +470,7 @@ class LiveImage(_Following, ShelfWidget):
         self._setup(shelf, name, run, data_id)
         if (
             not isinstance(size, (tuple, list)) or len(size) != 2
-            or not all(isinstance(n, int) and not isinstance(n, bool) and 16 <= n <= MAX_SIZE for n in size)
+            or not all(isinstance(plain_int(n), int) and not isinstance(n, bool) and 16 <= n <= MAX_SIZE for n in size)
         ):
             raise ShelfError(f"size= takes (height, width) in pixels, each from 16 to {MAX_SIZE}, not {size!r}")
         if (vmin is None) != (vmax is None) or (vmin is not None and vmax is not None and not vmax > vmin):
@@ -622,6 +623,7 @@ class BigNumber(_Following, ShelfWidget):
         self._setup(shelf, name, run, data_id)
         if not isinstance(unit, str):
             raise ShelfError(f"unit= takes text (e.g. 'Hz'), not {unit!r}")
+        digits = plain_int(digits)
         if isinstance(digits, bool) or not isinstance(digits, int) or not 1 <= digits <= 17:
             raise ShelfError(f"digits= takes an int from 1 to 17, not {digits!r}")
         rate = _check_rate(max_rate)

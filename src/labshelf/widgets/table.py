@@ -35,6 +35,7 @@ import traitlets
 from ..browse import Browser
 from ..browse import runs as run_pages
 from ..errors import InvalidValue, QuerySyntaxError, ReadOnlyShelf, ShelfError
+from ..names import plain_int
 from ._base import Reply, ShelfWidget, _one_line, css, esm
 
 if TYPE_CHECKING:
@@ -150,7 +151,7 @@ class RunTable(ShelfWidget):
         super().__init__(
             meta=meta,
             column_tags=column_tags,
-            page_size=page_size,
+            page_size=plain_int(page_size),
             poll=poll,
             kinds=kinds,
             all_columns=all_columns,
@@ -221,7 +222,7 @@ class RunTable(ShelfWidget):
     @traitlets.validate("page_size")
     def _check_page_size(self, proposal: Any) -> int:
         value = proposal["value"]
-        if not 1 <= value <= MAX_PAGE:
+        if isinstance(value, bool) or not 1 <= value <= MAX_PAGE:
             raise traitlets.TraitError(f"page_size is between 1 and {MAX_PAGE}, not {value}")
         return int(value)
 

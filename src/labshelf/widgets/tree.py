@@ -28,6 +28,7 @@ from ..browse import Browser, parse_node
 from ..browse.browser import page_args
 from ..browse.tree import MAX_PAGE
 from ..errors import InvalidParameter, RunNotFound
+from ..names import plain_int
 from ._base import Reply, ShelfWidget, css, esm
 
 
@@ -61,6 +62,7 @@ class DatasetTree(ShelfWidget):
 
     def __init__(self, shelf_or_run: Any, page_size: int = 100, **kwargs: Any) -> None:
         shelf, run = _shelf_and_run(shelf_or_run)
+        page_size = plain_int(page_size)
         if isinstance(page_size, bool) or not isinstance(page_size, int) or not 1 <= page_size <= MAX_PAGE:
             raise ValueError(f"page_size is an int from 1 to {MAX_PAGE}, not {page_size!r}")
         self._shelf = shelf

@@ -116,6 +116,7 @@ class _Plan:
     skipped: list[Skipped] = field(default_factory=list)
     warnings: list[Skipped] = field(default_factory=list)
     existing: RunRecord | None = None
+    listed: bool = False  # whether items, thumbnail and the name warnings are there yet
 
     @property
     def import_id(self) -> str:
@@ -194,7 +195,7 @@ def artiq(
     plans: list[_Plan] = []
     for file, rid in _progress(files, "reading ARTIQ files", progress):
         try:
-            plans.append(_plan(file, rid))
+            plans.append(_plan(file, rid, listed=dry_run))
         except Exception as exc:  # any failure to read one file skips that file, never the rest
             report.skipped.append(Skipped(str(file), f"cannot be read as an ARTIQ results file: {_why(exc)}"))
     plans.sort(key=lambda p: (p.rid, str(p.path)))
@@ -257,7 +258,8 @@ def _results_files(source: Path, report: ImportReport) -> list[tuple[Path, int]]
 # -- the plan: one file read, nothing written ------------------------------------------------
 
 
-def _plan(path: Path, rid_from_name: int) -> _Plan:
+def _plan(path: Path, rid_from_name: int, listed: bool) -> _Plan:
+    """A file's header and checksum (and with ``listed`` its datasets): what numbering and clashes need."""
     import h5py
 
     sha256 = sha256_file(path)
@@ -282,13 +284,22 @@ def _plan(path: Path, rid_from_name: int) -> _Plan:
         params.update(provenance(path, sha256, f"artiq:{sha256}"))
         started, ended = _times(f, path, warnings)
         plan = _Plan(path, rid, sha256, experiment, params, started, ended, warnings=warnings)
-        renamed: dict[str, str] = {}
-        for group, prefix in (("datasets", ()), ("archive", ("archive",))):
-            if group in f:
-                _walk(f, group, prefix, plan, renamed)
-        if renamed:
-            params[RENAMED] = renamed
+        if listed:
+            _list(f, plan)
     return plan
+
+
+def _list(f: h5py.File, plan: _Plan) -> None:
+    """The datasets of a file, into its plan (done once, with the file open for the import itself)."""
+    if plan.listed:
+        return
+    renamed: dict[str, str] = {}
+    for group, prefix in (("datasets", ()), ("archive", ("archive",))):
+        if group in f:
+            _walk(f, group, prefix, plan, renamed)
+    if renamed:
+        plan.params[RENAMED] = renamed
+    plan.listed = True
 
 
 def _number(f: h5py.File, key: str) -> int | None:
@@ -402,7 +413,7 @@ def _walk(f: h5py.File, group_path: str, prefix: tuple[str, ...], plan: _Plan, r
             if member == "datasets/thumbnail":
                 plan.thumbnail = member
                 continue
-            if node.is_virtual or node.external:
+            if _refers_outside(node):
                 plan.skipped.append(Skipped(where, "its data lie in other files (not followed)", member))
                 continue
             try:
@@ -419,6 +430,14 @@ def _walk(f: h5py.File, group_path: str, prefix: tuple[str, ...], plan: _Plan, r
             taken[name] = member
             plan.items.append(_Item(name, member, _nbytes(node)))
     plan.items.sort(key=lambda item: item.path)
+
+
+def _refers_outside(node: h5py.Dataset) -> bool:
+    """Whether a dataset's values lie in other files (virtual, or external raw storage): never read."""
+    import h5py
+
+    plist = node.id.get_create_plist()
+    return bool(plist.get_layout() == h5py.h5d.VIRTUAL or plist.get_external_count())
 
 
 def _nbytes(node: h5py.Dataset) -> int:
@@ -497,6 +516,11 @@ def _import(shelf: Shelf, plan: _Plan, number: int | None, renumber: bool, repor
         report.skipped.append(Skipped(where, f"cannot be read as an ARTIQ results file: {_why(exc)}"))
         return None
     with f:
+        try:
+            _list(f, plan)
+        except Exception as exc:  # a damaged file can fail anywhere: skipped before anything is written
+            report.skipped.append(Skipped(where, f"cannot be read as an ARTIQ results file: {_why(exc)}"))
+            return None
         if plan.existing is not None:
             run, present = reopen(shelf, plan.existing, plan.names)
         else:
@@ -539,11 +563,10 @@ def _put(run: Run, f: h5py.File, item: _Item, where: str, report: ImportReport) 
 
 
 def _attrs(node: h5py.Dataset) -> dict[str, Any]:
-    out = {}
-    for key in ("unit", "scale", "precision"):
-        if key in node.attrs:
-            out[key] = node.attrs[key]
-    return out
+    attrs = node.attrs
+    if not len(attrs):  # the common case: one call instead of three
+        return {}
+    return {key: attrs[key] for key in ("unit", "scale", "precision") if key in attrs}
 
 
 def _value(node: h5py.Dataset) -> tuple[Any, dict[str, Any] | None]:

@@ -321,9 +321,10 @@ def legal_part(part: str) -> str:
     Characters labshelf does not allow in a part (and ``%`` itself) become
     ``%XX``, the hex of their UTF-8 bytes, as in URLs; a part that would
     not start with a letter, digit or ``_`` gets a ``_`` in front; an empty
-    part becomes ``_``.  ``urllib.parse.unquote`` (after dropping such a
-    leading ``_``) gives the source's part back; the exact source name is
-    also kept per run (params ``source_names``).
+    part becomes ``_``.  ``urllib.parse.unquote`` gives the source's part
+    back, but for such an added ``_`` (a source part may begin with ``_``
+    too): so the importers also keep the exact source name of every
+    changed one per run (params ``source_names``).
     """
     out = []
     for char in part:

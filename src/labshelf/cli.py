@@ -1,5 +1,5 @@
 """The ``labshelf`` command line: create, info, ls, demo, simulate, upgrade, reprocess, context, verify,
-describe, tag-columns, log, logbook."""
+describe, tag-columns, log, logbook, import."""
 
 from __future__ import annotations
 
@@ -201,11 +201,35 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("path", metavar="PATH")
     p.add_argument("--since", metavar="TIME", help=f"only entries at or after TIME ({TIME_HELP})")
     p.add_argument("--until", metavar="TIME", help="only entries at or before TIME")
+    _import_parser(sub)
     return parser
 
 
 META_FIELDS = ("unit", "scale", "precision", "title", "description")
 TIME_HELP = "ISO 8601 such as 2026-12-05T14:05 (local time unless it says +00:00) or seconds since the epoch"
+
+
+def _import_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "import",
+        help="bring runs in from other programs' files (ARTIQ results)",
+        description="Import runs written by other programs into a shelf. Importing again adds only what is "
+        "new and finishes what an interrupted import began. Exit status 0 if every file was imported (or "
+        "was already), 1 if some were skipped or the import was refused.",
+    )
+    formats = p.add_subparsers(dest="action", metavar="FORMAT", required=True)
+    a = formats.add_parser(
+        "artiq",
+        help="an ARTIQ results folder: one run per <rid>-<Class>.h5 file",
+        description="Import an ARTIQ results folder (results/<date>/<hour>/<rid>-<Class>.h5, searched "
+        "recursively): one run per file, numbered by its RID, with its datasets, archived datasets "
+        "(archive/...), units and thumbnail. A RID that is already a run of the shelf from elsewhere is "
+        "an error listing them all, before anything is written; --renumber gives the next free numbers instead.",
+    )
+    a.add_argument("source", metavar="RESULTS_DIR", help="the ARTIQ results folder (or one results file)")
+    a.add_argument("path", metavar="SHELF", help="the shelf to import into")
+    a.add_argument("--renumber", action="store_true", help="next free run numbers (RID kept in params artiq_rid)")
+    a.add_argument("--dry-run", action="store_true", help="only say what would be imported; write nothing")
 
 
 #: OSErrors that what a user typed can cause (a path missing, forbidden, of the wrong
@@ -686,6 +710,18 @@ def _logbook(args: argparse.Namespace) -> None:
     print(_columns(rows))
 
 
+def _import(args: argparse.Namespace) -> int:
+    from .importers import artiq
+    from .opening import open as open_shelf
+
+    if not args.source or "\0" in args.source:
+        raise ShelfError(f"RESULTS_DIR {args.source!r} is not a path: give the ARTIQ results folder")
+    with open_shelf(args.path, mode="r" if args.dry_run else "rw") as shelf:
+        report = artiq(shelf, args.source, renumber=args.renumber, dry_run=args.dry_run, progress=sys.stderr.isatty())
+    print(report)
+    return 0 if report.ok else 1
+
+
 _COMMANDS = {
     "create": _create,
     "info": _info,
@@ -700,6 +736,7 @@ _COMMANDS = {
     "tag-columns": _tag_columns,
     "log": _log,
     "logbook": _logbook,
+    "import": _import,
 }
 
 if __name__ == "__main__":

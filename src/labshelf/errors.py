@@ -18,6 +18,7 @@
     ├── ContextError         (ValueError)         a context file of derived variables that cannot be used
     ├── CollectionError      (ValueError)         a chain with a cycle, a tag that conflicts, a wrong kind
     ├── InvalidParameter     (ValueError)         a read parameter a value kind does not take
+    ├── ImportConflict       (ValueError)         an import whose run numbers are runs from elsewhere
     ├── RunNotFound          (KeyError)
     ├── CollectionNotFound   (KeyError)           a collection, stage or repository tag that does not exist
     ├── LogEntryNotFound     (KeyError)           a logbook entry that does not exist
@@ -56,6 +57,7 @@ __all__ = [
     "ContextError",
     "CollectionError",
     "InvalidParameter",
+    "ImportConflict",
     "RunNotFound",
     "CollectionNotFound",
     "LogEntryNotFound",
@@ -156,6 +158,10 @@ class CollectionError(ShelfError, ValueError):
 
 class InvalidParameter(ShelfError, ValueError):
     pass
+
+
+class ImportConflict(ShelfError, ValueError):
+    """An import would give runs numbers that runs of the shelf from elsewhere have; nothing was written."""
 
 
 class RunNotFound(ShelfError, KeyError):

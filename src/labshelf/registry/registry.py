@@ -295,8 +295,11 @@ class Registry:
         host: str,
         user: str,
         pid: int,
+        started: float | None = None,
     ) -> RunRecord:
-        now = time.time()
+        """A new running run; ``started`` (seconds since the epoch) is for importers only, which
+        bring a start time recorded elsewhere; everything else starts a run now."""
+        now = time.time() if started is None else started
         with self.db.write() as txn:
             if number is None:
                 # Safe without a race: writers are serialised (see Database.write).
@@ -321,7 +324,8 @@ class Registry:
             self._change(txn, "run_start", run=number, payload={"experiment": experiment})
         return RunRecord.from_row(SimpleNamespace(**row))
 
-    def finish_run(self, number: int, status: str, error: str | None = None) -> RunRecord:
+    def finish_run(self, number: int, status: str, error: str | None = None, *, ended: float | None = None) -> RunRecord:
+        """End a running run; ``ended`` (seconds since the epoch) is for importers only (see create_run)."""
         if status not in RUN_STATES[1:]:
             raise InvalidValue(f"a run ends as one of {RUN_STATES[1:]}, not {status!r}")
         with self.db.write() as txn:
@@ -330,7 +334,7 @@ class Registry:
                 raise RunNotFound(f"no run {number} in this shelf")
             if row.status != "running":
                 raise RunNotWritable(f"run {number} has ended already ({row.status})")
-            txn.execute(_END_RUN, {"_number": number, "status": status, "ended": time.time(), "error": error})
+            txn.execute(_END_RUN, {"_number": number, "status": status, "ended": time.time() if ended is None else ended, "error": error})
             self._change(txn, "run_end", run=number, payload={"status": status})
             row = txn.first(_RUN, {"number": number})
         return RunRecord.from_row(row)

@@ -1,0 +1,16 @@
+"""Bringing existing data in: importers of other programs' files as labshelf runs.
+
+``labshelf.importers.artiq(shelf, "results")`` imports an ARTIQ results
+folder (``labshelf import artiq RESULTS_DIR SHELF`` on the command line).
+Every importer returns an :class:`ImportReport`, records each run's source
+(``params["source"]``, ``params["source_sha256"]``) and can be run again:
+it imports only what is new and finishes what an interrupted import began
+(``_common.py`` says how).
+"""
+
+from __future__ import annotations
+
+from ._common import ImportReport, Skipped
+from .artiq import artiq
+
+__all__ = ["ImportReport", "Skipped", "artiq"]

@@ -1,0 +1,659 @@
+"""ARTIQ results files as labshelf runs: ``labshelf.importers.artiq(shelf, "results")``.
+
+ARTIQ writes one HDF5 file per experiment run,
+``results/<YYYY-MM-DD>/<HH>/<rid:09d>-<Class>.h5``, holding ``rid``,
+``start_time``, ``run_time``, ``artiq_version`` (ARTIQ 7+), ``expid`` (PYON
+text) and the groups ``datasets/`` (what the experiment archived) and
+``archive/`` (datasets it read, e.g. calibrations), with ``unit``, ``scale``
+and ``precision`` attributes from ARTIQ 8 on.  Each file becomes one run:
+
+- number: the RID (``renumber=True``: the next free numbers, in RID order);
+  the RID is always kept in ``params["artiq_rid"]``;
+- experiment: ``expid["class_name"]``; params: ``expid["arguments"]`` plus
+  ``artiq_file``, ``artiq_repo_rev``, ``artiq_version``, ``artiq_rid`` and the
+  provenance of ``_common`` (``source``, ``source_sha256``, ``import_id``);
+- start: ``start_time``; end: ``run_time`` (ARTIQ records when ``run()``
+  began, not when the run ended: it is the last time the file holds);
+  status ``finished``;
+- ``datasets/a.b.c`` becomes dataset ``a/b/c``, ``archive/a.b`` becomes
+  ``archive/a/b``; their ``unit``/``scale``/``precision`` become display
+  metadata; ``datasets/thumbnail`` (PNG bytes) becomes the image dataset
+  ``thumbnail``, shown in the run table.
+
+The file is read in two passes: a plan (header, names, sizes, checksum;
+nothing written, which is all ``dry_run`` does, and all the clash check
+needs) and the import itself.  A file that cannot be read is skipped with
+the reason, as is a dataset labshelf cannot keep exactly; the rest goes on.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..errors import (
+    InvalidName,
+    InvalidOptions,
+    InvalidValue,
+    NotAShelf,
+    ShelfError,
+    UnsupportedValue,
+)
+from ..names import MAX_RUN
+from . import pyon
+from ._common import (
+    IMPORT_ID,
+    RENAMED,
+    SOURCE,
+    SOURCE_SHA256,
+    ImportReport,
+    Ledger,
+    Skipped,
+    conflict,
+    display_meta,
+    end_run,
+    interrupted,
+    json_safe,
+    legal_name,
+    progress,
+    provenance,
+    reopen,
+    sha256_file,
+    start_run,
+    storable_text,
+)
+from ._common import check_time as _check_time
+
+if TYPE_CHECKING:
+    import h5py
+
+    from ..registry.records import RunRecord
+    from ..run import Run
+    from ..shelf import Shelf
+
+__all__ = ["artiq"]
+
+#: ``<rid>-<ExperimentClass>.h5``, as ARTIQ names a results file (the RID zero-padded to 9 digits).
+FILE_NAME = re.compile(r"(\d+)-(.+)\.h5\Z")
+#: Params keys the importer writes; an expid argument of one of these names is kept as ``argument:<name>``.
+RESERVED = ("artiq_file", "artiq_repo_rev", "artiq_version", "artiq_rid", "artiq_expid", SOURCE, SOURCE_SHA256,
+            IMPORT_ID, RENAMED)
+#: Arrays larger than this keep the source's compression (smaller ones are kept inline, uncompressed).
+COMPRESS_ABOVE = 16 * 1024
+#: The largest thumbnail decoded (pixels): ARTIQ's are icons; a huge one is not decoded at all.
+MAX_THUMBNAIL_PIXELS = 4096 * 4096
+THUMBNAIL = "thumbnail"
+
+
+@dataclass
+class _Item:
+    """One dataset of a results file to import."""
+
+    name: str  # the labshelf name
+    path: str  # where it is in the file, e.g. "datasets/ndscan.points.axis_0"
+    nbytes: int
+
+
+@dataclass
+class _Plan:
+    """One results file, read (header, names, sizes) but not yet imported."""
+
+    path: Path
+    rid: int
+    sha256: str
+    experiment: str
+    params: dict[str, Any]
+    started: float
+    ended: float
+    items: list[_Item] = field(default_factory=list)
+    thumbnail: str | None = None
+    skipped: list[Skipped] = field(default_factory=list)
+    warnings: list[Skipped] = field(default_factory=list)
+    existing: RunRecord | None = None
+    listed: bool = False  # whether items, thumbnail and the name warnings are there yet
+
+    @property
+    def import_id(self) -> str:
+        return f"artiq:{self.sha256}"
+
+    @property
+    def names(self) -> list[str]:
+        return [item.name for item in self.items] + ([THUMBNAIL] if self.thumbnail else [])
+
+    @property
+    def nbytes(self) -> int:
+        return sum(item.nbytes for item in self.items)
+
+
+class _Skip(Exception):
+    """A dataset left out, with the reason (the message)."""
+
+
+def artiq(
+    shelf: Shelf,
+    path: str | os.PathLike[str],
+    *,
+    renumber: bool = False,
+    dry_run: bool = False,
+    link: bool = False,
+    progress: bool = True,
+) -> ImportReport:
+    """Import an ARTIQ ``results`` folder (or one results file) into ``shelf``, one run per file.
+
+    Parameters
+    ----------
+    shelf
+        A writable shelf (a read-only one is enough for ``dry_run``).
+    path
+        The ``results`` folder ARTIQ writes (any folder holding
+        ``<rid>-<Class>.h5`` files, searched recursively), or one such file.
+    renumber
+        Give the new runs the next free run numbers instead of their RIDs
+        (the RID stays in ``params["artiq_rid"]``).  Without it, a RID that
+        is the number of a run of the shelf from elsewhere is an
+        :class:`~labshelf.errors.ImportConflict` listing every such RID,
+        raised before anything is written.
+    dry_run
+        Only read the files and report what would be imported (runs,
+        datasets, bytes); write nothing.
+    link
+        Keep large arrays in the source files instead of copying them: not
+        available yet (refused with InvalidOptions).
+    progress
+        Show a progress bar (tqdm) over the files.
+
+    Returns
+    -------
+    ImportReport
+        Runs imported, datasets and bytes, files found imported already,
+        and everything skipped or changed, with the reason.
+
+    Importing the same folder again imports only the files that are new
+    (a file is known by the checksum of its bytes, wherever it lies), and
+    finishes a run an interrupted import left unfinished.
+    """
+    if link:
+        raise InvalidOptions(
+            "link=True (keeping arrays in the ARTIQ files instead of copying them) is not available yet; "
+            "import without it: the datasets are copied into the shelf"
+        )
+    source = Path(path)
+    if not source.exists():
+        raise NotAShelf(f"{source} does not exist: give the ARTIQ results folder (or one results file)")
+    if not dry_run:
+        shelf._check_writable()
+    report = ImportReport(source=str(source), dry_run=dry_run)
+    files = _results_files(source, report)
+    ledger = Ledger(shelf)
+
+    plans: list[_Plan] = []
+    for file, rid in _progress(files, "reading ARTIQ files", progress):
+        try:
+            plans.append(_plan(file, rid, listed=dry_run))
+        except Exception as exc:  # any failure to read one file skips that file, never the rest
+            report.skipped.append(Skipped(str(file), f"cannot be read as an ARTIQ results file: {_why(exc)}"))
+    plans.sort(key=lambda p: (p.rid, str(p.path)))
+
+    new, resume = _sort_out(plans, ledger, report)
+    numbers = _numbers(new, ledger, renumber)
+    if dry_run:
+        for plan, number in [*zip(new, numbers, strict=True), *((p, p.existing.number) for p in resume if p.existing)]:
+            report.runs.append(number)
+            report.datasets += len(plan.names)
+            report.bytes += plan.nbytes
+            report.skipped += plan.skipped
+            report.warnings += plan.warnings
+        report.completed = [p.existing.number for p in resume if p.existing]
+        report.runs.sort()
+        return report
+
+    work = sorted([*((p, n) for p, n in zip(new, numbers, strict=True)), *((p, None) for p in resume)],
+                  key=lambda pair: (pair[0].rid, str(pair[0].path)))
+    for plan, number in _progress(work, "importing ARTIQ files", progress):
+        run_number = _import(shelf, plan, number, renumber, report)
+        if run_number is not None:
+            report.runs.append(run_number)
+            if plan.existing is not None:
+                report.completed.append(run_number)
+    return report
+
+
+def _progress(items: list[Any], desc: str, enabled: bool) -> Any:
+    return progress(items, desc, enabled)
+
+
+def _why(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return " ".join(text.split())[:300]
+
+
+# -- finding the files ---------------------------------------------------------------------
+
+
+def _results_files(source: Path, report: ImportReport) -> list[tuple[Path, int]]:
+    """Every ``*.h5`` under ``source`` (links to folders not followed), with the RID its name says."""
+    candidates: list[Path] = []
+    if source.is_file():
+        candidates.append(source)
+    else:
+        for folder, subfolders, names in os.walk(source):
+            subfolders.sort()
+            candidates += [Path(folder) / n for n in sorted(names) if n.endswith(".h5")]
+    out = []
+    for file in candidates:
+        match = FILE_NAME.match(file.name)
+        if match is None:
+            report.skipped.append(Skipped(str(file), "not named as ARTIQ names results files (<rid>-<Class>.h5)"))
+            continue
+        out.append((file, int(match.group(1))))
+    return out
+
+
+# -- the plan: one file read, nothing written ------------------------------------------------
+
+
+def _plan(path: Path, rid_from_name: int, listed: bool) -> _Plan:
+    """A file's header and checksum (and with ``listed`` its datasets): what numbering and clashes need."""
+    import h5py
+
+    sha256 = sha256_file(path)
+    warnings: list[Skipped] = []
+    where = str(path)
+    with h5py.File(path, "r") as f:
+        rid = _number(f, "rid")
+        if rid is None:
+            rid = rid_from_name
+            warnings.append(Skipped(where, f"no rid in the file: the RID {rid} of its name is used"))
+        elif rid != rid_from_name:
+            warnings.append(Skipped(where, f"the file says rid {rid}, its name {rid_from_name}: {rid} is used"))
+        experiment = FILE_NAME.match(path.name).group(2)  # type: ignore[union-attr]  # matched by the caller
+        params: dict[str, Any] = {}
+        expid_text = _text(f, "expid")
+        if expid_text is not None:
+            experiment = _read_expid(expid_text, params, experiment, where, warnings)
+        version = _text(f, "artiq_version")
+        if version is not None:
+            params["artiq_version"] = storable_text(version)
+        params["artiq_rid"] = rid
+        params.update(provenance(path, sha256, f"artiq:{sha256}"))
+        started, ended = _times(f, path, warnings)
+        plan = _Plan(path, rid, sha256, experiment, params, started, ended, warnings=warnings)
+        if listed:
+            _list(f, plan)
+    return plan
+
+
+def _list(f: h5py.File, plan: _Plan) -> None:
+    """The datasets of a file, into its plan (done once, with the file open for the import itself)."""
+    if plan.listed:
+        return
+    renamed: dict[str, str] = {}
+    for group, prefix in (("datasets", ()), ("archive", ("archive",))):
+        if group in f:
+            _walk(f, group, prefix, plan, renamed)
+    if renamed:
+        plan.params[RENAMED] = renamed
+    plan.listed = True
+
+
+def _number(f: h5py.File, key: str) -> int | None:
+    try:
+        value = f[key][()]
+    except (KeyError, TypeError, ValueError, OSError):
+        return None
+    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+        return int(value)
+    return None
+
+
+def _text(f: h5py.File, key: str) -> str | None:
+    try:
+        value = f[key][()]
+    except (KeyError, TypeError, ValueError, OSError):
+        return None
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, str):
+        return value
+    return None
+
+
+def _read_expid(text: str, params: dict[str, Any], experiment: str, where: str, warnings: list[Skipped]) -> str:
+    """Params from the expid (PYON); returns the experiment (its class name)."""
+    try:
+        expid = pyon.decode(text)
+        if not isinstance(expid, dict):
+            raise pyon.PyonError(f"an expid is a dict, not a {type(expid).__name__}", 0)
+    except pyon.PyonError as exc:
+        params["artiq_expid"] = storable_text(text)
+        warnings.append(Skipped(where, f"expid is not PYON ({exc}): kept as text in params['artiq_expid']"))
+        return experiment
+    arguments = expid.get("arguments")
+    if isinstance(arguments, dict):
+        for key, value in arguments.items():
+            name = storable_text(key if isinstance(key, str) else repr(key))
+            if name in RESERVED:
+                warnings.append(Skipped(where, f"argument {name!r} kept as params['argument:{name}'] (name taken)"))
+                name = f"argument:{name}"
+            params[name] = _storable(json_safe(value))
+    elif arguments is not None:
+        warnings.append(Skipped(where, f"expid arguments are a {type(arguments).__name__}, not a dict: left out"))
+    for key, param in (("file", "artiq_file"), ("repo_rev", "artiq_repo_rev")):
+        if key in expid and expid[key] is not None:
+            params[param] = _storable(json_safe(expid[key]))
+    class_name = expid.get("class_name")
+    if isinstance(class_name, str) and class_name:
+        return storable_text(class_name)
+    return experiment
+
+
+def _storable(value: Any) -> Any:
+    """Strings inside params as every registry stores them."""
+    if isinstance(value, str):
+        return storable_text(value)
+    if isinstance(value, list):
+        return [_storable(v) for v in value]
+    if isinstance(value, dict):
+        return {storable_text(k): _storable(v) for k, v in value.items()}
+    return value
+
+
+def _times(f: h5py.File, path: Path, warnings: list[Skipped]) -> tuple[float, float]:
+    where = str(path)
+    found: dict[str, float] = {}
+    for key in ("start_time", "run_time"):
+        try:
+            raw = f[key][()]
+        except (KeyError, TypeError, ValueError, OSError):
+            continue
+        try:
+            found[key] = _check_time(raw.item() if hasattr(raw, "item") else raw, key)
+        except ShelfError as exc:
+            warnings.append(Skipped(where, str(exc)))
+    started = found.get("start_time", found.get("run_time"))
+    if started is None:
+        started = path.stat().st_mtime
+        warnings.append(Skipped(where, "no usable start_time or run_time: the file's modification time is the start"))
+    elif "start_time" not in found:
+        warnings.append(Skipped(where, "no usable start_time: run_time is the start"))
+    ended = found.get("run_time", started)
+    return started, max(ended, started)
+
+
+def _walk(f: h5py.File, group_path: str, prefix: tuple[str, ...], plan: _Plan, renamed: dict[str, str]) -> None:
+    """The datasets under ``group_path``, recursively: ARTIQ keys with ``.`` (and ``/``) as hierarchy."""
+    import h5py
+
+    where = str(plan.path)
+    taken = {item.name: item.path for item in plan.items}
+    stack = [(group_path, prefix)]
+    while stack:
+        path, parts = stack.pop()
+        group = f[path]
+        for key in sorted(group, reverse=True):
+            member = f"{path}/{key}"
+            link = group.get(key, getlink=True)
+            if isinstance(link, (h5py.SoftLink, h5py.ExternalLink)):
+                plan.skipped.append(Skipped(where, "a link, not a dataset (links are not followed)", member))
+                continue
+            node = group.get(key)
+            key_parts = (*parts, *key.split("."))
+            if isinstance(node, h5py.Group):
+                stack.append((member, key_parts))
+                continue
+            if not isinstance(node, h5py.Dataset):
+                plan.skipped.append(Skipped(where, "not a dataset", member))
+                continue
+            if member == "datasets/thumbnail":
+                plan.thumbnail = member
+                continue
+            if _refers_outside(node):
+                plan.skipped.append(Skipped(where, "its data lie in other files (not followed)", member))
+                continue
+            try:
+                name = legal_name(key_parts)
+            except ShelfError as exc:
+                plan.skipped.append(Skipped(where, f"no labshelf name fits: {exc}", member))
+                continue
+            if name in taken or (name == THUMBNAIL and plan.thumbnail):
+                plan.skipped.append(Skipped(where, f"becomes {name!r}, as {taken.get(name, 'the thumbnail')} does", member))
+                continue
+            if name != "/".join(key_parts):
+                renamed[name] = member
+                plan.warnings.append(Skipped(where, f"stored as {name!r}: the name breaks labshelf's naming rules", member))
+            taken[name] = member
+            plan.items.append(_Item(name, member, _nbytes(node)))
+    plan.items.sort(key=lambda item: item.path)
+
+
+def _refers_outside(node: h5py.Dataset) -> bool:
+    """Whether a dataset's values lie in other files (virtual, or external raw storage): never read."""
+    import h5py
+
+    plist = node.id.get_create_plist()
+    return bool(plist.get_layout() == h5py.h5d.VIRTUAL or plist.get_external_count())
+
+
+def _nbytes(node: h5py.Dataset) -> int:
+    if node.shape is None:
+        return 0
+    return int(np.prod(node.shape, dtype=np.int64)) * int(node.dtype.itemsize)
+
+
+# -- what is new, numbers, clashes --------------------------------------------------------------
+
+
+def _sort_out(plans: list[_Plan], ledger: Ledger, report: ImportReport) -> tuple[list[_Plan], list[_Plan]]:
+    """The plans to import anew, and those an interrupted import began; count what is imported already."""
+    new: list[_Plan] = []
+    resume: list[_Plan] = []
+    seen: dict[str, Path] = {}
+    for plan in plans:
+        if plan.import_id in seen:
+            report.skipped.append(Skipped(str(plan.path), f"the same bytes as {seen[plan.import_id]}, imported once"))
+            continue
+        seen[plan.import_id] = plan.path
+        record = ledger.find(plan.import_id)
+        if record is None:
+            new.append(plan)
+        elif record.status != "running":
+            report.already += 1
+        elif interrupted(record):
+            plan.existing = record
+            resume.append(plan)
+        else:
+            report.skipped.append(
+                Skipped(str(plan.path), f"run {record.number} is being imported by process {record.pid} right now")
+            )
+    return new, resume
+
+
+def _numbers(new: list[_Plan], ledger: Ledger, renumber: bool) -> list[int]:
+    """The run number of each new plan: its RID, or with ``renumber`` the next free ones."""
+    if renumber:
+        return ledger.next_numbers(len(new))
+    clashes: list[str] = []
+    by_rid: dict[int, list[_Plan]] = {}
+    for plan in new:
+        by_rid.setdefault(plan.rid, []).append(plan)
+    for rid, same in by_rid.items():
+        files = ", ".join(str(p.path) for p in same)
+        if not 1 <= rid <= MAX_RUN:
+            clashes.append(f"RID {rid} ({files}) is not a run number (1 to {MAX_RUN})")
+        elif rid in ledger.numbers:
+            record = ledger.numbers[rid]
+            origin = record.params.get(SOURCE) if isinstance(record.params, dict) else None
+            came = f"imported from {origin}" if origin else "not from this file"
+            clashes.append(f"RID {rid} ({files}) is run {rid} of the shelf already ({record.experiment!r}, {came})")
+        elif len(same) > 1:
+            clashes.append(f"RID {rid} is in {len(same)} different files ({files})")
+    if clashes:
+        raise conflict(
+            clashes,
+            "Nothing was imported. Import with renumber=True (labshelf import artiq --renumber) to give the new "
+            "runs the next free numbers, keeping each RID in params['artiq_rid']",
+        )
+    return [plan.rid for plan in new]
+
+
+# -- the import of one file ------------------------------------------------------------------------
+
+
+def _import(shelf: Shelf, plan: _Plan, number: int | None, renumber: bool, report: ImportReport) -> int | None:
+    """Write one planned file as a run; returns its number (None if the file could not be read now)."""
+    import h5py
+
+    where = str(plan.path)
+    try:
+        f = h5py.File(plan.path, "r")
+    except Exception as exc:  # gone or changed since it was planned: skipped like any unreadable file
+        report.skipped.append(Skipped(where, f"cannot be read as an ARTIQ results file: {_why(exc)}"))
+        return None
+    with f:
+        try:
+            _list(f, plan)
+        except Exception as exc:  # a damaged file can fail anywhere: skipped before anything is written
+            report.skipped.append(Skipped(where, f"cannot be read as an ARTIQ results file: {_why(exc)}"))
+            return None
+        if plan.existing is not None:
+            run, present = reopen(shelf, plan.existing, plan.names)
+        else:
+            run = start_run(
+                shelf, number=None if renumber else number, experiment=plan.experiment, params=plan.params,
+                started=plan.started,
+            )
+            present = set()
+        report.skipped += plan.skipped
+        report.warnings += plan.warnings
+        for item in plan.items:
+            if item.name in present:
+                continue
+            _put(run, f, item, where, report)
+        if plan.thumbnail and THUMBNAIL not in present:
+            _put_thumbnail(run, f, plan.thumbnail, where, report)
+        end_run(run, plan.ended)
+    return run.number
+
+
+def _put(run: Run, f: h5py.File, item: _Item, where: str, report: ImportReport) -> None:
+    try:
+        node = f[item.path]
+        value, options = _value(node)
+        meta, problems = display_meta(_attrs(node))
+    except _Skip as exc:
+        report.skipped.append(Skipped(where, str(exc), item.path))
+        return
+    except Exception as exc:  # a damaged dataset: skipped, the file's others go on
+        report.skipped.append(Skipped(where, f"cannot be read: {_why(exc)}", item.path))
+        return
+    report.warnings += [Skipped(where, problem, item.path) for problem in problems]
+    try:
+        run.put(item.name, value, hdf5_options=options, **meta)
+    except (InvalidName, InvalidValue, InvalidOptions, UnsupportedValue) as exc:
+        report.skipped.append(Skipped(where, f"labshelf cannot keep it: {_why(exc)}", item.path))
+        return
+    report.datasets += 1
+    report.bytes += _value_bytes(value)
+
+
+def _attrs(node: h5py.Dataset) -> dict[str, Any]:
+    attrs = node.attrs
+    if not len(attrs):  # the common case: one call instead of three
+        return {}
+    return {key: attrs[key] for key in ("unit", "scale", "precision") if key in attrs}
+
+
+def _value(node: h5py.Dataset) -> tuple[Any, dict[str, Any] | None]:
+    """The value of an ARTIQ dataset as labshelf keeps it exactly, and the storage options to keep."""
+    import h5py
+
+    if node.shape is None:
+        raise _Skip("an empty HDF5 dataset (no value to keep)")
+    dtype = node.dtype
+    if h5py.check_string_dtype(dtype) is not None:
+        raw = node[()]
+        if node.ndim == 0:
+            return _decoded(raw), None
+        texts = [_decoded(x) for x in np.asarray(raw, dtype=object).ravel()]
+        if all(isinstance(t, str) for t in texts):
+            return np.array(texts, dtype=str).reshape(node.shape) if texts else np.empty(node.shape, dtype="U1"), None
+        return np.array([t if isinstance(t, bytes) else t.encode() for t in texts], dtype=bytes).reshape(node.shape), None
+    if dtype.names is not None:
+        raise _Skip("a compound (table) HDF5 dataset: labshelf has no exact kind for it yet")
+    if dtype.kind == "V":
+        if node.ndim == 0:
+            return bytes(node[()].tobytes()), None
+        raise _Skip("an array of opaque HDF5 values: labshelf has no exact kind for it")
+    if dtype.kind == "O":
+        raise _Skip("variable-length or reference HDF5 values: labshelf has no exact kind for them")
+    value = node[()]
+    options = None
+    if node.ndim and node.compression in ("gzip", "lzf") and value.nbytes > COMPRESS_ABOVE:
+        options = {"compression": node.compression}
+        if node.compression == "gzip" and node.compression_opts is not None:
+            options["compression_opts"] = int(node.compression_opts)
+        if node.shuffle:
+            options["shuffle"] = True
+    return value, options
+
+
+def _decoded(raw: Any) -> str | bytes:
+    if isinstance(raw, bytes):
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return raw
+    return str(raw)
+
+
+def _value_bytes(value: Any) -> int:
+    if isinstance(value, np.ndarray | np.generic):
+        return int(value.nbytes)
+    if isinstance(value, (str, bytes)):
+        return len(value)
+    return 8
+
+
+def _put_thumbnail(run: Run, f: h5py.File, member: str, where: str, report: ImportReport) -> None:
+    """``datasets/thumbnail`` (PNG bytes) as the image dataset ``thumbnail``: the run table shows it."""
+    try:
+        raw = f[member][()]
+        data = raw.tobytes() if isinstance(raw, np.void | np.ndarray) else bytes(raw)
+        picture = _png_pixels(data)
+    except Exception as exc:  # not a PNG we can read: the run goes on without it
+        report.skipped.append(Skipped(where, f"the thumbnail is not a readable PNG: {_why(exc)}", member))
+        return
+    try:
+        run.put(THUMBNAIL, picture)
+    except (InvalidName, InvalidValue, InvalidOptions, UnsupportedValue) as exc:
+        report.skipped.append(Skipped(where, f"labshelf cannot keep the thumbnail: {_why(exc)}", member))
+        return
+    if picture.ndim == 2 and min(picture.shape) < 16 or picture.ndim == 3 and min(picture.shape[:2]) < 16:
+        report.warnings.append(Skipped(where, "the thumbnail is smaller than 16 px: kept as an array, not shown", member))
+    report.datasets += 1
+    report.bytes += int(picture.nbytes)
+
+
+def _png_pixels(data: bytes) -> np.ndarray:
+    """The pixels of a PNG: grey (2-D), RGB or RGBA (HxWx3/4), 8 or 16 bits; the PNG itself is lossless."""
+    from PIL import Image
+
+    if not data.startswith(b"\x89PNG\r\n\x1a\n"):
+        raise ValueError("it does not start with the PNG signature")
+    with Image.open(io.BytesIO(data), formats=["PNG"]) as picture:
+        width, height = picture.size
+        if width * height > MAX_THUMBNAIL_PIXELS:
+            raise ValueError(f"{width}x{height} pixels is more than a thumbnail needs")
+        if picture.mode in ("L", "RGB", "RGBA", "I;16", "I"):
+            pixels = np.asarray(picture)
+        elif picture.mode in ("LA", "PA") or "transparency" in picture.info:
+            pixels = np.asarray(picture.convert("RGBA"))
+        else:
+            pixels = np.asarray(picture.convert("RGB"))
+    return np.ascontiguousarray(pixels)

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from ._format import size_text
 from .errors import ShelfError
 
 EPILOG = (
@@ -366,18 +367,9 @@ def _datasets_text(shelf: Any, run: int) -> str:
         elif isinstance(summary, float):
             summary = f"{summary:.6g}"
         shape = "" if ref.shape is None else "x".join(map(str, ref.shape)) or "()"
-        rows.append((ref.label, ref.kind, shape, ref.dtype or "", _size(ref.nbytes), str(summary)[:60]))
+        rows.append((ref.label, ref.kind, shape, ref.dtype or "", size_text(ref.nbytes), str(summary)[:60]))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows)
-
-
-def _size(nbytes: int) -> str:
-    size = float(nbytes)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GiB"
 
 
 def _table_text(table: Any, max_rows: int = 20) -> str:
@@ -572,24 +564,15 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _data_id(items: list[str]) -> dict[str, Any] | None:
-    """``["channel=2", "det=a"]`` -> ``{"channel": 2, "det": "a"}``: ints and true/false as such, the rest text."""
+    """``["channel=2", "det=a"]`` -> ``{"channel": 2, "det": "a"}`` (see :func:`names.data_id_from_text`)."""
+    from .names import data_id_from_text
+
     if not items:
         return None
-    data_id: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise ShelfError(f"--data-id takes KEY=VALUE pairs such as channel=2, not {item!r}")
-        value: Any = raw
-        if raw.lower() in ("true", "false"):
-            value = raw.lower() == "true"
-        else:
-            try:
-                value = int(raw)
-            except ValueError:
-                pass
-        data_id[key] = value
-    return data_id
+    try:
+        return dict(data_id_from_text(items))
+    except ValueError as exc:
+        raise ShelfError(f"--data-id takes KEY=VALUE pairs such as channel=2, not {str(exc)!r}") from None
 
 
 def _time(text: str | None) -> Any:

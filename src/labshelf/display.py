@@ -33,6 +33,8 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ._format import size_text
+
 if TYPE_CHECKING:
     from .registry.meta import DisplayMeta
     from .registry.records import DatasetRef
@@ -148,7 +150,7 @@ def ref_html(ref: DatasetRef) -> str:
         "kind": ref.kind,
         "shape": _shape(ref.shape),
         "dtype": ref.dtype or "",
-        "size": _size(ref.nbytes),
+        "size": size_text(ref.nbytes),
         "version": ref.version,
         "created": _time(ref.created),
         "updated": _time(ref.updated),
@@ -293,7 +295,7 @@ def _refs_table(
         rows.append(
             f"<tr>{run}{_name(ref.name, meta)}<td>{_e(_data_id(ref.data_id))}</td>"
             f"<td>{_e(ref.kind)}</td><td>{_e(_shape(ref.shape))}</td><td>{_e(ref.dtype or '')}</td>"
-            f"<td class='ls-num'>{_e(_size(ref.nbytes))}</td><td>{_summary(ref, meta)}</td></tr>"
+            f"<td class='ls-num'>{_e(size_text(ref.nbytes))}</td><td>{_summary(ref, meta)}</td></tr>"
         )
     return f"<table class='ls-table'>{_head(columns)}<tbody>{''.join(rows)}</tbody></table>"
 
@@ -356,15 +358,6 @@ def _shape(shape: tuple[int, ...] | None) -> str:
     if shape is None:
         return ""
     return "\u00d7".join(str(n) for n in shape) if shape else "()"
-
-
-def _size(nbytes: int) -> str:
-    size = float(nbytes)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{int(size)} B" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    raise AssertionError("unreachable")
 
 
 def _time(seconds: float | None) -> str:

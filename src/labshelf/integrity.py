@@ -33,6 +33,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ._format import size_text
+
 if TYPE_CHECKING:
     from .shelf import Shelf
 
@@ -100,7 +102,7 @@ class VerifyReport:
         found = "no problems" if self.ok else f"{len(self.problems)} problem{'s' if len(self.problems) != 1 else ''}"
         head = (
             f"verified {self.where}: {self.runs} runs, {self.datasets} datasets, {self.files} files "
-            f"({_size(self.nbytes)}) in {self.seconds:.1f} s; registry {self.registry_check}: {found}"
+            f"({size_text(self.nbytes)}) in {self.seconds:.1f} s; registry {self.registry_check}: {found}"
         )
         return "\n".join([head, *(f"  {p}" for p in self.problems)])
 
@@ -462,12 +464,3 @@ def _when(timestamp: float | None) -> str:
     if timestamp is None:
         return "none"
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp))
-
-
-def _size(nbytes: int) -> str:
-    size = float(nbytes)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024:
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} TiB"

@@ -163,6 +163,29 @@ def normalize_data_id(data_id: Mapping[str, Any] | None, *, new: bool = False) -
     return out
 
 
+def data_id_from_text(items: list[str]) -> dict[str, DataIdValue]:
+    """``["channel=2", "det=a"]`` (what a command line gives) -> ``{"channel": 2, "det": "a"}``.
+
+    Ints and true/false (any case) become such, the rest stays text.  A
+    pair without ``=`` or without a key raises ValueError naming it.
+    """
+    data_id: dict[str, DataIdValue] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ValueError(item)
+        value: DataIdValue = raw
+        if raw.lower() in ("true", "false"):
+            value = raw.lower() == "true"
+        else:
+            try:
+                value = int(raw)
+            except ValueError:
+                pass
+        data_id[key] = value
+    return data_id
+
+
 def data_id_key(data_id: Mapping[str, DataIdValue]) -> str:
     """Canonical text of a normalized data ID: the registry's lookup key."""
     if not data_id:

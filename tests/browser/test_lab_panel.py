@@ -458,3 +458,23 @@ def test_settings_choose_the_first_columns_and_the_page_size(lab: Lab, page: Any
         assert json.loads(table_pages[0]["columns"][0]) == ["temperature", "status"]
     finally:
         put_settings(lab, "labshelf:plugin", "{}")
+
+
+def test_panel_shows_units_scaled_cells_and_logbook_rows(lab: Lab, page: Any, panel_shelf: Path) -> None:
+    with labshelf.open(panel_shelf) as shelf:
+        stored = shelf.runs.where(run=1).to_pandas(thumbnails=False).loc[1, "temperature"]
+        shelf.describe("temperature", unit="mK", scale=1e-3, precision=1, title="Cryo/temperature")
+        shelf.log("panel note", at=shelf.run(1).record.started + 1e-3)
+    open_lab(lab, page)
+    view = open_shelf(page, "panel.shelf")
+    head = view.locator('thead th[data-column="temperature"]')
+    expect(head).to_have_text("temperature [mK]")
+    expect(view.locator("thead tr.ls-groups th", has_text="Cryo")).to_be_visible()
+    # The REST page carries stored values; the panel's table.js shows them scaled and rounded.
+    expect(view.locator('tbody tr[data-run="1"] td[data-column="temperature"]')).to_have_text(f"{stored / 1e-3:.1f}")
+    view.locator("input.ls-logbook-toggle").check()
+    expect(view.locator("tr.ls-log", has_text="panel note")).to_have_count(1)
+    # A describe from elsewhere reaches the open tab through the server's events.
+    with labshelf.open(panel_shelf) as shelf:
+        shelf.describe("temperature", unit="uK", scale=1e-6)
+    expect(head).to_have_text("temperature [uK]", timeout=15_000)

@@ -26,6 +26,7 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from .._format import size_text
 from ..errors import ComponentNotFound
 from ..names import data_id_key
 from . import code
@@ -96,7 +97,7 @@ def run_preview(shelf: Shelf, node: str, run: int) -> Preview:
 
 def group_preview(shelf: Shelf, node: str, run: int, prefix: str) -> Preview:
     count, nbytes = shelf._listing.group_size(run, prefix)
-    fields = (("datasets", f"{count:,}"), ("size", human_size(nbytes)))
+    fields = (("datasets", f"{count:,}"), ("size", size_text(nbytes)))
     return Preview(node, f"run {run}: {prefix}", "group", fields, code.group_code(run, prefix))
 
 
@@ -130,7 +131,7 @@ def dataset_preview(shelf: Shelf, node: str, ref: DatasetRef, size: int | None) 
         fields.append(("shape", shape_text(ref.shape) or "()"))
     if ref.dtype:
         fields.append(("dtype", ref.dtype))
-    fields.append(("size", human_size(ref.nbytes)))
+    fields.append(("size", size_text(ref.nbytes)))
     fields.append(("version", str(ref.version)))
     fields.append(("updated", _local(ref.updated)))
     stored = "in the registry" if ref.storage.inline is not None else ", ".join(ref.storage.files[:5])
@@ -195,7 +196,7 @@ def member_preview(shelf: Shelf, node: str, ref: DatasetRef, member: str, size: 
     fields: list[tuple[str, str]] = []
     out: dict[str, Any] = {}
     if ref.nbytes > COMPONENT_BYTES:
-        out["note"] = f"the value is {human_size(ref.nbytes)}: its component {component!r} is not read for a preview"
+        out["note"] = f"the value is {size_text(ref.nbytes)}: its component {component!r} is not read for a preview"
     else:
         _value_preview(out, fields, shelf.read(ref, component=component), size)
     return Preview(node, title, "component", tuple(fields), get, **out)
@@ -235,7 +236,7 @@ def _file_member_preview(node: str, ref: DatasetRef, member: str, peek: Peek, si
     if peek.dtype:
         fields.append(("dtype", peek.dtype))
     if peek.nbytes is not None:
-        fields.append(("size", human_size(peek.nbytes)))
+        fields.append(("size", size_text(peek.nbytes)))
     out: dict[str, Any] = {}
     _values_preview(out, fields, peek.values, peek.total or 0, size, peek.note)
     shown = "(values)" if member == "__xarray_dataarray_variable__" else member
@@ -249,7 +250,7 @@ def _hdf5_preview(shelf: Shelf, node: str, ref: DatasetRef, peek: Peek, member: 
     get = _hdf5_code(ref, peek)
     fields: tuple[tuple[str, str], ...]
     if peek.kind == "file":
-        fields = (("file", relative), ("size", human_size(peek.nbytes or 0)), ("members", _cap(", ".join(peek.names))))
+        fields = (("file", relative), ("size", size_text(peek.nbytes or 0)), ("members", _cap(", ".join(peek.names))))
         return Preview(node, title, "file", fields, get)
     path = peek.path or "/"
     if peek.kind == "attr":
@@ -258,7 +259,7 @@ def _hdf5_preview(shelf: Shelf, node: str, ref: DatasetRef, peek: Peek, member: 
         fields = (("file", relative), ("path", path), ("members", str(peek.count)), ("attributes", str(peek.attributes)))
         return Preview(node, title, "group", fields, get, text="\n".join(peek.names) or "(empty)")
     described = [("file", relative), ("path", path), ("shape", shape_text(peek.shape) or "()"), ("dtype", str(peek.dtype)),
-                 ("size", human_size(peek.nbytes or 0))]
+                 ("size", size_text(peek.nbytes or 0))]
     if peek.chunks:
         described.append(("chunks", shape_text(peek.chunks)))
     if peek.compression:
@@ -418,19 +419,9 @@ def shape_text(shape: Sequence[int] | None) -> str:
     return "" if shape is None else "×".join(str(n) for n in shape)
 
 
-def human_size(nbytes: int) -> str:
-    """``0 B``, ``12 B``, ``1.5 KiB``, ``3.2 MiB``: binary units, three digits."""
-    size = float(nbytes)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{int(size)} {unit}" if unit == "B" else f"{size:.3g} {unit}"
-        size /= 1024
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
 def meta_text(kind: str, shape: Sequence[int] | None, dtype: str | None, nbytes: int | None) -> str:
     """One line about a value: ``ndarray · 512×512 · float64 · 2 MiB``."""
-    parts = [kind, shape_text(shape), dtype or "", human_size(nbytes) if nbytes is not None else ""]
+    parts = [kind, shape_text(shape), dtype or "", size_text(nbytes) if nbytes is not None else ""]
     return " · ".join(p for p in parts if p)
 
 
@@ -472,4 +463,3 @@ def _cell(value: Any) -> str:
 
 def _local(seconds: float) -> str:
     return _dt.datetime.fromtimestamp(seconds).strftime("%Y-%m-%d %H:%M:%S")
-

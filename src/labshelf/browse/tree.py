@@ -24,12 +24,13 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .._format import size_text
 from ..errors import DatasetNotFound, InvalidName, RunNotFound
 from ..names import check_name, data_id_key
 from ..names import label as dataset_label
 from ..registry.listing import GroupEntry
 from .nodes import node_id, parse_label, parse_node
-from .previews import HDF5_KINDS, MAX_MEMBERS, human_size, meta_text, short
+from .previews import HDF5_KINDS, MAX_MEMBERS, meta_text, short
 from .records import Node, NodePage
 
 if TYPE_CHECKING:
@@ -230,7 +231,7 @@ def dataset_node(
             parts.append(shape)
     if entry.dtype:
         parts.append(entry.dtype)
-    parts.append(human_size(entry.nbytes))
+    parts.append(size_text(entry.nbytes))
     # Arrays show their files' structure; composites (xarray, pandas,
     # dataclasses, a plugin's kinds) name their parts.
     expandable = bool(entry.in_files) if entry.kind in _FILE_KINDS else True

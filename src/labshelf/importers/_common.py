@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from .._format import size_text
 from ..errors import ImportConflict, InvalidValue, ShelfError
 from ..names import MAX_NAME_LENGTH, check_name, check_text
 from ..registry.records import MAX_SECONDS
@@ -119,7 +120,7 @@ class ImportReport:
             span = f" ({self.runs[0]}..{self.runs[-1]})" if len(self.runs) > 1 else f" ({self.runs[0]})"
         completed = f", {len(self.completed)} of them interrupted before" if self.completed else ""
         return (
-            f"{verb} {len(self.runs)} runs{span}{completed}, {self.datasets} datasets, {_size(self.bytes)}; "
+            f"{verb} {len(self.runs)} runs{span}{completed}, {self.datasets} datasets, {size_text(self.bytes)}; "
             f"{self.already} imported already; {len(self.skipped)} skipped; {len(self.warnings)} warnings"
         )
 
@@ -137,15 +138,6 @@ class ImportReport:
 
     def __repr__(self) -> str:
         return f"<ImportReport {self.summary()}>"
-
-
-def _size(nbytes: int) -> str:
-    size = float(nbytes)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GiB"  # pragma: no cover - the loop returns
 
 
 # -- provenance -------------------------------------------------------------------------

@@ -228,24 +228,15 @@ def _parser(magic: str) -> Any:
 
 
 def parse_data_id(items: list[str], magic: str = "ds") -> dict[str, Any] | None:
-    """``["channel=2", "det=a"]`` -> ``{"channel": 2, "det": "a"}``: ints and True/False as such, the rest text."""
+    """``["channel=2", "det=a"]`` -> ``{"channel": 2, "det": "a"}`` (see :func:`names.data_id_from_text`)."""
+    from ..names import data_id_from_text
+
     if not items:
         return None
-    data_id: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise UsageProblem(f"%{magic}: --data-id takes KEY=VALUE pairs, not {item!r}; usage: {_USAGE[magic]}")
-        value: Any = raw
-        if raw in ("True", "False", "true", "false"):
-            value = raw.lower() == "true"
-        else:
-            try:
-                value = int(raw)
-            except ValueError:
-                pass
-        data_id[key] = value
-    return data_id
+    try:
+        return dict(data_id_from_text(items))
+    except ValueError as exc:
+        raise UsageProblem(f"%{magic}: --data-id takes KEY=VALUE pairs, not {str(exc)!r}; usage: {_USAGE[magic]}") from None
 
 
 def _run_number(magic: str, text: str) -> int:

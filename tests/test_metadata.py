@@ -360,7 +360,7 @@ def test_column_tags_set_replace_and_clear(shelf: labshelf.Shelf) -> None:
 @pytest.mark.parametrize(
     ("name", "tags", "phrase"),
     [
-        ("x", "beam", "not a single str; use \\['beam'\\]"),
+        ("x", "beam", "not a single str; use tags=\\['beam'\\]"),
         ("x", b"beam", "takes a list, tuple or set of str"),
         ("x", {"beam": 1}, "takes a list, tuple or set of str"),
         ("x", 5, "takes a list, tuple or set of str"),

@@ -180,23 +180,6 @@ __all__ = [
 # -- the run table's side ------------------------------------------------------------
 
 
-def column_names(column: str) -> tuple[str, dict[str, Any]] | None:
-    """The dataset (or user column) name and data ID a run-table column label stands for."""
-    from .registry.annotations import DATASET_SUFFIX
-    from .runview import _LABEL, META_COLUMNS, parse_label
-
-    if column in META_COLUMNS:
-        return None
-    column = column.removesuffix(DATASET_SUFFIX)
-    if _LABEL.match(column):
-        try:
-            name, data_id, _attr = parse_label(column)
-            return name, data_id
-        except ShelfError:
-            pass
-    return column, {}
-
-
 def columns_meta(
     records: Mapping[str, DisplayMeta], tags: Mapping[str, list[str]], columns: Iterable[str]
 ) -> tuple[dict[str, DisplayMeta], dict[str, list[str]]]:
@@ -207,12 +190,14 @@ def columns_meta(
     metadata of ``pmt[channel=2]`` over those of ``pmt``, and the tags of
     ``pmt``; the run's own columns (start, status, ...) have none.
     """
+    from .runview import column_source
+
     metas: dict[str, DisplayMeta] = {}
     tagged: dict[str, list[str]] = {}
     if not records and not tags:
         return metas, tagged
     for column in columns:
-        named = column_names(column)
+        named = column_source(column)
         if named is None:
             continue
         found = for_label(records, *named)

@@ -103,6 +103,20 @@ def parse_label(label: str) -> tuple[str, dict[str, Any], str | None]:
     return match["name"], normalize_data_id(data_id), match["attr"]
 
 
+def column_source(column: str) -> tuple[str, dict[str, Any]] | None:
+    """The dataset (or user column) name and data ID a column label stands for; None for the run's own."""
+    if column in META_COLUMNS:
+        return None
+    column = column.removesuffix(DATASET_SUFFIX)
+    if _LABEL.match(column):
+        try:
+            name, data_id, _attr = parse_label(column)
+            return name, data_id
+        except QuerySyntaxError:
+            pass
+    return column, {}
+
+
 @dataclasses.dataclass(frozen=True)
 class _Spec:
     """What a view selects; every operation returns a copy with one change."""
@@ -422,12 +436,12 @@ class RunView:
         if len(columns) == 1 and isinstance(columns[0], (list, tuple)):
             chosen = list(columns[0])
         if tags is not None:
-            from .metadata import check_tags, column_names, column_tags
+            from .metadata import check_tags, column_tags
 
             wanted = set(check_tags(tags))
             tagged = {name for name, found in column_tags(self._shelf).items() if wanted & set(found)}
             for column in self._with(columns=None).columns:
-                named = column_names(column)
+                named = column_source(column)
                 if named is not None and named[0] in tagged and column not in chosen:
                     chosen.append(column)
         return self[chosen]
@@ -564,12 +578,7 @@ class RunView:
     def _wanted_names(self) -> set[str] | None:
         if self._spec.columns is None:
             return None
-        out = set()
-        for column in self._spec.columns:
-            if column not in META_COLUMNS:
-                column = column.removesuffix(DATASET_SUFFIX)
-                out.add(parse_label(column)[0] if _LABEL.match(column) else column)
-        return out
+        return {named[0] for named in map(column_source, self._spec.columns) if named is not None}
 
     def to_arrow(self) -> pa.Table:
         """The table as a pyarrow Table (thumbnails as binary)."""

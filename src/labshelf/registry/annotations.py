@@ -19,6 +19,7 @@ from sqlalchemy import bindparam, delete, insert, select, update
 from ..errors import InvalidValue, RunNotFound
 from ..names import check_text
 from .engine import Txn
+from .meta import check_tags
 from .registry import Registry
 from .schema import datasets, history, run_tags, runs, user_columns, user_values
 
@@ -124,22 +125,6 @@ def dataset_of_label(label: str) -> str:
     return base
 
 
-def _check_tags(tags: Iterable[str]) -> list[str]:
-    if isinstance(tags, str):
-        raise InvalidValue(f"tags= takes a list of tags, not a single str; use tags=[{tags!r}]")
-    if isinstance(tags, (bytes, Mapping)) or not isinstance(tags, Iterable):
-        # A dict would give its keys: never what was meant.
-        raise InvalidValue(f"tags= takes a list, tuple or set of str, not {type(tags).__name__}")
-    out: list[str] = []
-    for tag in tags:
-        if not isinstance(tag, str) or not tag.strip() or len(tag) > _MAX_TAG:
-            raise InvalidValue(f"a tag is a non-empty str of at most {_MAX_TAG} characters, not {tag!r}")
-        check_text(tag, "a tag")
-        if tag not in out:
-            out.append(str(tag))
-    return sorted(out)
-
-
 class Annotations:
     """Comments, tags and user columns of the runs of one shelf."""
 
@@ -199,7 +184,7 @@ class Annotations:
             if not isinstance(comment, str):
                 raise InvalidValue(f"comment= takes a str (or None to clear it), not {type(comment).__name__}")
             check_text(comment, "a comment")
-        new_tags = None if tags is None else _check_tags(tags)
+        new_tags = None if tags is None else check_tags(tags)
         columns = dict(columns or {})
         for name, value in columns.items():
             if not isinstance(name, str):

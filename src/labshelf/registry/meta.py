@@ -282,7 +282,7 @@ _CHECKS = {
 def check_tags(tags: Any, what: str = "tags=") -> list[str]:
     """A sorted list of distinct tags, or InvalidValue (a single str is refused: it would be its letters)."""
     if isinstance(tags, str):
-        raise InvalidValue(f"{what} takes a list of tags, not a single str; use [{tags!r}]")
+        raise InvalidValue(f"{what} takes a list of tags, not a single str; use {what}[{tags!r}]")
     if isinstance(tags, (bytes, Mapping)) or not isinstance(tags, Iterable):
         raise InvalidValue(f"{what} takes a list, tuple or set of str, not {type(tags).__name__}")
     out: set[str] = set()

@@ -138,6 +138,70 @@ class Run:
             self.number, name, value, data_id=data_id, hdf5_options=hdf5_options, persist=persist, kind=kind, meta=meta
         )
 
+    def put_many(
+        self,
+        values: Mapping[str, Any],
+        *,
+        data_id: Mapping[str, Any] | None = None,
+        meta: Mapping[str, Mapping[str, Any]] | None = None,
+        hdf5_options: Mapping[str, Mapping[str, Any] | None] | None = None,
+    ) -> dict[str, DatasetRef]:
+        """Store many datasets of this run at once: all of them, or none.
+
+        Each value is stored as :meth:`put` would store it (a new version
+        where the name exists), but every row commits in one registry
+        transaction: readers and subscribers see the whole batch at once, a
+        refused value or a crash stores none of it.  Subscribers get one
+        ``put`` change per dataset, as if each had been put alone.
+
+        Parameters
+        ----------
+        values
+            Dataset name -> value, e.g. ``{"fit/a": 1.0, "fit/b": 2, "camera/image": frame}``.
+            An empty mapping stores nothing and returns ``{}``.
+        data_id
+            One data ID for every value of the batch.
+        meta
+            Display metadata per name, with :meth:`put`'s keywords as keys:
+            ``{"fit/a": {"unit": "us", "scale": 1e-6}}``.
+        hdf5_options
+            HDF5 storage options per name (see :meth:`put`).
+
+        Returns
+        -------
+        dict of str to DatasetRef
+            The stored datasets, by name.
+
+        Raises
+        ------
+        InvalidName, InvalidValue, UnsupportedValue, InvalidOptions
+            A bad name, value, option or metadata field; the message names
+            the key, and nothing was stored.
+        """
+        self._shelf._check_writable()
+        if not isinstance(values, Mapping):
+            raise InvalidValue(f"put_many() takes a mapping of dataset name to value, not {type(values).__name__}")
+        checked = _per_name(values, meta, "meta", "a dict of display metadata such as {'unit': 'us'}")
+        options = _per_name(values, hdf5_options, "hdf5_options", "a dict of HDF5 options such as {'compression': 'gzip'}")
+        said = {}
+        if checked:
+            from .registry.meta import FIELDS, put_fields
+
+            for name, fields in checked.items():
+                unknown = sorted(set(fields) - set(FIELDS))
+                if unknown:
+                    raise InvalidValue(
+                        f"put_many: meta of {name!r}: display metadata are {', '.join(FIELDS)}; "
+                        f"not {', '.join(map(repr, unknown))}"
+                    )
+                try:
+                    said[name] = put_fields(*(fields.get(f) for f in FIELDS))
+                except InvalidValue as exc:
+                    raise InvalidValue(f"put_many: meta of {name!r}: {exc}") from exc
+        if not values:
+            return {}
+        return self._shelf._writer.put_many(self.number, values, data_id=data_id, meta=said, hdf5_options=options)
+
     def append(self, name: str, values: Any, *, data_id: Mapping[str, Any] | None = None) -> DatasetRef:
         """Grow array dataset ``name`` along its first axis (creating it if missing).
 
@@ -210,6 +274,26 @@ class Run:
 
     def _ipython_key_completions_(self) -> list[str]:
         return list(self)[:50]
+
+
+def _per_name(
+    values: Mapping[str, Any], given: Any, keyword: str, what: str
+) -> dict[str, Mapping[str, Any]]:
+    """A per-name keyword of put_many, checked: a mapping of names among ``values`` to mappings."""
+    if given is None:
+        return {}
+    if not isinstance(given, Mapping):
+        raise InvalidValue(f"put_many(): {keyword}= takes a dict of dataset name -> {what}, not {type(given).__name__}")
+    out: dict[str, Mapping[str, Any]] = {}
+    for name, entry in given.items():
+        if name not in values:
+            raise InvalidValue(f"put_many(): {keyword}= names {name!r}, which is not among the values put")
+        if entry is None:
+            continue
+        if not isinstance(entry, Mapping):
+            raise InvalidValue(f"put_many(): {keyword} of {name!r} takes {what}, not {type(entry).__name__}")
+        out[name] = entry
+    return out
 
 
 def _storable(message: str) -> str:

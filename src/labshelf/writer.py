@@ -22,13 +22,14 @@ import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from ._faults import crashpoint
 from .datastore import Datastore, Description, Formatter, Summary, composite, formatters
 from .datastore.ndarray import as_storable, assign, encode_index, fit_rows, stored_dtype
-from .errors import DatasetNotFound, InvalidName, RunNotWritable, ShelfError, UnsupportedValue
+from .errors import DatasetNotFound, InvalidName, InvalidValue, RunNotWritable, ShelfError, UnsupportedValue
 from .names import check_name, data_id_key, normalize_data_id
 from .registry.engine import Txn
 from .registry.meta import WHOLE, Meta, PutMeta, check_fields
@@ -113,6 +114,33 @@ def _fields(
 _COMPONENT_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
 
 
+@dataclass(slots=True)
+class _Planned:
+    """One value of a put, checked and prepared: what the write steps need of it."""
+
+    name: str
+    formatter: Formatter
+    value: Any
+    options: Mapping[str, Any]
+    desc: Description
+    described: PutMeta | None
+    #: The row's columns: known at once for an inline value, after its file is written otherwise.
+    fields: dict[str, Any] | None
+    #: A composite's part (``name.part``), not a value the caller named.
+    part: bool = False
+
+
+def _naming(exc: ShelfError, name: str) -> ShelfError:
+    """``exc`` again, its message saying which value of a batch it is about."""
+    message = f"put_many: {name!r}: {exc} (nothing was stored)"
+    try:
+        named = type(exc)(message)
+    except TypeError:  # an error class that takes more than a message
+        exc.add_note(f"(put_many: the value of {name!r}; nothing was stored)")
+        return exc
+    return named
+
+
 def _ref(
     dataset_id: int,
     run: int,
@@ -156,6 +184,11 @@ class Writer:
         self.meta = Meta(registry)
 
     # -- put -------------------------------------------------------------------
+    #
+    # ``put`` and ``put_many`` share three steps: ``_plan`` checks and
+    # prepares every value (nothing written yet), ``_write_files`` writes the
+    # data files of the large ones (tmp/, then renamed into data/), and
+    # ``_commit_rows`` commits every row and its change in one transaction.
 
     def put(
         self,
@@ -169,59 +202,195 @@ class Writer:
         kind: str | None = None,
         derived: bool = False,
         meta: PutMeta | None = None,
-        _part: bool = False,
     ) -> DatasetRef | None:
         """Store a value; ``derived=True`` (reprocessing only) also writes into ended runs.
 
         ``meta``: display metadata of the name (checked fields), written in the
-        put's transaction when they differ from what is stored.
+        put's transaction when they differ from what is stored.  A composite's
+        parts (``name.part``) and its own row commit in one transaction.
         """
-        # Only a composite's own parts carry a '.' (see datastore/composite.py).
-        check_name(name.partition(".")[0] if _part and _COMPONENT_PATH.match(name.partition(".")[2]) else name)
-        if derived and not name.startswith(DERIVED_PREFIX):
-            raise InvalidName(f"derived results are stored under {DERIVED_PREFIX!r}, not as {name!r}")
         did = normalize_data_id(data_id, new=True)
         key = data_id_key(did)
+        if not persist:
+            self._broadcast(run, name, key, value, hdf5_options=hdf5_options, kind=kind, derived=derived, meta=meta)
+            return None
+        planned: list[_Planned] = []
+        self._plan(planned, name, value, hdf5_options=hdf5_options, kind=kind, derived=derived, meta=meta)
+        return self._store(run, did, key, planned, derived=derived)[-1]
+
+    def put_many(
+        self,
+        run: int,
+        values: Mapping[str, Any],
+        *,
+        data_id: Mapping[str, Any] | None = None,
+        meta: Mapping[str, PutMeta] | None = None,
+        hdf5_options: Mapping[str, Mapping[str, Any] | None] | None = None,
+    ) -> dict[str, DatasetRef]:
+        """Store many values of one run in one registry transaction: all of them or none.
+
+        ``meta`` and ``hdf5_options`` are per name (checked by the caller:
+        ``Run.put_many``).  Every value is checked before any file is
+        written; a refusal names the offending key.  Returns the refs by name.
+        """
+        if not isinstance(values, Mapping):
+            raise InvalidValue(f"put_many() takes a mapping of dataset name to value, not {type(values).__name__}")
+        did = normalize_data_id(data_id, new=True)
+        key = data_id_key(did)
+        meta = meta or {}
+        hdf5_options = hdf5_options or {}
+        planned: list[_Planned] = []
+        for name, value in values.items():
+            if not isinstance(name, str):
+                raise InvalidName(f"put_many() takes dataset names (str) as keys, not {name!r}")
+            try:
+                self._plan(planned, name, value, hdf5_options=hdf5_options.get(name), kind=None, derived=False,
+                           meta=meta.get(name))
+            except ShelfError as exc:
+                raise _naming(exc, name) from exc
+            except Exception as exc:
+                exc.add_note(f"(put_many: the value of {name!r}; nothing was stored)")
+                raise
+        if not planned:
+            return {}
+        seen: set[str] = set()
+        for item in planned:
+            if item.name in seen:
+                raise InvalidName(f"put_many() would write dataset {item.name!r} twice (a composite's part and a key?)")
+            seen.add(item.name)
+        refs = self._store(run, did, key, planned, derived=False)
+        return {ref.name: ref for item, ref in zip(planned, refs, strict=True) if not item.part}
+
+    def _broadcast(
+        self, run: int, name: str, key: str, value: Any, *,
+        hdf5_options: Mapping[str, Any] | None, kind: str | None, derived: bool, meta: PutMeta | None,
+    ) -> None:
+        """``persist=False``: the value goes to live subscribers only (its display metadata are stored)."""
+        formatter, value, described = self._prepared(name, value, kind, derived, part=False, meta=meta)
+        options = formatter.check_options(hdf5_options)
+        inline = formatter.to_inline(value, options)
+        small = inline if inline is not None and len(inline) <= 65536 else None
+        also = None
+        if described is not None:
+            said = described  # in the broadcast's transaction: a refused broadcast describes nothing
+
+            def also(txn: Txn) -> None:
+                self.meta.update(txn, name, WHOLE, said.fields, user=said.user, defaults=said.defaults)
+
+        self.registry.broadcast(run, name, key, formatter.kind, small, also)
+
+    @staticmethod
+    def _prepared(
+        name: str, value: Any, kind: str | None, derived: bool, *, part: bool, meta: PutMeta | None
+    ) -> tuple[Formatter, Any, PutMeta | None]:
+        """Check the name; pick the formatter and let it prepare the value."""
+        # Only a composite's own parts carry a '.' (see datastore/composite.py).
+        check_name(name.partition(".")[0] if part and _COMPONENT_PATH.match(name.partition(".")[2]) else name)
+        if derived and not name.startswith(DERIVED_PREFIX):
+            raise InvalidName(f"derived results are stored under {DERIVED_PREFIX!r}, not as {name!r}")
         described = meta if not hasattr(value, "attrs") else _with_units(meta, value)
         formatter = formatters.pick(value, kind)
-        value = formatter.prepare(value)
-        if isinstance(value, composite.Disassembled) and persist:
-            # Parts first, the composite's own row last: a crash in between
-            # never shows a composite whose parts are missing.
-            for part, part_value in value.parts.items():
-                self.put(run, f"{name}.{part}", part_value, data_id=data_id, derived=derived, _part=True)
+        return formatter, formatter.prepare(value), described
+
+    def _plan(
+        self,
+        planned: list[_Planned],
+        name: str,
+        value: Any,
+        *,
+        hdf5_options: Mapping[str, Any] | None,
+        kind: str | None,
+        derived: bool,
+        meta: PutMeta | None,
+        part: bool = False,
+    ) -> None:
+        """Step 1: check and prepare ``value`` (a composite's parts first) onto ``planned``; nothing is written."""
+        formatter, value, described = self._prepared(name, value, kind, derived, part=part, meta=meta)
+        if isinstance(value, composite.Disassembled):
+            for part_name, part_value in value.parts.items():
+                self._plan(planned, f"{name}.{part_name}", part_value, hdf5_options=None, kind=None,
+                           derived=derived, meta=None, part=True)
         options = formatter.check_options(hdf5_options)
-        if not persist:
-            inline = formatter.to_inline(value, options)
-            small = inline if inline is not None and len(inline) <= 65536 else None
-            also = None
-            if described is not None:
-                said = described  # in the broadcast's transaction: a refused broadcast describes nothing
-
-                def also(txn: Txn) -> None:
-                    self.meta.update(txn, name, WHOLE, said.fields, user=said.user, defaults=said.defaults)
-
-            self.registry.broadcast(run, name, key, formatter.kind, small, also)
-            return None
         desc = formatter.describe(value)
         inline = formatter.to_inline(value, options)
+        fields = None
         if inline is not None:
-            summary = formatter.summarise(value)
-            fields = _fields(formatter, desc, summary, inline=inline, files=[], options=options)
-            return self._commit(run, name, did, key, fields, change="put", derived=derived, described=described)
-        # Refuse early, before writing what may be a big file, if the run ended.
+            fields = _fields(formatter, desc, formatter.summarise(value), inline=inline, files=[], options=options)
+        planned.append(_Planned(name, formatter, value, options, desc, described, fields, part))
+
+    def _store(
+        self, run: int, did: Mapping[str, Any], key: str, planned: list[_Planned], *, derived: bool
+    ) -> list[DatasetRef]:
+        """Steps 2 and 3: the data files, then every row in one transaction (the files go if it fails)."""
+        written = self._write_files(run, planned, derived=derived)
+        try:
+            return self._commit_rows(run, did, key, planned, derived=derived)
+        except BaseException:
+            self._remove_written(run, written)
+            raise
+
+    def _write_files(self, run: int, planned: list[_Planned], *, derived: bool) -> list[tuple[str, str]]:
+        """Step 2: write each value that needs a data file under tmp/ and rename it into data/.
+
+        Returns (file, dataset name) of every file written; if one write
+        fails, the files written before it are removed.
+        """
+        pending = [item for item in planned if item.fields is None]
+        if not pending:
+            return []
+        # Refuse early, before writing what may be big files, if the run ended.
         if not derived:
             self._check_running(run)
-        with self.datastore.new_file(run, name, formatter.suffix) as (tmp, relative):
-            summary = _write_and_summarise(
-                formatter, value, desc, lambda: formatter.write(tmp, name, value, options)
-            )
-        fields = _fields(formatter, desc, summary, inline=None, files=[relative], options=options)
+        written: list[tuple[str, str]] = []
         try:
-            return self._commit(run, name, did, key, fields, change="put", derived=derived, described=described)
+            for item in pending:
+                formatter, name, value, options = item.formatter, item.name, item.value, item.options
+                with self.datastore.new_file(run, name, formatter.suffix) as (tmp, relative):
+                    summary = _write_and_summarise(
+                        formatter, value, item.desc, functools.partial(formatter.write, tmp, name, value, options)
+                    )
+                written.append((relative, name))
+                item.fields = _fields(formatter, item.desc, summary, inline=None, files=[relative], options=options)
+                item.value = None  # written: a batch need not keep every value alive until the commit
+            crashpoint("writer.files-written")
         except BaseException:
-            self.datastore.remove([relative], run, name)
+            self._remove_written(run, written)
             raise
+        return written
+
+    def _remove_written(self, run: int, written: list[tuple[str, str]]) -> None:
+        for relative, name in written:
+            self.datastore.remove([relative], run, name)
+
+    def _commit_rows(
+        self, run: int, did: Mapping[str, Any], key: str, planned: list[_Planned], *, derived: bool
+    ) -> list[DatasetRef]:
+        """Step 3: one transaction writes every planned row, its change and its metadata; then the
+        files of the versions replaced are removed."""
+        rows: list[tuple[int, int]] = []
+        replaced: list[tuple[_Planned, str]] = []
+        with self.registry.db.write() as txn:
+            for item in planned:
+                assert item.fields is not None
+                current, version, dataset_id, _fields_written = self._write_row(
+                    txn, run, item.name, key, item.fields, change="put", derived=derived, described=item.described
+                )
+                rows.append((dataset_id, version))
+                if current is not None and current.location:
+                    replaced.append((item, current.location))
+                crashpoint("writer.row-written")
+            crashpoint("registry.before-commit")
+        crashpoint("registry.committed")
+        for item, location in replaced:
+            assert item.fields is not None
+            gone = set(_listed(location)) - set(json.loads(item.fields["location"] or "[]"))
+            self.datastore.remove(gone, run, item.name)
+        now = _now()
+        where = self.registry.db.where
+        return [
+            _ref(dataset_id, run, item.name, did, version, item.fields, now, where)  # type: ignore[arg-type]
+            for item, (dataset_id, version) in zip(planned, rows, strict=True)
+        ]
 
     def _changed(self, run: int, name: str, key: str, ref: DatasetRef) -> bool:
         """Whether dataset ``ref`` has a newer version (or is gone) by now."""
@@ -252,31 +421,9 @@ class Writer:
         described: PutMeta | None = None,
     ) -> DatasetRef:
         with self.registry.db.write() as txn:
-            if described is None:
-                current = self.registry.lock_target(txn, run, name, key, derived=derived)
-            else:
-                current, same = self.registry.lock_target_with_meta(
-                    txn, run, name, key, described.given, described.params, derived=derived
-                )
-                if not same or described.defaults:
-                    self.meta.update(txn, name, WHOLE, described.fields, user=described.user, defaults=described.defaults)
-            if expect_version is not None and (current is None or current.version != expect_version):
-                if rebase is None or current is None:
-                    raise _Conflict()
-                # Redo the row on top of what committed meanwhile; under the
-                # lock nothing else can commit in between (rebase may refuse).
-                fields, payload = rebase(self.registry.read_for_update(txn, current.id))
-            version = 1 if current is None else current.version + 1
-            dataset_id = self.registry.write_dataset(
-                txn,
-                existing_id=None if current is None else current.id,
-                version=version,
-                run=run,
-                name=name,
-                data_id=key,
-                fields=fields,
-                change=change,
-                payload=payload,
+            current, version, dataset_id, fields = self._write_row(
+                txn, run, name, key, fields, change=change, payload=payload, expect_version=expect_version,
+                rebase=rebase, derived=derived, described=described,
             )
             crashpoint("registry.before-commit")
         crashpoint("registry.committed")
@@ -284,6 +431,56 @@ class Writer:
             replaced = set(_listed(current.location)) - set(json.loads(fields["location"] or "[]"))
             self.datastore.remove(replaced, run, name)
         return _ref(dataset_id, run, name, did, version, fields, _now(), self.registry.db.where)
+
+    def _write_row(
+        self,
+        txn: Txn,
+        run: int,
+        name: str,
+        key: str,
+        fields: Mapping[str, Any],
+        *,
+        change: str,
+        payload: Any = None,
+        expect_version: int | None = None,
+        rebase: Callable[[DatasetRef], tuple[dict[str, Any], Any]] | None = None,
+        derived: bool = False,
+        described: PutMeta | None = None,
+    ) -> tuple[Any, int, int, Mapping[str, Any]]:
+        """In a write transaction: check the run and name, write the metadata the put carries, insert or
+        replace the row and record its change.
+
+        Returns the row replaced (or None), the version, the dataset id and
+        the fields written: ``rebase`` may redo them (an append on top of
+        what committed meanwhile).
+        """
+        if described is None:
+            current = self.registry.lock_target(txn, run, name, key, derived=derived)
+        else:
+            current, same = self.registry.lock_target_with_meta(
+                txn, run, name, key, described.given, described.params, derived=derived
+            )
+            if not same or described.defaults:
+                self.meta.update(txn, name, WHOLE, described.fields, user=described.user, defaults=described.defaults)
+        if expect_version is not None and (current is None or current.version != expect_version):
+            if rebase is None or current is None:
+                raise _Conflict()
+            # Redo the row on top of what committed meanwhile; under the
+            # lock nothing else can commit in between (rebase may refuse).
+            fields, payload = rebase(self.registry.read_for_update(txn, current.id))
+        version = 1 if current is None else current.version + 1
+        dataset_id = self.registry.write_dataset(
+            txn,
+            existing_id=None if current is None else current.id,
+            version=version,
+            run=run,
+            name=name,
+            data_id=key,
+            fields=fields,
+            change=change,
+            payload=payload,
+        )
+        return current, version, dataset_id, fields
 
     # -- delete ------------------------------------------------------------------
 

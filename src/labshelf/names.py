@@ -34,6 +34,7 @@ RESERVED_DIMENSIONS = ("end", "experiment", "name", "run", "start", "status")
 _PART = re.compile(r"\w[\w\-+=@,#%()]*\Z")
 _DIMENSION = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _RESERVED = {".": "components (name.component)", ":": "processing stages (name:stage)"}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _ALLOWED = "letters, digits and _ - + = @ , # % ( ), parts joined by '/'"
 
 
@@ -60,7 +61,7 @@ def _check_str(name: str) -> str:
                 f"dataset name {name!r} contains {ch!r}, which is reserved for {meaning}; "
                 f"use {_ALLOWED}"
             )
-    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+    if _CONTROL.search(name):
         raise InvalidName(f"dataset name {name!r} contains a control character; use {_ALLOWED}")
     for part in name.split("/"):
         if not part:

@@ -145,7 +145,7 @@ class Run:
         data_id: Mapping[str, Any] | None = None,
         meta: Mapping[str, Mapping[str, Any]] | None = None,
         hdf5_options: Mapping[str, Mapping[str, Any] | None] | None = None,
-    ) -> dict[str, DatasetRef]:
+    ) -> Mapping[str, DatasetRef]:
         """Store many datasets of this run at once: all of them, or none.
 
         Each value is stored as :meth:`put` would store it (a new version
@@ -169,8 +169,8 @@ class Run:
 
         Returns
         -------
-        dict of str to DatasetRef
-            The stored datasets, by name.
+        Mapping of str to DatasetRef
+            The stored datasets, by name (each ref is made when first looked up).
 
         Raises
         ------

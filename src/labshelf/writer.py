@@ -130,6 +130,41 @@ class _Planned:
     part: bool = False
 
 
+class _Refs(Mapping[str, DatasetRef]):
+    """What put_many returns: the stored datasets by name, each ref made when it is first asked for
+    (a batch that nobody looks at costs no refs)."""
+
+    __slots__ = ("_data_id", "_made", "_now", "_rows", "_run", "_where")
+
+    def __init__(
+        self, run: int, data_id: Mapping[str, Any], planned: list[_Planned], rows: list[tuple[int, int]],
+        now: float, where: str,
+    ):
+        self._run, self._data_id, self._now, self._where = run, data_id, now, where
+        # A composite's parts are datasets too, but not values the caller named.
+        self._rows = {item.name: (item, row) for item, row in zip(planned, rows, strict=True) if not item.part}
+        self._made: dict[str, DatasetRef] = {}
+
+    def __getitem__(self, name: str) -> DatasetRef:
+        ref = self._made.get(name)
+        if ref is None:
+            item, (dataset_id, version) = self._rows[name]
+            assert item.fields is not None
+            ref = self._made[name] = _ref(
+                dataset_id, self._run, name, self._data_id, version, item.fields, self._now, self._where
+            )
+        return ref
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __repr__(self) -> str:
+        return f"<{len(self)} datasets put in run {self._run}>"
+
+
 def _naming(exc: ShelfError, name: str) -> ShelfError:
     """``exc`` again, its message saying which value of a batch it is about."""
     message = f"put_many: {name!r}: {exc} (nothing was stored)"
@@ -139,6 +174,10 @@ def _naming(exc: ShelfError, name: str) -> ShelfError:
         exc.add_note(f"(put_many: the value of {name!r}; nothing was stored)")
         return exc
     return named
+
+
+#: The options of a dataset stored without any (read-only, so one serves every ref).
+_NO_OPTIONS: Mapping[str, Any] = MappingProxyType({})
 
 
 def _ref(
@@ -155,7 +194,7 @@ def _ref(
         id=dataset_id,
         run=run,
         name=name,
-        data_id=MappingProxyType(dict(data_id)),
+        data_id=data_id if type(data_id) is MappingProxyType else MappingProxyType(dict(data_id)),
         kind=fields["kind"],
         shape=None if fields["shape"] is None else tuple(json.loads(fields["shape"])),
         dtype=fields["dtype"],
@@ -169,7 +208,7 @@ def _ref(
         storage=Storage(
             inline=fields["inline"],
             files=tuple(json.loads(fields["location"])) if fields["location"] else (),
-            options=MappingProxyType(json.loads(fields["options"]) if fields["options"] else {}),
+            options=MappingProxyType(json.loads(fields["options"])) if fields["options"] else _NO_OPTIONS,
         ),
         repository=repository,
     )
@@ -216,7 +255,10 @@ class Writer:
             return None
         planned: list[_Planned] = []
         self._plan(planned, name, value, hdf5_options=hdf5_options, kind=kind, derived=derived, meta=meta)
-        return self._store(run, did, key, planned, derived=derived)[-1]
+        dataset_id, version = self._store(run, key, planned, derived=derived)[-1]
+        own = planned[-1]
+        assert own.fields is not None
+        return _ref(dataset_id, run, name, did, version, own.fields, _now(), self.registry.db.where)
 
     def put_many(
         self,
@@ -226,7 +268,7 @@ class Writer:
         data_id: Mapping[str, Any] | None = None,
         meta: Mapping[str, PutMeta] | None = None,
         hdf5_options: Mapping[str, Mapping[str, Any] | None] | None = None,
-    ) -> dict[str, DatasetRef]:
+    ) -> Mapping[str, DatasetRef]:
         """Store many values of one run in one registry transaction: all of them or none.
 
         ``meta`` and ``hdf5_options`` are per name (checked by the caller:
@@ -258,8 +300,8 @@ class Writer:
             if item.name in seen:
                 raise InvalidName(f"put_many() would write dataset {item.name!r} twice (a composite's part and a key?)")
             seen.add(item.name)
-        refs = self._store(run, did, key, planned, derived=False)
-        return {ref.name: ref for item, ref in zip(planned, refs, strict=True) if not item.part}
+        rows = self._store(run, key, planned, derived=False)
+        return _Refs(run, MappingProxyType(dict(did)), planned, rows, _now(), self.registry.db.where)
 
     def _broadcast(
         self, run: int, name: str, key: str, value: Any, *,
@@ -318,13 +360,11 @@ class Writer:
             fields = _fields(formatter, desc, formatter.summarise(value), inline=inline, files=[], options=options)
         planned.append(_Planned(name, formatter, value, options, desc, described, fields, part))
 
-    def _store(
-        self, run: int, did: Mapping[str, Any], key: str, planned: list[_Planned], *, derived: bool
-    ) -> list[DatasetRef]:
+    def _store(self, run: int, key: str, planned: list[_Planned], *, derived: bool) -> list[tuple[int, int]]:
         """Steps 2 and 3: the data files, then every row in one transaction (the files go if it fails)."""
         written = self._write_files(run, planned, derived=derived)
         try:
-            return self._commit_rows(run, did, key, planned, derived=derived)
+            return self._commit_rows(run, key, planned, derived=derived)
         except BaseException:
             self._remove_written(run, written)
             raise
@@ -362,35 +402,36 @@ class Writer:
         for relative, name in written:
             self.datastore.remove([relative], run, name)
 
-    def _commit_rows(
-        self, run: int, did: Mapping[str, Any], key: str, planned: list[_Planned], *, derived: bool
-    ) -> list[DatasetRef]:
+    def _commit_rows(self, run: int, key: str, planned: list[_Planned], *, derived: bool) -> list[tuple[int, int]]:
         """Step 3: one transaction writes every planned row, its change and its metadata; then the
-        files of the versions replaced are removed."""
-        rows: list[tuple[int, int]] = []
-        replaced: list[tuple[_Planned, str]] = []
+        files of the versions replaced are removed.  Returns (dataset id, version) of each row."""
         with self.registry.db.write() as txn:
-            for item in planned:
+            if len(planned) == 1:
+                item = planned[0]
                 assert item.fields is not None
                 current, version, dataset_id, _fields_written = self._write_row(
                     txn, run, item.name, key, item.fields, change="put", derived=derived, described=item.described
                 )
-                rows.append((dataset_id, version))
-                if current is not None and current.location:
-                    replaced.append((item, current.location))
-                crashpoint("writer.row-written")
+                rows = [(dataset_id, version)]
+                currents = {item.name: current} if current is not None else {}
+            else:
+                # A batch: its rows looked up, inserted and logged a few statements at a time.
+                currents = self.registry.lock_targets(txn, run, [item.name for item in planned], key, derived=derived)
+                for item in planned:
+                    if item.described is not None:
+                        self._describe(txn, run, item.name, key, item.described, derived)
+                rows = self.registry.write_datasets(
+                    txn, run, key, [(item.name, currents.get(item.name), item.fields) for item in planned], change="put"
+                )
             crashpoint("registry.before-commit")
         crashpoint("registry.committed")
-        for item, location in replaced:
-            assert item.fields is not None
-            gone = set(_listed(location)) - set(json.loads(item.fields["location"] or "[]"))
-            self.datastore.remove(gone, run, item.name)
-        now = _now()
-        where = self.registry.db.where
-        return [
-            _ref(dataset_id, run, item.name, did, version, item.fields, now, where)  # type: ignore[arg-type]
-            for item, (dataset_id, version) in zip(planned, rows, strict=True)
-        ]
+        for item in planned:
+            current = currents.get(item.name)
+            if current is not None and current.location:
+                assert item.fields is not None
+                gone = set(_listed(current.location)) - set(json.loads(item.fields["location"] or "[]"))
+                self.datastore.remove(gone, run, item.name)
+        return rows
 
     def _changed(self, run: int, name: str, key: str, ref: DatasetRef) -> bool:
         """Whether dataset ``ref`` has a newer version (or is gone) by now."""
@@ -432,6 +473,16 @@ class Writer:
             self.datastore.remove(replaced, run, name)
         return _ref(dataset_id, run, name, did, version, fields, _now(), self.registry.db.where)
 
+    def _describe(self, txn: Txn, run: int, name: str, key: str, described: PutMeta, derived: bool) -> Any:
+        """:meth:`Registry.lock_target`, and the display metadata a put carries written where they
+        differ from what is stored (one EXISTS when they do not)."""
+        current, same = self.registry.lock_target_with_meta(
+            txn, run, name, key, described.given, described.params, derived=derived
+        )
+        if not same or described.defaults:
+            self.meta.update(txn, name, WHOLE, described.fields, user=described.user, defaults=described.defaults)
+        return current
+
     def _write_row(
         self,
         txn: Txn,
@@ -457,11 +508,7 @@ class Writer:
         if described is None:
             current = self.registry.lock_target(txn, run, name, key, derived=derived)
         else:
-            current, same = self.registry.lock_target_with_meta(
-                txn, run, name, key, described.given, described.params, derived=derived
-            )
-            if not same or described.defaults:
-                self.meta.update(txn, name, WHOLE, described.fields, user=described.user, defaults=described.defaults)
+            current = self._describe(txn, run, name, key, described, derived)
         if expect_version is not None and (current is None or current.version != expect_version):
             if rebase is None or current is None:
                 raise _Conflict()

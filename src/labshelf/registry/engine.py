@@ -8,6 +8,7 @@ errors are turned into labshelf's.
 from __future__ import annotations
 
 import contextlib
+import operator
 import os
 import re
 import sqlite3
@@ -15,7 +16,7 @@ import threading
 import weakref
 import zlib
 from collections import namedtuple
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -391,7 +392,7 @@ class Statement:
 class _Form:
     """One statement compiled for one dialect, with how to pass its parameters."""
 
-    __slots__ = ("sql", "order", "compiled", "direct")
+    __slots__ = ("sql", "order", "compiled", "direct", "_pick")
 
     def __init__(self, stmt: Executable, dialect: Dialect):
         compiled = stmt.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})  # type: ignore[attr-defined]
@@ -402,6 +403,8 @@ class _Form:
         # A statement whose every bind is a bare bindparam(name) takes the
         # caller's values as they are, skipping construct_params (10 us).
         self.direct = all(b.value is None and b.callable is None for b in compiled.binds.values())
+        # The values in placeholder order, picked in C (a generator costs 2 us for a row of 17).
+        self._pick = None if not self.order else _tuple_getter(self.order)
 
     def values(self, params: Mapping[str, Any] | None) -> Any:
         if self.direct and params is not None:
@@ -410,9 +413,19 @@ class _Form:
             values = self.compiled.construct_params(params, _check=False)
         else:
             values = {}
+        if self._pick is not None:
+            return self._pick(values)
         if self.order is not None:
-            return tuple(values[k] for k in self.order)
+            return ()
         return values
+
+
+def _tuple_getter(names: tuple[str, ...]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    """A function of a mapping giving the values of ``names`` as a tuple (itemgetter, always a tuple)."""
+    if len(names) == 1:
+        only = names[0]
+        return lambda values: (values[only],)
+    return operator.itemgetter(*names)
 
 
 #: Connections a forked child inherited: kept referenced so they are never
@@ -453,6 +466,12 @@ class Txn:
         form = stmt.form(self._dialect) if isinstance(stmt, Statement) else _Form(stmt, self._dialect)
         self._cursor.execute(form.sql, form.values(params))
         return self._cursor
+
+    def execute_many(self, stmt: Statement, rows: list[Mapping[str, Any]]) -> None:
+        """Run ``stmt`` once per row of parameters, in one driver call (no rows come back)."""
+        if rows:
+            form = stmt.form(self._dialect)
+            self._cursor.executemany(form.sql, [form.values(row) for row in rows])
 
     def _rows(self, cursor: Any) -> list[Any]:
         description = cursor.description

@@ -14,7 +14,7 @@ import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import MappingProxyType, SimpleNamespace
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     ColumnElement,
@@ -87,6 +87,66 @@ def _lock_target_meta(given: tuple[str, ...]) -> Statement:
     )
 
 
+_RUN_STATUS = Statement(select(runs.c.status).where(runs.c.number == bindparam("run")))
+_USER_COLUMN_NAMES = Statement(select(user_columns.c.name))
+
+
+@functools.lru_cache(maxsize=16)
+def _rows_named(size: int) -> Statement:
+    """The (name, id, location, version) rows of ``size`` names of one run and data ID: one IN list
+    per bucket of sizes (a batch's names are padded to a power of two), compiled once each."""
+    wanted = [bindparam(f"n{i}") for i in range(size)]
+    return Statement(
+        select(datasets.c.name, datasets.c.id, datasets.c.location, datasets.c.version).where(
+            datasets.c.run == bindparam("run"),
+            datasets.c.data_id == bindparam("data_id"),
+            datasets.c.name.in_(wanted),
+        )
+    )
+
+
+#: The most names one IN list of :meth:`Registry.lock_targets` asks for.
+_NAMES_PER_QUERY = 512
+
+
+class Current(NamedTuple):
+    """The row a write replaces: what a writer needs of it."""
+
+    id: int
+    location: str | None
+    version: int
+
+
+def _rows_of(txn: Txn, run: int, data_id: str, names: Sequence[str]) -> list[tuple[Any, ...]]:
+    """(name, id, location, version) of those of ``names`` that run ``run`` has with ``data_id``."""
+    out: list[tuple[Any, ...]] = []
+    for start in range(0, len(names), _NAMES_PER_QUERY):
+        chunk = names[start : start + _NAMES_PER_QUERY]
+        size = 1 << (len(chunk) - 1).bit_length()
+        params: dict[str, Any] = {"run": run, "data_id": data_id}
+        for i in range(size):
+            params[f"n{i}"] = chunk[min(i, len(chunk) - 1)]  # padded with the last name: same rows
+        out += txn.tuples(_rows_named(size), params)
+    return out
+
+
+def _check_status(status: str | None, run: int, derived: bool) -> None:
+    """RunNotFound / RunNotWritable unless a run of this ``status`` may be written (``derived``: ended ones too)."""
+    if status is None:
+        raise RunNotFound(f"no run {run} in this shelf")
+    if status != "running" and not derived:
+        raise RunNotWritable(
+            f"run {run} has ended ({status}); datasets of an ended run cannot change. "
+            "Start a new run with shelf.new_run()"
+        )
+
+
+def _taken(name: str) -> InvalidName:
+    return InvalidName(
+        f"dataset name {name.partition('.')[0]!r} is taken by a user column of the run table (made with annotate); "
+        "choose another dataset name"
+    )
+
 _NEWEST = Statement(
     select(*_DATASET_COLUMNS)
     .where((datasets.c.name == bindparam("name")) & (datasets.c.data_id == bindparam("data_id")))
@@ -107,6 +167,7 @@ _ADD_CHANGE = Statement(insert(changes).values({k: bindparam(k) for k in _CHANGE
 _ADD_DATASET = Statement(
     insert(datasets).values({k: bindparam(k) for k in _WRITABLE_COLUMNS}).returning(datasets.c.id)
 )
+_ADD_DATASET_MANY = Statement(insert(datasets).values({k: bindparam(k) for k in _WRITABLE_COLUMNS}))
 _UPDATE_DATASET = Statement(
     update(datasets)
     .where(datasets.c.id == bindparam("_id"))
@@ -434,21 +495,68 @@ class Registry:
 
     @staticmethod
     def _locked_row(row: Any, run: int, name: str, derived: bool, create: bool) -> Any:
-        if row is None:
-            raise RunNotFound(f"no run {run} in this shelf")
-        if row.status != "running" and not derived:
-            raise RunNotWritable(
-                f"run {run} has ended ({row.status}); datasets of an ended run cannot change. "
-                "Start a new run with shelf.new_run()"
-            )
+        _check_status(None if row is None else row.status, run, derived)
         if row.id is None:
             if create and row.taken:
-                raise InvalidName(
-                    f"dataset name {name.partition('.')[0]!r} is taken by a user column of the run table (made with annotate); "
-                    "choose another dataset name"
-                )
+                raise _taken(name)
             return None
         return row
+
+    def lock_targets(
+        self, txn: Txn, run: int, names: Sequence[str], data_id: str, *, derived: bool = False
+    ) -> dict[str, Current]:
+        """:meth:`lock_target` for many names of one run and data ID (a batch of puts).
+
+        Returns the current row of each name that has one; a name missing
+        from the result is new.  The checks are :meth:`lock_target`'s: the
+        run is writable, and no new name is a user column's.  A few
+        statements, whatever the number of names.
+        """
+        _check_status(txn.scalar(_RUN_STATUS, {"run": run}), run, derived)
+        found = {row[0]: Current(*row[1:]) for row in _rows_of(txn, run, data_id, names)}
+        new = [name for name in names if name not in found]
+        if new:
+            taken = set(txn.scalars(_USER_COLUMN_NAMES))
+            for name in new:
+                if name.partition(".")[0] in taken:
+                    raise _taken(name)
+        return found
+
+    def write_datasets(
+        self, txn: Txn, run: int, data_id: str, rows: Sequence[tuple[str, Current | None, Mapping[str, Any]]],
+        *, change: str,
+    ) -> list[tuple[int, int]]:
+        """Insert or replace many dataset rows of one run and data ID, and record one change each.
+
+        ``rows`` are (name, current row from :meth:`lock_targets` or None,
+        fields as for :meth:`write_dataset`).  Returns (dataset id, version)
+        per row, in order.  Runs in a write transaction, after :meth:`lock_targets`.
+        """
+        now = time.time()
+        added: list[dict[str, Any]] = []
+        updated: list[dict[str, Any]] = []
+        logged: list[dict[str, Any]] = []
+        new_row = {"run": run, "data_id": data_id, "version": 1, "created": now, "updated": now}
+        change_row = {"time": now, "kind": change, "run": run, "data_id": data_id, "payload": None}
+        for name, current, fields in rows:
+            if current is None:
+                added.append({**fields, **new_row, "name": name})
+                logged.append({**change_row, "name": name, "version": 1})
+            else:
+                version = current.version + 1
+                updated.append({**fields, "_id": current.id, "version": version, "updated": now})
+                logged.append({**change_row, "name": name, "version": version})
+        txn.execute_many(_ADD_DATASET_MANY, added)
+        txn.execute_many(_UPDATE_DATASET, updated)
+        # executemany gives no ids back: the unique index finds them, a few names per statement.
+        ids = {row[0]: int(row[1]) for row in _rows_of(txn, run, data_id, [row["name"] for row in added])}
+        txn.execute_many(_ADD_CHANGE, logged)
+        if self.db.dialect.name == "postgresql" and logged:
+            txn.execute_sql(NOTIFY_SQL)  # once: delivered at commit, once per transaction anyway
+        return [
+            (ids[name], 1) if current is None else (int(current.id), current.version + 1)
+            for name, current, _fields in rows
+        ]
 
     def read_for_update(self, txn: Txn, dataset_id: int) -> DatasetRef:
         ref = ref_from_row(txn.first(select(*_DATASET_COLUMNS).where(datasets.c.id == dataset_id)), self.db.where)

@@ -26,6 +26,8 @@ _PLAIN_TYPES = frozenset(_PLAIN)
 _JSON_TYPES: dict[str, type] = {"bool": bool, "int": int, "str": str}
 
 
+_FLOAT = Description(shape=None, dtype="float", nbytes=8)
+_INT = Description(shape=None, dtype="int", nbytes=8)
 #: The encoder of inline scalars, made once: json.dumps with options builds a new one per call.
 _INLINE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 #: A str as JSON text, non-ASCII kept (what json.dumps(ensure_ascii=False) writes).
@@ -69,6 +71,9 @@ class ScalarFormatter(Formatter):
         return value
 
     def describe(self, value: Any) -> Description:
+        kind = type(value)
+        if kind is float or kind is int:  # frozen: one record serves every value of the kind
+            return _FLOAT if kind is float else _INT
         if isinstance(value, (str, bytes)):
             return Description(shape=None, dtype=type(value).__name__, nbytes=len(value))
         if hasattr(value, "dtype"):
@@ -76,6 +81,11 @@ class ScalarFormatter(Formatter):
         return Description(shape=None, dtype=type(value).__name__, nbytes=8 if value is not None else 0)
 
     def summarise(self, value: Any) -> Summary:
+        kind = type(value)
+        if kind is float:  # the common case first (a batch of puts summarises thousands)
+            return Summary("float", value=value if value == value else None)
+        if kind is int and abs(value) < 2**1023:
+            return Summary("int", value=float(value), text=str(value))
         if hasattr(value, "dtype"):
             value = value.item() if value.dtype.kind in "biufc" else str(value)
         if value is None:

@@ -255,7 +255,8 @@ class Writer:
             return None
         planned: list[_Planned] = []
         self._plan(planned, name, value, hdf5_options=hdf5_options, kind=kind, derived=derived, meta=meta)
-        dataset_id, version = self._store(run, key, planned, derived=derived)[-1]
+        rows, _when = self._store(run, key, planned, derived=derived)
+        dataset_id, version = rows[-1]
         own = planned[-1]
         assert own.fields is not None
         return _ref(dataset_id, run, name, did, version, own.fields, _now(), self.registry.db.where)
@@ -284,7 +285,7 @@ class Writer:
         planned: list[_Planned] = []
         for name, value in values.items():
             if not isinstance(name, str):
-                raise InvalidName(f"put_many() takes dataset names (str) as keys, not {name!r}")
+                raise InvalidName(f"put_many() takes dataset names (str) as keys, not {name!r} (nothing was stored)")
             try:
                 self._plan(planned, name, value, hdf5_options=hdf5_options.get(name), kind=None, derived=False,
                            meta=meta.get(name))
@@ -300,8 +301,8 @@ class Writer:
             if item.name in seen:
                 raise InvalidName(f"put_many() would write dataset {item.name!r} twice (a composite's part and a key?)")
             seen.add(item.name)
-        rows = self._store(run, key, planned, derived=False)
-        return _Refs(run, MappingProxyType(dict(did)), planned, rows, _now(), self.registry.db.where)
+        rows, when = self._store(run, key, planned, derived=False)
+        return _Refs(run, MappingProxyType(dict(did)), planned, rows, when, self.registry.db.where)
 
     def _broadcast(
         self, run: int, name: str, key: str, value: Any, *,
@@ -360,7 +361,9 @@ class Writer:
             fields = _fields(formatter, desc, formatter.summarise(value), inline=inline, files=[], options=options)
         planned.append(_Planned(name, formatter, value, options, desc, described, fields, part))
 
-    def _store(self, run: int, key: str, planned: list[_Planned], *, derived: bool) -> list[tuple[int, int]]:
+    def _store(
+        self, run: int, key: str, planned: list[_Planned], *, derived: bool
+    ) -> tuple[list[tuple[int, int]], float]:
         """Steps 2 and 3: the data files, then every row in one transaction (the files go if it fails)."""
         written = self._write_files(run, planned, derived=derived)
         try:
@@ -402,10 +405,14 @@ class Writer:
         for relative, name in written:
             self.datastore.remove([relative], run, name)
 
-    def _commit_rows(self, run: int, key: str, planned: list[_Planned], *, derived: bool) -> list[tuple[int, int]]:
+    def _commit_rows(
+        self, run: int, key: str, planned: list[_Planned], *, derived: bool
+    ) -> tuple[list[tuple[int, int]], float]:
         """Step 3: one transaction writes every planned row, its change and its metadata; then the
-        files of the versions replaced are removed.  Returns (dataset id, version) of each row."""
+        files of the versions replaced are removed.  Returns (dataset id, version) of each row, and
+        the time a batch's rows were written."""
         with self.registry.db.write() as txn:
+            now = _now()
             if len(planned) == 1:
                 item = planned[0]
                 assert item.fields is not None
@@ -421,7 +428,8 @@ class Writer:
                     if item.described is not None:
                         self._describe(txn, run, item.name, key, item.described, derived)
                 rows = self.registry.write_datasets(
-                    txn, run, key, [(item.name, currents.get(item.name), item.fields) for item in planned], change="put"
+                    txn, run, key, [(item.name, currents.get(item.name), item.fields) for item in planned],
+                    change="put", now=now,
                 )
             crashpoint("registry.before-commit")
         crashpoint("registry.committed")
@@ -431,7 +439,7 @@ class Writer:
                 assert item.fields is not None
                 gone = set(_listed(current.location)) - set(json.loads(item.fields["location"] or "[]"))
                 self.datastore.remove(gone, run, item.name)
-        return rows
+        return rows, now
 
     def _changed(self, run: int, name: str, key: str, ref: DatasetRef) -> bool:
         """Whether dataset ``ref`` has a newer version (or is gone) by now."""

@@ -524,15 +524,16 @@ class Registry:
 
     def write_datasets(
         self, txn: Txn, run: int, data_id: str, rows: Sequence[tuple[str, Current | None, Mapping[str, Any]]],
-        *, change: str,
+        *, change: str, now: float | None = None,
     ) -> list[tuple[int, int]]:
         """Insert or replace many dataset rows of one run and data ID, and record one change each.
 
         ``rows`` are (name, current row from :meth:`lock_targets` or None,
         fields as for :meth:`write_dataset`).  Returns (dataset id, version)
         per row, in order.  Runs in a write transaction, after :meth:`lock_targets`.
+        ``now`` is the rows' created/updated time (default: now).
         """
-        now = time.time()
+        now = time.time() if now is None else now
         added: list[dict[str, Any]] = []
         updated: list[dict[str, Any]] = []
         logged: list[dict[str, Any]] = []

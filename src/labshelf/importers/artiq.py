@@ -89,6 +89,9 @@ COMPRESS_ABOVE = 16 * 1024
 #: The largest thumbnail decoded (pixels): ARTIQ's are icons; a huge one is not decoded at all.
 MAX_THUMBNAIL_PIXELS = 4096 * 4096
 THUMBNAIL = "thumbnail"
+#: A file's datasets go in batches (one transaction each) of at most this many, or this many bytes read.
+BATCH_DATASETS = 1000
+BATCH_BYTES = 64 << 20
 
 
 @dataclass
@@ -531,35 +534,77 @@ def _import(shelf: Shelf, plan: _Plan, number: int | None, renumber: bool, repor
             present = set()
         report.skipped += plan.skipped
         report.warnings += plan.warnings
+        batch: list[_Read] = []
         for item in plan.items:
             if item.name in present:
                 continue
-            _put(run, f, item, where, report)
+            read = _read(f, item, where, report)
+            if read is not None:
+                batch.append(read)
+                if len(batch) >= BATCH_DATASETS or sum(r.nbytes for r in batch) >= BATCH_BYTES:
+                    _put_batch(run, batch, where, report)
+                    batch = []
+        _put_batch(run, batch, where, report)
         if plan.thumbnail and THUMBNAIL not in present:
             _put_thumbnail(run, f, plan.thumbnail, where, report)
         end_run(run, plan.ended)
     return run.number
 
 
-def _put(run: Run, f: h5py.File, item: _Item, where: str, report: ImportReport) -> None:
+@dataclass
+class _Read:
+    """One dataset read from its file, ready to put."""
+
+    item: _Item
+    value: Any
+    options: dict[str, Any] | None
+    meta: dict[str, Any]
+    nbytes: int
+
+
+def _read(f: h5py.File, item: _Item, where: str, report: ImportReport) -> _Read | None:
     try:
         node = f[item.path]
         value, options = _value(node)
         meta, problems = display_meta(_attrs(node))
     except _Skip as exc:
         report.skipped.append(Skipped(where, str(exc), item.path))
-        return
+        return None
     except Exception as exc:  # a damaged dataset: skipped, the file's others go on
         report.skipped.append(Skipped(where, f"cannot be read: {_why(exc)}", item.path))
-        return
+        return None
     report.warnings += [Skipped(where, problem, item.path) for problem in problems]
+    return _Read(item, value, options, meta, _value_bytes(value))
+
+
+def _put_batch(run: Run, batch: list[_Read], where: str, report: ImportReport) -> None:
+    """The datasets of ``batch`` in one transaction (``run.put_many``): a kill leaves all or none of
+    them, and the next import puts what is missing.  If labshelf refuses one, they go one by one, so
+    only that one is skipped, with its reason."""
+    if not batch:
+        return
     try:
-        run.put(item.name, value, hdf5_options=options, **meta)
+        run.put_many(
+            {read.item.name: read.value for read in batch},
+            meta={read.item.name: read.meta for read in batch if read.meta},
+            hdf5_options={read.item.name: read.options for read in batch if read.options},
+        )
+    except (InvalidName, InvalidValue, InvalidOptions, UnsupportedValue):
+        for read in batch:
+            _put(run, read, where, report)
+        return
+    report.datasets += len(batch)
+    report.bytes += sum(read.nbytes for read in batch)
+
+
+def _put(run: Run, read: _Read, where: str, report: ImportReport) -> None:
+    try:
+        run.put(read.item.name, read.value, hdf5_options=read.options, **read.meta)
     except (InvalidName, InvalidValue, InvalidOptions, UnsupportedValue) as exc:
-        report.skipped.append(Skipped(where, f"labshelf cannot keep it: {_why(exc)}", item.path))
+        report.skipped.append(Skipped(where, f"labshelf cannot keep it: {_why(exc)}", read.item.path))
         return
     report.datasets += 1
-    report.bytes += _value_bytes(value)
+    report.bytes += read.nbytes
 
 
 def _attrs(node: h5py.Dataset) -> dict[str, Any]:

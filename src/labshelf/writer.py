@@ -428,7 +428,7 @@ class Writer:
                     if item.described is not None:
                         self._describe(txn, run, item.name, key, item.described, derived)
                 rows = self.registry.write_datasets(
-                    txn, run, key, [(item.name, currents.get(item.name), item.fields) for item in planned],
+                    txn, run, key, [(item.name, currents.get(item.name), item.fields or {}) for item in planned],
                     change="put", now=now,
                 )
             crashpoint("registry.before-commit")

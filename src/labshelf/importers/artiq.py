@@ -535,18 +535,22 @@ def _import(shelf: Shelf, plan: _Plan, number: int | None, renumber: bool, repor
         report.skipped += plan.skipped
         report.warnings += plan.warnings
         batch: list[_Read] = []
+        size = 0
         for item in plan.items:
             if item.name in present:
                 continue
             read = _read(f, item, where, report)
             if read is not None:
                 batch.append(read)
-                if len(batch) >= BATCH_DATASETS or sum(r.nbytes for r in batch) >= BATCH_BYTES:
+                size += read.nbytes
+                if len(batch) >= BATCH_DATASETS or size >= BATCH_BYTES:
                     _put_batch(run, batch, where, report)
-                    batch = []
-        _put_batch(run, batch, where, report)
+                    batch, size = [], 0
         if plan.thumbnail and THUMBNAIL not in present:
-            _put_thumbnail(run, f, plan.thumbnail, where, report)
+            read = _read_thumbnail(f, plan.thumbnail, where, report)
+            if read is not None:
+                batch.append(read)
+        _put_batch(run, batch, where, report)
         end_run(run, plan.ended)
     return run.number
 
@@ -560,6 +564,8 @@ class _Read:
     options: dict[str, Any] | None
     meta: dict[str, Any]
     nbytes: int
+    #: What a skip says when labshelf refuses the value.
+    refused: str = "labshelf cannot keep it"
 
 
 def _read(f: h5py.File, item: _Item, where: str, report: ImportReport) -> _Read | None:
@@ -601,7 +607,7 @@ def _put(run: Run, read: _Read, where: str, report: ImportReport) -> None:
     try:
         run.put(read.item.name, read.value, hdf5_options=read.options, **read.meta)
     except (InvalidName, InvalidValue, InvalidOptions, UnsupportedValue) as exc:
-        report.skipped.append(Skipped(where, f"labshelf cannot keep it: {_why(exc)}", read.item.path))
+        report.skipped.append(Skipped(where, f"{read.refused}: {_why(exc)}", read.item.path))
         return
     report.datasets += 1
     report.bytes += read.nbytes
@@ -665,7 +671,7 @@ def _value_bytes(value: Any) -> int:
     return 8
 
 
-def _put_thumbnail(run: Run, f: h5py.File, member: str, where: str, report: ImportReport) -> None:
+def _read_thumbnail(f: h5py.File, member: str, where: str, report: ImportReport) -> _Read | None:
     """``datasets/thumbnail`` (PNG bytes) as the image dataset ``thumbnail``: the run table shows it."""
     try:
         raw = f[member][()]
@@ -673,16 +679,11 @@ def _put_thumbnail(run: Run, f: h5py.File, member: str, where: str, report: Impo
         picture = _png_pixels(data)
     except Exception as exc:  # not a PNG we can read: the run goes on without it
         report.skipped.append(Skipped(where, f"the thumbnail is not a readable PNG: {_why(exc)}", member))
-        return
-    try:
-        run.put(THUMBNAIL, picture)
-    except (InvalidName, InvalidValue, InvalidOptions, UnsupportedValue) as exc:
-        report.skipped.append(Skipped(where, f"labshelf cannot keep the thumbnail: {_why(exc)}", member))
-        return
+        return None
     if picture.ndim == 2 and min(picture.shape) < 16 or picture.ndim == 3 and min(picture.shape[:2]) < 16:
         report.warnings.append(Skipped(where, "the thumbnail is smaller than 16 px: kept as an array, not shown", member))
-    report.datasets += 1
-    report.bytes += int(picture.nbytes)
+    item = _Item(THUMBNAIL, member, int(picture.nbytes))
+    return _Read(item, picture, None, {}, int(picture.nbytes), "labshelf cannot keep the thumbnail")
 
 
 def _png_pixels(data: bytes) -> np.ndarray:

@@ -16,7 +16,7 @@ import threading
 import weakref
 import zlib
 from collections import namedtuple
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -467,7 +467,7 @@ class Txn:
         self._cursor.execute(form.sql, form.values(params))
         return self._cursor
 
-    def execute_many(self, stmt: Statement, rows: list[Mapping[str, Any]]) -> None:
+    def execute_many(self, stmt: Statement, rows: Sequence[Mapping[str, Any]]) -> None:
         """Run ``stmt`` once per row of parameters, in one driver call (no rows come back)."""
         if rows:
             form = stmt.form(self._dialect)

@@ -95,7 +95,7 @@ _USER_COLUMN_NAMES = Statement(select(user_columns.c.name))
 def _rows_named(size: int) -> Statement:
     """The (name, id, location, version) rows of ``size`` names of one run and data ID: one IN list
     per bucket of sizes (a batch's names are padded to a power of two), compiled once each."""
-    wanted = [bindparam(f"n{i}") for i in range(size)]
+    wanted: list[Any] = [bindparam(f"n{i}") for i in range(size)]
     return Statement(
         select(datasets.c.name, datasets.c.id, datasets.c.location, datasets.c.version).where(
             datasets.c.run == bindparam("run"),

@@ -83,7 +83,12 @@ def same(got: Any, expected: Any) -> bool:
 
 def files_under(root: Path) -> list[str]:
     """Every file in data/ and tmp/ of a shelf."""
-    return sorted(str(p.relative_to(root)) for folder in ("data", "tmp") for p in (root / folder).rglob("*") if p.is_file())
+    return sorted(
+        str(p.relative_to(root))
+        for folder in ("data", "tmp")
+        for p in (root / folder).rglob("*")
+        if p.is_file()
+    )
 
 
 # -- values, versions, data IDs ------------------------------------------------------------------------
@@ -132,7 +137,9 @@ def test_one_data_id_for_the_whole_batch(shelf: labshelf.Shelf) -> None:
         run.put_many({"pmt/counts": 10 * channel, "pmt/rate": 0.5 * channel}, data_id={"channel": channel})
     for channel in (1, 2):
         assert shelf.get("pmt/counts", run=run.number, data_id={"channel": channel}) == 10 * channel
-        assert dict(shelf.find("pmt/rate", run=run.number, data_id={"channel": channel}).data_id) == {"channel": channel}
+        assert dict(shelf.find("pmt/rate", run=run.number, data_id={"channel": channel}).data_id) == {
+            "channel": channel
+        }
     assert len(shelf.datasets(run.number)) == 4
 
 
@@ -166,7 +173,10 @@ def test_display_metadata_per_name(shelf: labshelf.Shelf) -> None:
     run = shelf.new_run("meta")
     run.put_many(
         {"t_pulse": 2e-6, "counts": 5, "plain": 1.0},
-        meta={"t_pulse": {"unit": "us", "scale": 1e-6, "precision": 2}, "counts": {"title": "Detector/Counts"}},
+        meta={
+            "t_pulse": {"unit": "us", "scale": 1e-6, "precision": 2},
+            "counts": {"title": "Detector/Counts"},
+        },
     )
     meta = shelf.metadata("t_pulse")
     assert (meta.unit, meta.scale, meta.precision) == ("us", 1e-6, 2)
@@ -242,7 +252,9 @@ def test_bad_options_are_refused_naming_the_key(shelf: labshelf.Shelf) -> None:
     with pytest.raises(labshelf.InvalidOptions, match="put_many: 'big'"):
         run.put_many({"big": big, "a": 1.0}, hdf5_options={"big": {"compression": "zip-it"}})
     assert shelf.datasets(run.number) == []
-    refs = run.put_many({"big": big, "a": 1.0}, hdf5_options={"big": {"compression": "gzip", "shuffle": True}})
+    refs = run.put_many(
+        {"big": big, "a": 1.0}, hdf5_options={"big": {"compression": "gzip", "shuffle": True}}
+    )
     assert refs["big"].storage.options["compression"] == "gzip"
     assert same(shelf.get("big", run=run.number), big)
 
@@ -308,7 +320,9 @@ def test_a_subscription_sees_every_dataset_of_a_batch(shelf: labshelf.Shelf) -> 
         wait_for(lambda: all(got.last(name) is not None for name in names), "every name of the batch")
         run.put_many({name: float(i) + 0.5 for i, name in enumerate(names)})
         wait_for(
-            lambda: all((u := got.last(name)) is not None and u.value == i + 0.5 for i, name in enumerate(names)),
+            lambda: all(
+                (u := got.last(name)) is not None and u.value == i + 0.5 for i, name in enumerate(names)
+            ),
             "the second batch",
         )
     for i, name in enumerate(names):
@@ -342,8 +356,13 @@ def test_screens_get_a_dataset_event_for_every_name(shelf: labshelf.Shelf) -> No
 
 #: Crash points a put_many passes, in order: the first file written (not renamed), renamed;
 #: every file renamed, no transaction yet; every row written, not committed; committed.
-CRASH_POINTS = ("datastore.written", "datastore.renamed", "writer.files-written", "registry.before-commit",
-                "registry.committed")
+CRASH_POINTS = (
+    "datastore.written",
+    "datastore.renamed",
+    "writer.files-written",
+    "registry.before-commit",
+    "registry.committed",
+)
 BEFORE_COMMIT = CRASH_POINTS[:4]
 
 
@@ -361,7 +380,9 @@ def test_kill_at_each_crash_point_leaves_all_or_none(
             runs[point] = run.number
             refs = run.put_many(before_batch())
             old_files[point] = refs["old/big"].storage.files
-    children = {point: spawn("crash", root, runs[point], env={"LABSHELF_CRASHPOINT": point}) for point in points}
+    children = {
+        point: spawn("crash", root, runs[point], env={"LABSHELF_CRASHPOINT": point}) for point in points
+    }
     for point, child in children.items():
         rc = child.finish(timeout=120)
         assert "writing" in child.lines and "survived" not in child.lines, (point, child.lines, child.stderr)

@@ -131,6 +131,25 @@ def test_values_come_back_exactly_and_replacing_makes_new_versions(shelf: labshe
     assert not shelf.orphans(older_than=0)
 
 
+def test_a_batch_larger_than_one_lookup(shelf: labshelf.Shelf) -> None:
+    """More names than one IN list holds (512): rows are looked up and found again chunk by chunk."""
+    run = shelf.new_run("many")
+    first = {f"v/{i:04d}": i * 0.5 for i in range(1200)}
+    refs = run.put_many(first)
+    assert len(refs) == 1200 and len({ref.id for ref in refs.values()}) == 1200
+    second = {f"v/{i:04d}": i for i in range(600, 1800)}  # 600 replaced, 600 new
+    refs2 = run.put_many(second)
+    assert {refs2[f"v/{i:04d}"].version for i in range(600, 1200)} == {2}
+    assert {refs2[f"v/{i:04d}"].version for i in range(1200, 1800)} == {1}
+    assert refs2["v/0700"].id == refs["v/0700"].id
+    got = {ref.name: ref for ref in shelf.datasets(run.number)}
+    assert len(got) == 1800
+    for name in ("v/0000", "v/0599", "v/0600", "v/1199", "v/1200", "v/1799"):
+        expected = second.get(name, first.get(name))
+        assert same(shelf.read(got[name]), expected), name
+        assert got[name] == (refs2[name] if name in second else refs[name]), name
+
+
 def test_one_data_id_for_the_whole_batch(shelf: labshelf.Shelf) -> None:
     run = shelf.new_run("channels")
     for channel in (1, 2):

@@ -107,6 +107,7 @@ def _rows_named(size: int) -> Statement:
 
 #: The most names one IN list of :meth:`Registry.lock_targets` asks for.
 _NAMES_PER_QUERY = 512
+_NAME_KEYS = tuple(f"n{i}" for i in range(_NAMES_PER_QUERY))
 
 
 class Current(NamedTuple):
@@ -123,9 +124,10 @@ def _rows_of(txn: Txn, run: int, data_id: str, names: Sequence[str]) -> list[tup
     for start in range(0, len(names), _NAMES_PER_QUERY):
         chunk = names[start : start + _NAMES_PER_QUERY]
         size = 1 << (len(chunk) - 1).bit_length()
-        params: dict[str, Any] = {"run": run, "data_id": data_id}
-        for i in range(size):
-            params[f"n{i}"] = chunk[min(i, len(chunk) - 1)]  # padded with the last name: same rows
+        params: dict[str, Any] = dict(zip(_NAME_KEYS, chunk, strict=False))  # fewer names than keys
+        for key in _NAME_KEYS[len(chunk) : size]:
+            params[key] = chunk[-1]  # padded with the last name: the same rows
+        params["run"], params["data_id"] = run, data_id
         out += txn.tuples(_rows_named(size), params)
     return out
 

@@ -137,7 +137,7 @@ class _Refs(Mapping[str, DatasetRef]):
     __slots__ = ("_data_id", "_made", "_now", "_rows", "_run", "_where")
 
     def __init__(
-        self, run: int, data_id: Mapping[str, Any], planned: list[_Planned], rows: list[tuple[int, int]],
+        self, run: int, data_id: Mapping[str, Any], planned: list[_Planned], rows: list[tuple[int, int, float]],
         now: float, where: str,
     ):
         self._run, self._data_id, self._now, self._where = run, data_id, now, where
@@ -148,10 +148,11 @@ class _Refs(Mapping[str, DatasetRef]):
     def __getitem__(self, name: str) -> DatasetRef:
         ref = self._made.get(name)
         if ref is None:
-            item, (dataset_id, version) = self._rows[name]
+            item, (dataset_id, version, created) = self._rows[name]
             assert item.fields is not None
             ref = self._made[name] = _ref(
-                dataset_id, self._run, name, self._data_id, version, item.fields, self._now, self._where
+                dataset_id, self._run, name, self._data_id, version, item.fields, self._now, self._where,
+                created=created,
             )
         return ref
 
@@ -189,6 +190,8 @@ def _ref(
     fields: Mapping[str, Any],
     now: float,
     repository: str,
+    *,
+    created: float | None = None,
 ) -> DatasetRef:
     return DatasetRef(
         id=dataset_id,
@@ -203,7 +206,7 @@ def _ref(
             fields["summary_kind"], fields["summary_value"], fields["summary_text"], fields["thumbnail"]
         ),
         version=version,
-        created=now,
+        created=now if created is None else created,
         updated=now,
         storage=Storage(
             inline=fields["inline"],
@@ -256,7 +259,7 @@ class Writer:
         planned: list[_Planned] = []
         self._plan(planned, name, value, hdf5_options=hdf5_options, kind=kind, derived=derived, meta=meta)
         rows, _when = self._store(run, key, planned, derived=derived)
-        dataset_id, version = rows[-1]
+        dataset_id, version, _created = rows[-1]
         own = planned[-1]
         assert own.fields is not None
         return _ref(dataset_id, run, name, did, version, own.fields, _now(), self.registry.db.where)
@@ -363,7 +366,7 @@ class Writer:
 
     def _store(
         self, run: int, key: str, planned: list[_Planned], *, derived: bool
-    ) -> tuple[list[tuple[int, int]], float]:
+    ) -> tuple[list[tuple[int, int, float]], float]:
         """Steps 2 and 3: the data files, then every row in one transaction (the files go if it fails)."""
         written = self._write_files(run, planned, derived=derived)
         try:
@@ -407,7 +410,7 @@ class Writer:
 
     def _commit_rows(
         self, run: int, key: str, planned: list[_Planned], *, derived: bool
-    ) -> tuple[list[tuple[int, int]], float]:
+    ) -> tuple[list[tuple[int, int, float]], float]:
         """Step 3: one transaction writes every planned row, its change and its metadata; then the
         files of the versions replaced are removed.  Returns (dataset id, version) of each row, and
         the time a batch's rows were written."""
@@ -419,7 +422,7 @@ class Writer:
                 current, version, dataset_id, _fields_written = self._write_row(
                     txn, run, item.name, key, item.fields, change="put", derived=derived, described=item.described
                 )
-                rows = [(dataset_id, version)]
+                rows = [(dataset_id, version, now)]
                 currents = {item.name: current} if current is not None else {}
             else:
                 # A batch: its rows looked up, inserted and logged a few statements at a time.

@@ -93,11 +93,11 @@ _USER_COLUMN_NAMES = Statement(select(user_columns.c.name))
 
 @functools.lru_cache(maxsize=16)
 def _rows_named(size: int) -> Statement:
-    """The (name, id, location, version) rows of ``size`` names of one run and data ID: one IN list
+    """The (name, id, location, version, created) rows of ``size`` names of one run and data ID: one IN list
     per bucket of sizes (a batch's names are padded to a power of two), compiled once each."""
     wanted: list[Any] = [bindparam(f"n{i}") for i in range(size)]
     return Statement(
-        select(datasets.c.name, datasets.c.id, datasets.c.location, datasets.c.version).where(
+        select(datasets.c.name, datasets.c.id, datasets.c.location, datasets.c.version, datasets.c.created).where(
             datasets.c.run == bindparam("run"),
             datasets.c.data_id == bindparam("data_id"),
             datasets.c.name.in_(wanted),
@@ -116,10 +116,11 @@ class Current(NamedTuple):
     id: int
     location: str | None
     version: int
+    created: float
 
 
 def _rows_of(txn: Txn, run: int, data_id: str, names: Sequence[str]) -> list[tuple[Any, ...]]:
-    """(name, id, location, version) of those of ``names`` that run ``run`` has with ``data_id``."""
+    """(name, id, location, version, created) of those of ``names`` that run ``run`` has with ``data_id``."""
     out: list[tuple[Any, ...]] = []
     for start in range(0, len(names), _NAMES_PER_QUERY):
         chunk = names[start : start + _NAMES_PER_QUERY]
@@ -527,12 +528,12 @@ class Registry:
     def write_datasets(
         self, txn: Txn, run: int, data_id: str, rows: Sequence[tuple[str, Current | None, Mapping[str, Any]]],
         *, change: str, now: float | None = None,
-    ) -> list[tuple[int, int]]:
+    ) -> list[tuple[int, int, float]]:
         """Insert or replace many dataset rows of one run and data ID, and record one change each.
 
         ``rows`` are (name, current row from :meth:`lock_targets` or None,
-        fields as for :meth:`write_dataset`).  Returns (dataset id, version)
-        per row, in order.  Runs in a write transaction, after :meth:`lock_targets`.
+        fields as for :meth:`write_dataset`).  Returns (dataset id, version,
+        created) per row, in order.  Runs in a write transaction, after :meth:`lock_targets`.
         ``now`` is the rows' created/updated time (default: now).
         """
         now = time.time() if now is None else now
@@ -557,7 +558,7 @@ class Registry:
         if self.db.dialect.name == "postgresql" and logged:
             txn.execute_sql(NOTIFY_SQL)  # once: delivered at commit, once per transaction anyway
         return [
-            (ids[name], 1) if current is None else (int(current.id), current.version + 1)
+            (ids[name], 1, now) if current is None else (int(current.id), current.version + 1, current.created)
             for name, current, _fields in rows
         ]
 

@@ -435,14 +435,6 @@ def test_dry_run_writes_nothing_and_says_what_would_come(shelf: labshelf.Shelf, 
     assert not any((shelf.root / "data").rglob("*.h5"))
 
 
-def test_link_is_refused_until_it_exists(shelf: labshelf.Shelf, tmp_path: Path) -> None:
-    results = tmp_path / "results"
-    small_tree(results, 1)
-    with pytest.raises(InvalidOptions, match="not available yet"):
-        artiq(shelf, results, link=True, progress=False)
-    assert len(shelf) == 0
-
-
 # -- kill -9 in the middle, then the next import completes it ----------------------------------------
 
 

@@ -60,7 +60,7 @@ if TYPE_CHECKING:
     from .registry.records import DatasetRef
     from .shelf import Shelf
 
-__all__ = ["ingest", "trust_data", "located", "is_ingested", "LINK_ABOVE"]
+__all__ = ["ingest", "trust_data", "located", "is_ingested", "linkable", "confirm_folder", "LINK_ABOVE"]
 
 #: What importers keep in place with ``link=True``: arrays of at least this many bytes.
 LINK_ABOVE = 1 << 20
@@ -262,6 +262,8 @@ def _hdf5_member(path: Path, dataset: str) -> Any:
 def _confirm(root: Path, path: Path) -> None:
     from . import trust
 
+    if trust.DATA.has(root, path, below=True):
+        return
     try:
         trust.DATA.add(root, path)
     except OSError as exc:
@@ -297,6 +299,29 @@ def _commit(shelf: Shelf, run: int, name: str, did: Mapping[str, Any], key: str,
             txn, existing_id=None, version=1, run=run, name=name, data_id=key, fields=fields, change="put",
         )
     return _ref(dataset_id, run, name, did, 1, fields, _now(), registry.db.where)
+
+
+def linkable(node: Any, above: int = LINK_ABOVE) -> bool:
+    """Whether an importer asked to link keeps the HDF5 dataset ``node`` in its file (``run.ingest``) rather than copying it.
+
+    Numeric and bool arrays of at least ``above`` bytes whose values lie in
+    the file itself; smaller values cost less to copy than a file to keep.
+    """
+    import h5py
+
+    if not isinstance(node, h5py.Dataset) or node.shape is None or not node.ndim:
+        return False
+    if node.dtype.names is not None or node.dtype.kind not in "biufc":
+        return False
+    plist = node.id.get_create_plist()
+    if plist.get_layout() == h5py.h5d.VIRTUAL or plist.get_external_count():
+        return False
+    return int(node.size) * node.dtype.itemsize >= above
+
+
+def confirm_folder(shelf: Shelf, folder: str | os.PathLike[str]) -> None:
+    """Let ``shelf`` read, for this user, the files under ``folder`` an import is about to ingest (chosen by the importer's caller)."""
+    _confirm(shelf.root, Path(os.path.realpath(folder)))
 
 
 # -- trust ---------------------------------------------------------------------------------------

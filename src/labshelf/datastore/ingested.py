@@ -250,6 +250,8 @@ def describe_netcdf(path: Path) -> tuple[str, Description, Summary]:
     from .netcdf import _time_decoder
 
     with xr.open_dataset(path, engine="h5netcdf", decode_times=_time_decoder(xr)) as dataset:
+        if not dataset.variables:
+            raise ValueError("it holds no NetCDF variables at its root (an HDF5 file not written as NetCDF?)")
         names = ", ".join(str(v) for v in dataset.data_vars)
         nbytes = int(dataset.nbytes)
     return "xarray", Description(shape=None, dtype="Dataset", nbytes=nbytes), Summary(

@@ -158,7 +158,7 @@ import pytest  # noqa: E402
 import labshelf  # noqa: E402
 from _children import Spawn, spawn_fixture  # noqa: E402
 from _shelves import make_shelf  # noqa: E402
-from labshelf.errors import ImportConflict, InvalidOptions  # noqa: E402
+from labshelf.errors import ImportConflict  # noqa: E402
 from labshelf.importers import ImportReport, artiq  # noqa: E402
 from labshelf.importers.pyon import PyonError, decode  # noqa: E402
 

@@ -21,7 +21,7 @@ import pytest
 import xarray as xr
 
 import labshelf
-from _tamper import SECRET, holds_secret, make_sandbox, registry_sql, snapshot
+from _tamper import holds_secret, make_sandbox, registry_sql, snapshot
 from labshelf.browse import Browser
 from labshelf.datastore import ingested
 
@@ -33,11 +33,20 @@ def fingerprint(path: Path) -> tuple[int, str]:
 FRAMES = np.random.default_rng(7).random((12, 40, 48)).astype("f4")
 IMAGE = (np.arange(96 * 80, dtype=np.uint16).reshape(96, 80) * 7) % 4096
 SPECTRUM = xr.Dataset(
-    {"signal": (("energy",), np.linspace(0, 1, 300) ** 2), "counts": (("energy",), np.arange(300, dtype="i4"))},
+    {
+        "signal": (("energy",), np.linspace(0, 1, 300) ** 2),
+        "counts": (("energy",), np.arange(300, dtype="i4")),
+    },
     coords={"energy": np.linspace(1.0, 30.0, 300)},
     attrs={"beamline": "P11"},
 )
-TABLE = pd.DataFrame({"peak": np.arange(50.0) * 1.5, "height": np.arange(50, dtype="i8"), "label": [f"p{i}" for i in range(50)]})
+TABLE = pd.DataFrame(
+    {
+        "peak": np.arange(50.0) * 1.5,
+        "height": np.arange(50, dtype="i8"),
+        "label": [f"p{i}" for i in range(50)],
+    }
+)
 
 
 @pytest.fixture
@@ -52,7 +61,11 @@ def sources(tmp_path: Path) -> dict[str, Path]:
         f["entry/title"] = b"a scan"
     SPECTRUM.to_netcdf(folder / "spectrum.nc", engine="h5netcdf")
     TABLE.to_parquet(folder / "peaks.parquet")
-    return {"hdf5": folder / "frames.h5", "netcdf": folder / "spectrum.nc", "parquet": folder / "peaks.parquet"}
+    return {
+        "hdf5": folder / "frames.h5",
+        "netcdf": folder / "spectrum.nc",
+        "parquet": folder / "peaks.parquet",
+    }
 
 
 def untouched(sources: dict[str, Path]) -> dict[str, tuple[int, str]]:
@@ -63,12 +76,21 @@ def untouched(sources: dict[str, Path]) -> dict[str, tuple[int, str]]:
 
 
 @pytest.mark.parametrize("transfer", ["direct", "symlink", "copy"])
-def test_an_hdf5_member_reads_exactly_as_the_source(shelf: labshelf.Shelf, sources: dict[str, Path], transfer: str) -> None:
+def test_an_hdf5_member_reads_exactly_as_the_source(
+    shelf: labshelf.Shelf, sources: dict[str, Path], transfer: str
+) -> None:
     before = untouched(sources)
     with shelf.new_run() as run:
         frames = run.ingest("detector/frames", sources["hdf5"], dataset="/entry/data/data", transfer=transfer)
-        image = run.ingest("detector/image", sources["hdf5"], dataset="entry/instrument/detector/image", transfer=transfer)
-    assert (frames.kind, frames.shape, frames.dtype, frames.nbytes) == ("ndarray", (12, 40, 48), "float32", FRAMES.nbytes)
+        image = run.ingest(
+            "detector/image", sources["hdf5"], dataset="entry/instrument/detector/image", transfer=transfer
+        )
+    assert (frames.kind, frames.shape, frames.dtype, frames.nbytes) == (
+        "ndarray",
+        (12, 40, 48),
+        "float32",
+        FRAMES.nbytes,
+    )
     assert (image.kind, image.shape, image.dtype) == ("image", (96, 80), "uint16")
     for ref in (frames, image):  # a thumbnail (the first frame of a stack), made once from the file
         assert isinstance(ref.summary, bytes) and ref.summary.startswith(b"\x89PNG")
@@ -78,7 +100,9 @@ def test_an_hdf5_member_reads_exactly_as_the_source(shelf: labshelf.Shelf, sourc
         part = shelf.get("detector/frames", run=1, parameters={"slice": selection})
         np.testing.assert_array_equal(part, FRAMES[selection])
     np.testing.assert_array_equal(shelf.get("detector/image", run=1), IMAGE)
-    np.testing.assert_array_equal(shelf.get("detector/image", run=1, parameters={"downsample": 4}).shape, (24, 20))
+    np.testing.assert_array_equal(
+        shelf.get("detector/image", run=1, parameters={"downsample": 4}).shape, (24, 20)
+    )
     assert shelf.get("detector/image.attrs", run=1) == {"units": "counts"}
     assert shelf.get("detector/image.thumbnail", run=1).shape[:2] == (96, 80)
     assert shelf.find("detector/frames", run=1).storage.ingested == str(sources["hdf5"].resolve())
@@ -99,9 +123,15 @@ def test_a_whole_netcdf_file_and_a_parquet_table(shelf: labshelf.Shelf, sources:
     with shelf.new_run() as run:
         spectrum = run.ingest("spectrum", sources["netcdf"])
         peaks = run.ingest("peaks", sources["parquet"])
-    assert (spectrum.kind, spectrum.dtype, spectrum.summary) == ("xarray", "Dataset", "Dataset: signal, counts")
+    assert (spectrum.kind, spectrum.dtype, spectrum.summary) == (
+        "xarray",
+        "Dataset",
+        "Dataset: signal, counts",
+    )
     assert (peaks.kind, peaks.shape, peaks.summary) == ("pandas", (50, 3), "DataFrame 50 rows x 3 columns")
-    xr.testing.assert_identical(shelf.get("spectrum", run=1), xr.load_dataset(sources["netcdf"], engine="h5netcdf"))
+    xr.testing.assert_identical(
+        shelf.get("spectrum", run=1), xr.load_dataset(sources["netcdf"], engine="h5netcdf")
+    )
     xr.testing.assert_identical(shelf.get("spectrum.signal", run=1), SPECTRUM["signal"])
     assert shelf.components("spectrum", run=1) == ["signal", "counts", "coords.energy", "attrs"]
     assert shelf.get("spectrum.attrs", run=1) == {"beamline": "P11"}
@@ -179,7 +209,9 @@ def test_a_changed_or_missing_file_is_a_clear_error_and_verify_lists_it(
     with shelf.new_run() as run:
         run.ingest("frames", sources["hdf5"], dataset="/entry/data/data")
         run.put("keep", np.arange(5000.0))
-    np.testing.assert_array_equal(shelf.get("frames", run=1, parameters={"slice": np.s_[0]}), FRAMES[0])  # cached
+    np.testing.assert_array_equal(
+        shelf.get("frames", run=1, parameters={"slice": np.s_[0]}), FRAMES[0]
+    )  # cached
     path = sources["hdf5"]
     if how == "rewritten":
         with h5py.File(path, "r+") as f:
@@ -195,13 +227,26 @@ def test_a_changed_or_missing_file_is_a_clear_error_and_verify_lists_it(
         path.unlink()
         path.symlink_to(sandbox / "secret.h5")
     kept = snapshot(sandbox)
-    expected = "is gone" if how == "deleted" else "symbolic link" if how == "swapped for a link" else "changed since it was ingested"
-    for call in (lambda: shelf.get("frames", run=1, parameters={"slice": np.s_[0]}), lambda: shelf.get("frames", run=1),
-                 lambda: Browser(shelf).preview("run/1/frames")):
-        with pytest.raises(labshelf.IngestedFileChanged, match=rf"dataset 'frames' of run 1: .*{path}.*{expected}"):
+    expected = (
+        "is gone"
+        if how == "deleted"
+        else "symbolic link"
+        if how == "swapped for a link"
+        else "changed since it was ingested"
+    )
+    for call in (
+        lambda: shelf.get("frames", run=1, parameters={"slice": np.s_[0]}),
+        lambda: shelf.get("frames", run=1),
+        lambda: Browser(shelf).preview("run/1/frames"),
+    ):
+        with pytest.raises(
+            labshelf.IngestedFileChanged, match=rf"dataset 'frames' of run 1: .*{path}.*{expected}"
+        ):
             call()
     report = shelf.verify()
-    assert [(p.kind, p.dataset, p.file) for p in report.problems] == [("changed", "frames", str(path.resolve()) if how != "swapped for a link" else str(path))]
+    assert [(p.kind, p.dataset, p.file) for p in report.problems] == [
+        ("changed", "frames", str(path.resolve()) if how != "swapped for a link" else str(path))
+    ]
     np.testing.assert_array_equal(shelf.get("keep", run=1), np.arange(5000.0))
     assert snapshot(sandbox) == kept
 
@@ -221,7 +266,11 @@ def test_files_of_a_shelf_are_never_ingested(shelf: labshelf.Shelf, tmp_path: Pa
     link = tmp_path / "innocent.h5"
     link.symlink_to(other_file)
     run = shelf.new_run()
-    for path, whose in ((other_file, "other.shelf's data/"), (link, "other.shelf's data/"), (own_file, "this shelf's data/")):
+    for path, whose in (
+        (other_file, "other.shelf's data/"),
+        (link, "other.shelf's data/"),
+        (own_file, "this shelf's data/"),
+    ):
         with pytest.raises(labshelf.IngestError, match=rf"lies in .*{whose}"):
             run.ingest("taken", path, dataset="x")
     assert "taken" not in run and [r.name for r in shelf.datasets(2)] == []
@@ -239,32 +288,70 @@ def test_bad_input_is_refused_with_what_is_allowed_and_nothing_stored(
     run.ingest("taken", sources["parquet"])
     files_before = sorted(p.name for p in (shelf.root).rglob("*") if p.is_file() and "registry" not in p.name)
     cases: list[tuple[Any, type[BaseException], str]] = [
-        (lambda: run.ingest("a", tmp_path / "missing.h5", dataset="x"), labshelf.IngestError, "there is no file"),
+        (
+            lambda: run.ingest("a", tmp_path / "missing.h5", dataset="x"),
+            labshelf.IngestError,
+            "there is no file",
+        ),
         (lambda: run.ingest("a", tmp_path, dataset="x"), labshelf.IngestError, "not a regular file"),
-        (lambda: run.ingest("a", sources["hdf5"], dataset="/entry/data/dat"), labshelf.IngestError,
-         r"has no dataset '/entry/data/dat'.*top-level members: entry"),
-        (lambda: run.ingest("a", sources["hdf5"], dataset="/entry/data"), labshelf.IngestError,
-         r"is a group, not a dataset.*holds: data"),
-        (lambda: run.ingest("a", sources["hdf5"], dataset="/entry/title"), labshelf.IngestError, "ingest takes numeric"),
+        (
+            lambda: run.ingest("a", sources["hdf5"], dataset="/entry/data/dat"),
+            labshelf.IngestError,
+            r"has no dataset '/entry/data/dat'.*top-level members: entry",
+        ),
+        (
+            lambda: run.ingest("a", sources["hdf5"], dataset="/entry/data"),
+            labshelf.IngestError,
+            r"is a group, not a dataset.*holds: data",
+        ),
+        (
+            lambda: run.ingest("a", sources["hdf5"], dataset="/entry/title"),
+            labshelf.IngestError,
+            "ingest takes numeric",
+        ),
         (lambda: run.ingest("a", sources["hdf5"]), labshelf.IngestError, "cannot be read as a NetCDF-4 file"),
-        (lambda: run.ingest("a", tmp_path / "notes.txt"), labshelf.IngestError, "neither HDF5 .* nor Parquet"),
+        (
+            lambda: run.ingest("a", tmp_path / "notes.txt"),
+            labshelf.IngestError,
+            "neither HDF5 .* nor Parquet",
+        ),
         (lambda: run.ingest("a", tmp_path / "classic.nc"), labshelf.IngestError, "NetCDF-3"),
-        (lambda: run.ingest("a", sources["parquet"], dataset="x"), labshelf.IngestError, "leave dataset= out"),
-        (lambda: run.ingest("a", sources["parquet"], transfer="move"), labshelf.InvalidOptions,
-         "'direct', 'copy', 'symlink'"),
-        (lambda: run.ingest("taken", sources["netcdf"]), labshelf.IngestError, "has a dataset 'taken' already"),
+        (
+            lambda: run.ingest("a", sources["parquet"], dataset="x"),
+            labshelf.IngestError,
+            "leave dataset= out",
+        ),
+        (
+            lambda: run.ingest("a", sources["parquet"], transfer="move"),
+            labshelf.InvalidOptions,
+            "'direct', 'copy', 'symlink'",
+        ),
+        (
+            lambda: run.ingest("taken", sources["netcdf"]),
+            labshelf.IngestError,
+            "has a dataset 'taken' already",
+        ),
         (lambda: run.ingest("bad//name", sources["netcdf"]), labshelf.InvalidName, "name"),
     ]
     if os.geteuid() != 0:
         locked = tmp_path / "locked.h5"
         locked.write_bytes(sources["hdf5"].read_bytes())
         locked.chmod(0)
-        cases.append((lambda: run.ingest("a", locked, dataset="/entry/data/data"), labshelf.IngestError, "cannot be read"))
+        cases.append(
+            (
+                lambda: run.ingest("a", locked, dataset="/entry/data/data"),
+                labshelf.IngestError,
+                "cannot be read",
+            )
+        )
     for call, error, phrase in cases:
         with pytest.raises(error, match=phrase):
             call()
     assert [r.name for r in shelf.datasets(run.number)] == ["taken"]
-    assert sorted(p.name for p in (shelf.root).rglob("*") if p.is_file() and "registry" not in p.name) == files_before
+    assert (
+        sorted(p.name for p in (shelf.root).rglob("*") if p.is_file() and "registry" not in p.name)
+        == files_before
+    )
     run.finish()
     with pytest.raises(labshelf.RunNotWritable):
         run.ingest("late", sources["netcdf"])
@@ -276,10 +363,18 @@ def test_bad_input_is_refused_with_what_is_allowed_and_nothing_stored(
 def plant_ingested(shelf: labshelf.Shelf, run: int, name: str, path: Path, member: str = "x") -> None:
     """Edit a row as an attacker would: it now claims to be the file ``path`` ingested in place."""
     size, mtime_ns, checksum = ingested.fingerprint(path)
-    record = {"format": "hdf5", "member": member, "transfer": "direct", "path": str(path), "size": size,
-              "mtime_ns": mtime_ns, "checksum": checksum}
+    record = {
+        "format": "hdf5",
+        "member": member,
+        "transfer": "direct",
+        "path": str(path),
+        "size": size,
+        "mtime_ns": mtime_ns,
+        "checksum": checksum,
+    }
     changed = registry_sql(
-        shelf, "UPDATE datasets SET options = :options, location = '[]', inline = NULL WHERE run = :run AND name = :name",
+        shelf,
+        "UPDATE datasets SET options = :options, location = '[]', inline = NULL WHERE run = :run AND name = :name",
         {"options": json.dumps({"ingested": record}), "run": run, "name": name},
     )
     assert changed == 1
@@ -295,13 +390,20 @@ def test_a_row_naming_an_outside_file_is_never_read_for_a_user_who_did_not_choos
         run.put("keep", np.arange(5000.0) + 1)
     plant_ingested(shelf, 1, "x", sandbox / "secret.h5")
     browser = Browser(shelf)
-    calls = [lambda: shelf.get("x", run=1), lambda: shelf.get("x", run=1, parameters={"slice": np.s_[:3]}),
-             lambda: browser.preview("run/1/x"), lambda: browser.children("run/1/x"), lambda: browser.preview("run/1/x#x")]
+    calls = [
+        lambda: shelf.get("x", run=1),
+        lambda: shelf.get("x", run=1, parameters={"slice": np.s_[:3]}),
+        lambda: browser.preview("run/1/x"),
+        lambda: browser.children("run/1/x"),
+        lambda: browser.preview("run/1/x#x"),
+    ]
     for call in calls:
-        with pytest.raises(labshelf.UnconfirmedFile, match=rf"secret.h5.*not confirmed.*labshelf trust-data"):
+        with pytest.raises(labshelf.UnconfirmedFile, match=r"secret.h5.*not confirmed.*labshelf trust-data"):
             call()
     # (and the file the row named before is an orphan now)
-    assert [(p.kind, p.dataset) for p in shelf.verify().problems if p.kind != "orphan"] == [("unconfirmed", "x")]
+    assert [(p.kind, p.dataset) for p in shelf.verify().problems if p.kind != "orphan"] == [
+        ("unconfirmed", "x")
+    ]
     # Confirming another file of that folder confirms nothing else.
     (sandbox / "chosen.h5").write_bytes(b"")
     labshelf.trust_data(shelf, sandbox / "chosen.h5")
@@ -324,9 +426,15 @@ def test_the_browse_preview_refuses_an_unconfirmed_file_of_another_user(
     where = shelf.where if shelf._registry.db.is_sqlite else shelf.root
     with labshelf.open(where) as theirs:
         browser = Browser(theirs)
-        for call in (lambda: theirs.get("frames", run=1), lambda: theirs.get("spectrum.signal", run=1),
-                     lambda: browser.preview("run/1/frames"), lambda: browser.preview("run/1/spectrum")):
-            with pytest.raises(labshelf.UnconfirmedFile, match=r"you have not confirmed .*labshelf trust-data"):
+        for call in (
+            lambda: theirs.get("frames", run=1),
+            lambda: theirs.get("spectrum.signal", run=1),
+            lambda: browser.preview("run/1/frames"),
+            lambda: browser.preview("run/1/spectrum"),
+        ):
+            with pytest.raises(
+                labshelf.UnconfirmedFile, match=r"you have not confirmed .*labshelf trust-data"
+            ):
                 call()
         with pytest.raises(labshelf.UnconfirmedFile):
             shelf.get("frames", run=1)  # the cache of user A's shelf object hands nothing out either
@@ -337,7 +445,9 @@ def test_the_browse_preview_refuses_an_unconfirmed_file_of_another_user(
     assert (tmp_path / "user-b" / "labshelf" / "trusted-data.json").stat().st_mode & 0o077 == 0
 
 
-def test_a_list_someone_else_could_write_confirms_nothing(shelf: labshelf.Shelf, sources: dict[str, Path]) -> None:
+def test_a_list_someone_else_could_write_confirms_nothing(
+    shelf: labshelf.Shelf, sources: dict[str, Path]
+) -> None:
     from labshelf import trust
 
     with shelf.new_run() as run:
@@ -348,7 +458,9 @@ def test_a_list_someone_else_could_write_confirms_nothing(shelf: labshelf.Shelf,
 
 
 @pytest.mark.parametrize("hostile", ["external link", "virtual dataset"])
-def test_an_ingested_file_may_not_lead_to_other_files(shelf: labshelf.Shelf, tmp_path: Path, hostile: str) -> None:
+def test_an_ingested_file_may_not_lead_to_other_files(
+    shelf: labshelf.Shelf, tmp_path: Path, hostile: str
+) -> None:
     sandbox = make_sandbox(tmp_path)
     path = tmp_path / "innocent.h5"
     with h5py.File(path, "w") as f:
@@ -366,9 +478,14 @@ def test_an_ingested_file_may_not_lead_to_other_files(shelf: labshelf.Shelf, tmp
         run.ingest("whole", path)  # read whole by xarray: refused before it opens the file
     run.ingest("fine", path, dataset="fine")
     plant_row = shelf.find("fine", run=run.number)
-    registry_sql(shelf, "UPDATE datasets SET options = :o WHERE id = :id",
-                 {"o": json.dumps({"ingested": {**dict(plant_row.storage.options["ingested"]), "member": "leak"}}),
-                  "id": plant_row.id})
+    registry_sql(
+        shelf,
+        "UPDATE datasets SET options = :o WHERE id = :id",
+        {
+            "o": json.dumps({"ingested": {**dict(plant_row.storage.options["ingested"]), "member": "leak"}}),
+            "id": plant_row.id,
+        },
+    )
     shelf.cache.clear()
     with pytest.raises(labshelf.CorruptDataset, match="never refer outside|refers outside") as caught:
         shelf.get("fine", run=run.number)
@@ -403,14 +520,15 @@ def test_a_symlink_ingest_is_known_by_its_row_and_the_confirmation_never_the_lin
 
 
 def test_artiq_link_reads_the_same_values_as_a_copy(tmp_path: Path) -> None:
-    from test_import_artiq import small_tree, write_results_file
-
     from labshelf.importers import artiq
+    from test_import_artiq import small_tree, write_results_file
 
     results = tmp_path / "results"
     small_tree(results, 2)
     big = np.random.default_rng(5).random((300, 600))  # 1.4 MB: linked
-    write_results_file(results, 3, "Camera", {"camera.frames": big, "fit.x": 1.5}, meta={"camera.frames": {"unit": "V"}})
+    write_results_file(
+        results, 3, "Camera", {"camera.frames": big, "fit.x": 1.5}, meta={"camera.frames": {"unit": "V"}}
+    )
     before = snapshot(results)
     copied = labshelf.create(tmp_path / "copied.shelf")
     linked = labshelf.create(tmp_path / "linked.shelf")
@@ -434,14 +552,34 @@ def test_artiq_link_reads_the_same_values_as_a_copy(tmp_path: Path) -> None:
 # -- the command line -------------------------------------------------------------------------------------
 
 
-def test_the_cli_ingests_and_trusts(tmp_path: Path, sources: dict[str, Path], capsys: pytest.CaptureFixture[str],
-                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_cli_ingests_and_trusts(
+    tmp_path: Path,
+    sources: dict[str, Path],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from labshelf.cli import main
 
     folder = tmp_path / "cli.shelf"
     labshelf.create(folder).close()
-    assert main(["ingest", str(folder), "new", "det/frames", str(sources["hdf5"]), "--dataset", "/entry/data/data",
-                 "--transfer", "symlink", "--data-id", "module=2"]) == 0
+    assert (
+        main(
+            [
+                "ingest",
+                str(folder),
+                "new",
+                "det/frames",
+                str(sources["hdf5"]),
+                "--dataset",
+                "/entry/data/data",
+                "--transfer",
+                "symlink",
+                "--data-id",
+                "module=2",
+            ]
+        )
+        == 0
+    )
     assert "ingested 'det/frames[module=2]' into run 1: ndarray 12x40x48 float32" in capsys.readouterr().out
     assert main(["ingest", str(folder), "1", "again", str(sources["netcdf"])]) == 1
     assert "run 1 has ended" in capsys.readouterr().err

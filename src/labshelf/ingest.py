@@ -97,11 +97,15 @@ def ingest(
 
     shelf._check_writable()
     if transfer not in TRANSFERS:
-        raise InvalidOptions(f"transfer={transfer!r} is not a way to ingest; it is one of {', '.join(map(repr, TRANSFERS))}: "
-                             "'direct' reads the file where it is, 'symlink' links it from the shelf's data/, "
-                             "'copy' copies it into data/")
+        raise InvalidOptions(
+            f"transfer={transfer!r} is not a way to ingest; it is one of {', '.join(map(repr, TRANSFERS))}: "
+            "'direct' reads the file where it is, 'symlink' links it from the shelf's data/, "
+            "'copy' copies it into data/"
+        )
     if dataset is not None and not isinstance(dataset, str):
-        raise IngestError(f"dataset= names an HDF5 dataset (a path such as '/entry/data/data'), not {dataset!r}")
+        raise IngestError(
+            f"dataset= names an HDF5 dataset (a path such as '/entry/data/data'), not {dataset!r}"
+        )
     check_name(name)
     did = normalize_data_id(data_id, new=True)
     key = data_id_key(did)
@@ -118,7 +122,9 @@ def ingest(
                 size, mtime_ns, checksum = fingerprint(tmp)
             files = [relative]
             if (size, checksum) != (before[0], before[2]):
-                raise IngestError(f"{resolved} changed while it was being copied; nothing was stored, try again")
+                raise IngestError(
+                    f"{resolved} changed while it was being copied; nothing was stored, try again"
+                )
         elif transfer == "symlink":
             with datastore.new_file(run, name, _SUFFIX[fmt]) as (tmp, relative):
                 os.symlink(resolved, tmp)
@@ -157,12 +163,16 @@ def _checked_path(shelf: Shelf, path: Any) -> Path:
     try:
         status = os.stat(given)
     except FileNotFoundError:
-        raise IngestError(f"there is no file {given} to ingest (give the path of an HDF5, NetCDF-4 or Parquet file)") from None
+        raise IngestError(
+            f"there is no file {given} to ingest (give the path of an HDF5, NetCDF-4 or Parquet file)"
+        ) from None
     except OSError as exc:
         raise IngestError(f"{given} cannot be ingested: {exc.strerror or exc}") from None
     if not stat.S_ISREG(status.st_mode):
-        raise IngestError(f"{given} is not a regular file (a folder, a FIFO or a device); ingest takes one HDF5, "
-                          "NetCDF-4 or Parquet file")
+        raise IngestError(
+            f"{given} is not a regular file (a folder, a FIFO or a device); ingest takes one HDF5, "
+            "NetCDF-4 or Parquet file"
+        )
     resolved = Path(os.path.realpath(given))
     for folder in (resolved.parent, *resolved.parent.parents):
         if (folder / "labshelf.json").is_file():
@@ -192,7 +202,9 @@ def _examine(path: Path, dataset: str | None) -> tuple[str, str, Any, tuple[int,
         raise IngestError(f"{path} cannot be ingested: {exc}") from None
     if fmt == "parquet":
         if dataset is not None:
-            raise IngestError(f"{path} is a Parquet file, a single table: leave dataset= out to ingest it whole")
+            raise IngestError(
+                f"{path} is a Parquet file, a single table: leave dataset= out to ingest it whole"
+            )
         member, described = "", _described(path, "a Parquet table", lambda: ingested.describe_parquet(path))
     elif dataset is not None:
         fmt, member, described = "hdf5", dataset, _hdf5_member(path, dataset)
@@ -200,7 +212,9 @@ def _examine(path: Path, dataset: str | None) -> tuple[str, str, Any, tuple[int,
         fmt, member = "netcdf", "/"
         described = _described(path, "a NetCDF-4 file", lambda: _netcdf(path))
     if fingerprint(path) != before:
-        raise IngestError(f"{path} changed while it was being ingested; nothing was stored. Ingest a file once it is complete")
+        raise IngestError(
+            f"{path} changed while it was being ingested; nothing was stored. Ingest a file once it is complete"
+        )
     return fmt, member, described, before
 
 
@@ -256,7 +270,9 @@ def _hdf5_member(path: Path, dataset: str) -> Any:
         except ValueError as exc:
             raise IngestError(f"{dataset!r} in {path} cannot be ingested: {exc}") from None
         except Exception as exc:  # damaged chunks, a missing filter
-            raise IngestError(f"{dataset!r} in {path} cannot be read: {' '.join(str(exc).split())[:300]}") from None
+            raise IngestError(
+                f"{dataset!r} in {path} cannot be read: {' '.join(str(exc).split())[:300]}"
+            ) from None
 
 
 def _confirm(root: Path, path: Path) -> None:
@@ -273,8 +289,16 @@ def _confirm(root: Path, path: Path) -> None:
         ) from None
 
 
-def _commit(shelf: Shelf, run: int, name: str, did: Mapping[str, Any], key: str, fields: dict[str, Any],
-            described: PutMeta | None, path: Path) -> DatasetRef:
+def _commit(
+    shelf: Shelf,
+    run: int,
+    name: str,
+    did: Mapping[str, Any],
+    key: str,
+    fields: dict[str, Any],
+    described: PutMeta | None,
+    path: Path,
+) -> DatasetRef:
     """Insert the row (never over an existing dataset) and its change, with the name's display metadata."""
     from .names import format_data_id
     from .registry.meta import WHOLE
@@ -286,7 +310,9 @@ def _commit(shelf: Shelf, run: int, name: str, did: Mapping[str, Any], key: str,
         if described is None:
             current = registry.lock_target(txn, run, name, key)
         else:
-            current, same = registry.lock_target_with_meta(txn, run, name, key, described.given, described.params)
+            current, same = registry.lock_target_with_meta(
+                txn, run, name, key, described.given, described.params
+            )
         if current is not None:
             said = f" with data ID {format_data_id(dict(did))}" if did else ""
             raise IngestError(
@@ -294,9 +320,18 @@ def _commit(shelf: Shelf, run: int, name: str, did: Mapping[str, Any], key: str,
                 f"name (or delete the dataset first) to ingest {path}"
             )
         if described is not None and (not same or described.defaults):
-            writer.meta.update(txn, name, WHOLE, described.fields, user=described.user, defaults=described.defaults)
+            writer.meta.update(
+                txn, name, WHOLE, described.fields, user=described.user, defaults=described.defaults
+            )
         dataset_id = registry.write_dataset(
-            txn, existing_id=None, version=1, run=run, name=name, data_id=key, fields=fields, change="put",
+            txn,
+            existing_id=None,
+            version=1,
+            run=run,
+            name=name,
+            data_id=key,
+            fields=fields,
+            change="put",
         )
     return _ref(dataset_id, run, name, did, 1, fields, _now(), registry.db.where)
 
@@ -345,7 +380,9 @@ def trust_data(shelf: Any, path: str | os.PathLike[str]) -> Path:
     try:
         trust.DATA.add(Path(root).resolve(), resolved)
     except OSError as exc:
-        raise IngestError(f"cannot remember your confirmation in {trust.DATA.path()}: {exc.strerror or exc}") from None
+        raise IngestError(
+            f"cannot remember your confirmation in {trust.DATA.path()}: {exc.strerror or exc}"
+        ) from None
     return resolved
 
 
@@ -383,15 +420,23 @@ def located(repo: Repository, ref: DatasetRef) -> tuple[list[Path], str]:
     files = ref.storage.files
     if source.transfer == "copy":
         if len(files) != 1:
-            raise CorruptDataset(f"{where}: its registry row lists {len(files)} data files for one copied file")
+            raise CorruptDataset(
+                f"{where}: its registry row lists {len(files)} data files for one copied file"
+            )
         try:
             path = repo.datastore.path(files[0])
         except UnsafePath as exc:
             raise CorruptDataset(f"{where}: {exc}. Other datasets are not affected") from exc
         _check_unchanged(where, path, source, os.fspath(path))
         return [path], source.member
-    if ref.storage.inline is not None or (source.transfer == "direct" and files) or (source.transfer == "symlink" and len(files) != 1):
-        raise CorruptDataset(f"{where}: its registry row does not hold a {source.transfer} ingest (damaged or edited)")
+    if (
+        ref.storage.inline is not None
+        or (source.transfer == "direct" and files)
+        or (source.transfer == "symlink" and len(files) != 1)
+    ):
+        raise CorruptDataset(
+            f"{where}: its registry row does not hold a {source.transfer} ingest (damaged or edited)"
+        )
     root = repo.datastore.root
     if not _confirmed(root, source.path):
         raise UnconfirmedFile(
@@ -402,18 +447,27 @@ def located(repo: Repository, ref: DatasetRef) -> tuple[list[Path], str]:
     if source.transfer == "symlink":
         link = files[0]
         if not labshelf_named(link, ref.run, ref.name):
-            raise CorruptDataset(f"{where}: its registry row names the link {link!r}, which labshelf did not make")
+            raise CorruptDataset(
+                f"{where}: its registry row names the link {link!r}, which labshelf did not make"
+            )
         try:
-            target = os.readlink(os.path.join(_data_folder(repo, os.path.dirname(link)), os.path.basename(link)))
+            target = os.readlink(
+                os.path.join(_data_folder(repo, os.path.dirname(link)), os.path.basename(link))
+            )
         except FileNotFoundError:
-            raise IngestedFileChanged(f"{where}: its link {link} in the shelf is gone; {source.path} is not read "
-                                      "without it (ingest the file again)") from None
+            raise IngestedFileChanged(
+                f"{where}: its link {link} in the shelf is gone; {source.path} is not read "
+                "without it (ingest the file again)"
+            ) from None
         except OSError:
-            raise IngestedFileChanged(f"{where}: {link} in the shelf is no longer the link to {source.path} "
-                                      "made at ingest") from None
+            raise IngestedFileChanged(
+                f"{where}: {link} in the shelf is no longer the link to {source.path} made at ingest"
+            ) from None
         if target != source.path:
-            raise IngestedFileChanged(f"{where}: its link {link} now points at {target}, not at {source.path} as "
-                                      "ingested; labshelf reads only the file ingested")
+            raise IngestedFileChanged(
+                f"{where}: its link {link} now points at {target}, not at {source.path} as "
+                "ingested; labshelf reads only the file ingested"
+            )
     _check_unchanged(where, Path(source.path), source, source.path)
     return [Path(source.path)], source.member
 
@@ -445,11 +499,15 @@ def _check_unchanged(where: str, path: Path, source: Source, shown: str) -> None
     except FileNotFoundError:
         raise IngestedFileChanged(f"{where}: the ingested file {shown} is gone (moved or deleted)") from None
     except OSError as exc:
-        raise IngestedFileChanged(f"{where}: the ingested file {shown} cannot be looked at: {exc.strerror or exc}") from None
+        raise IngestedFileChanged(
+            f"{where}: the ingested file {shown} cannot be looked at: {exc.strerror or exc}"
+        ) from None
     if not stat.S_ISREG(st.st_mode):
         raise IngestedFileChanged(f"{where}: {shown} is no longer a regular file")
     if st.st_size != source.size or (source.transfer != "copy" and st.st_mtime_ns != source.mtime_ns):
-        what = f"its size {source.size} is now {st.st_size}" if st.st_size != source.size else "it was modified"
+        what = (
+            f"its size {source.size} is now {st.st_size}" if st.st_size != source.size else "it was modified"
+        )
         raise IngestedFileChanged(
             f"{where}: the ingested file {shown} changed since it was ingested ({what}); labshelf reads an ingested "
             "file only as it was: ingest it again (under a new name or in a new run)"
@@ -460,7 +518,9 @@ def _check_unchanged(where: str, path: Path, source: Source, shown: str) -> None
     try:
         _size, _mtime, checksum = fingerprint(text)
     except OSError as exc:
-        raise IngestedFileChanged(f"{where}: the ingested file {shown} cannot be read: {exc.strerror or exc}") from None
+        raise IngestedFileChanged(
+            f"{where}: the ingested file {shown} cannot be read: {exc.strerror or exc}"
+        ) from None
     if checksum != source.checksum:
         raise IngestedFileChanged(
             f"{where}: the ingested file {shown} changed since it was ingested (its checksum differs); labshelf "
@@ -478,4 +538,3 @@ def describe_problem(exc: BaseException) -> str:
     if isinstance(exc, IngestedFileChanged):
         return "changed"
     return "damaged"
-

@@ -81,8 +81,15 @@ class Source:
     checksum: str
 
     def to_json(self) -> dict[str, Any]:
-        return {"format": self.format, "member": self.member, "transfer": self.transfer, "path": self.path,
-                "size": self.size, "mtime_ns": self.mtime_ns, "checksum": self.checksum}
+        return {
+            "format": self.format,
+            "member": self.member,
+            "transfer": self.transfer,
+            "path": self.path,
+            "size": self.size,
+            "mtime_ns": self.mtime_ns,
+            "checksum": self.checksum,
+        }
 
     @property
     def outside(self) -> bool:
@@ -101,7 +108,9 @@ def source_of(options: Mapping[str, Any]) -> Source | None:
     try:
         if not isinstance(record, Mapping):
             raise TypeError
-        source = Source(**{k: record[k] for k in ("format", "member", "transfer", "path", "size", "mtime_ns", "checksum")})
+        source = Source(
+            **{k: record[k] for k in ("format", "member", "transfer", "path", "size", "mtime_ns", "checksum")}
+        )
         texts = (source.format, source.member, source.transfer, source.path, source.checksum)
         numbers = (source.size, source.mtime_ns)
         if not all(isinstance(t, str) and "\0" not in t for t in texts) or not all(
@@ -111,7 +120,9 @@ def source_of(options: Mapping[str, Any]) -> Source | None:
         if source.format not in FORMATS or source.transfer not in TRANSFERS or not os.path.isabs(source.path):
             raise TypeError
     except (KeyError, TypeError):
-        raise CorruptDataset(f"its registry row's record of an ingested file is damaged ({dict(record) if isinstance(record, Mapping) else record!r})") from None
+        raise CorruptDataset(
+            f"its registry row's record of an ingested file is damaged ({dict(record) if isinstance(record, Mapping) else record!r})"
+        ) from None
     return source
 
 
@@ -162,8 +173,10 @@ def file_format(path: Path) -> str:
             if f.read(4) == _PARQUET_MAGIC:
                 return "parquet"
         if head[:3] == _NETCDF3_MAGIC:
-            raise ValueError("it is a NetCDF-3 (classic) file; labshelf reads NetCDF-4 files (HDF5) only: "
-                             "convert it with `nccopy -k nc4`")
+            raise ValueError(
+                "it is a NetCDF-3 (classic) file; labshelf reads NetCDF-4 files (HDF5) only: "
+                "convert it with `nccopy -k nc4`"
+            )
     raise ValueError("it is neither HDF5 (NetCDF-4 included) nor Parquet (the formats ingest takes)")
 
 
@@ -186,10 +199,9 @@ def sample(dataset: Any) -> tuple[np.ndarray, bool]:
         return np.asarray(dataset[()]), True
     row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * itemsize
     if row_bytes > SAMPLE_BYTES:
-        # One row is too big already: a strided look at the first one.
-        step = -(-row_bytes // SAMPLE_BYTES)
-        flat = np.asarray(dataset[0]).reshape(-1)
-        return flat[::step], False
+        # One row is too big already: the start of the first line of the first row.
+        first = (0,) * (len(shape) - 1) + (slice(0, max(1, SAMPLE_BYTES // itemsize)),)
+        return np.asarray(dataset[first]).reshape(-1), False
     rows = max(1, SAMPLE_BYTES // row_bytes)
     parts = [np.asarray(dataset[start:stop]) for start, stop in _blocks(shape[0], rows)]
     return np.concatenate(parts, axis=0), False
@@ -234,7 +246,11 @@ def describe_array(dataset: Any) -> tuple[str, Description, Summary]:
         # A stack of frames: an array whose thumbnail is its first frame.
         index = (0,) * (len(shape) - 2)
         thumb = thumbnail_png(picture(dataset, index))
-        return "ndarray", description, Summary("image", value=mean, text=f"{text}, frame {index}", thumbnail=thumb)
+        return (
+            "ndarray",
+            description,
+            Summary("image", value=mean, text=f"{text}, frame {index}", thumbnail=thumb),
+        )
     return "ndarray", description, Summary("array", value=mean, text=text)
 
 
@@ -254,8 +270,10 @@ def describe_netcdf(path: Path) -> tuple[str, Description, Summary]:
             raise ValueError("it holds no NetCDF variables at its root (an HDF5 file not written as NetCDF?)")
         names = ", ".join(str(v) for v in dataset.data_vars)
         nbytes = int(dataset.nbytes)
-    return "xarray", Description(shape=None, dtype="Dataset", nbytes=nbytes), Summary(
-        "table", text=f"Dataset: {names}" if names else "Dataset (empty)"
+    return (
+        "xarray",
+        Description(shape=None, dtype="Dataset", nbytes=nbytes),
+        Summary("table", text=f"Dataset: {names}" if names else "Dataset (empty)"),
     )
 
 
@@ -270,6 +288,8 @@ def describe_parquet(path: Path) -> tuple[str, Description, Summary]:
     columns, _index = _pandas_columns(parquet.schema_arrow)
     nbytes = sum(meta.row_group(g).total_byte_size for g in range(meta.num_row_groups))
     rows = meta.num_rows
-    return "pandas", Description(shape=(rows, len(columns)), dtype="DataFrame", nbytes=int(nbytes)), Summary(
-        "table", text=f"DataFrame {rows} rows x {len(columns)} columns"
+    return (
+        "pandas",
+        Description(shape=(rows, len(columns)), dtype="DataFrame", nbytes=int(nbytes)),
+        Summary("table", text=f"DataFrame {rows} rows x {len(columns)} columns"),
     )

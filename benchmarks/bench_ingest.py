@@ -14,8 +14,10 @@ deletes it afterwards.  Figures:
 - **copy, for reference**: a plain ``shutil.copyfile`` of the file (what
   ``transfer="copy"`` and an import without ``--link`` cost at least).
 - **first slice read**: ``shelf.get(..., parameters={"slice": frame 500})``
-  after ingest beside h5py reading that frame (every read checks the file's
-  size and modification time; the first in a process also its checksum).
+  after ingest beside h5py reading that frame (every read checks the
+  confirmation and the file's size and modification time; the first in a
+  process also its checksum); **later frame reads**: other frames, each a
+  new read (not from the cache), beside h5py opening the file and reading it.
 
 The file was just written, so it is in the page cache: these are warm
 figures (a cold file adds the disk's time to read 2 MiB for the fingerprint
@@ -99,6 +101,15 @@ def body() -> None:
                     f[MEMBER][500]
 
             plain = min(timed(plain_frame) for _ in range(5))
+
+            def later_frame(i: int) -> None:
+                shelf.get("direct/3", run=run.number, parameters={"slice": np.s_[100 + i]})
+
+            def plain_later(i: int) -> None:
+                with h5py.File(source, "r") as f:
+                    f[MEMBER][100 + i]
+
+            later = interleaved({"labshelf": later_frame, "h5py": plain_later}, 21, warmup=2)
             with h5py.File(source, "r") as f:
                 assert np.array_equal(got, f[MEMBER][500]), "the slice read differs from the file"
             run.finish()
@@ -130,6 +141,14 @@ def body() -> None:
     )
     report(BENCH, "copy 1 GiB (reference)", copy, "s", limit=("ingest direct", median(times["direct"])))
     report(BENCH, "first frame read", first, "s", limit=("plain h5py", plain))
+    report(
+        BENCH,
+        "later frame reads",
+        median(later["labshelf"]),
+        "s",
+        limit=("plain h5py", median(later["h5py"])),
+        labshelf_range=spread(later["labshelf"]),
+    )
 
 
 if __name__ == "__main__":

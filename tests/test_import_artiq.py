@@ -167,7 +167,7 @@ import pytest  # noqa: E402
 import labshelf  # noqa: E402
 from _children import Spawn, spawn_fixture  # noqa: E402
 from _shelves import make_shelf  # noqa: E402
-from labshelf.errors import ImportConflict, InvalidOptions  # noqa: E402
+from labshelf.errors import ImportConflict  # noqa: E402
 from labshelf.importers import ImportReport, artiq  # noqa: E402
 from labshelf.importers.pyon import PyonError, decode  # noqa: E402
 
@@ -442,14 +442,6 @@ def test_dry_run_writes_nothing_and_says_what_would_come(shelf: labshelf.Shelf, 
     assert "would import 3 runs" in report.summary()
     assert shelf.last_seq() == seq and len(shelf) == 0
     assert not any((shelf.root / "data").rglob("*.h5"))
-
-
-def test_link_is_refused_until_it_exists(shelf: labshelf.Shelf, tmp_path: Path) -> None:
-    results = tmp_path / "results"
-    small_tree(results, 1)
-    with pytest.raises(InvalidOptions, match="not available yet"):
-        artiq(shelf, results, link=True, progress=False)
-    assert len(shelf) == 0
 
 
 # -- kill -9 in the middle, then the next import completes it ----------------------------------------

@@ -16,6 +16,8 @@ from .errors import (
     ContextError,
     CorruptDataset,
     DatasetNotFound,
+    IngestedFileChanged,
+    IngestError,
     InvalidDataId,
     InvalidIndex,
     InvalidName,
@@ -33,6 +35,7 @@ from .errors import (
     ShelfBusy,
     ShelfError,
     ShelfExists,
+    UnconfirmedFile,
     UnsafePath,
     UnsupportedValue,
 )
@@ -40,6 +43,8 @@ from .errors import (
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from .collections import CollectionInfo
     from .datastore.composite import register_composite
     from .datastore.formatter import Formatter
@@ -59,6 +64,8 @@ __all__ = [
     "upgrade",
     "repo",
     "RepoSpec",
+    # files kept in place (ingest): the folders this user lets a shelf read
+    "trust_data",
     # the objects they give
     "Shelf",
     "Run",
@@ -97,7 +104,10 @@ __all__ = [
     "NotPersisted",
     "ComponentNotFound",
     "CorruptDataset",
+    "IngestedFileChanged",
     "UnsafePath",
+    "UnconfirmedFile",
+    "IngestError",
     "ShelfBusy",
     "QuerySyntaxError",
     "ContextError",
@@ -161,6 +171,13 @@ def upgrade(path: Any, **kwargs: Any) -> tuple[str | None, str]:
     from .opening import upgrade as _upgrade
 
     return _upgrade(path, **kwargs)
+
+
+def trust_data(shelf: Any, path: Any) -> Path:
+    """Let the shelf read an ingested file (or every file under a folder) for this user; see :func:`labshelf.ingest.trust_data`."""
+    from .ingest import trust_data as _trust_data
+
+    return _trust_data(shelf, path)
 
 
 def _jupyter_server_extension_points() -> list[dict[str, str]]:

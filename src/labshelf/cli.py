@@ -1,5 +1,5 @@
 """The ``labshelf`` command line: create, info, ls, demo, simulate, upgrade, reprocess, context, verify,
-describe, tag-columns, log, logbook, import."""
+describe, tag-columns, log, logbook, import, ingest, trust-data."""
 
 from __future__ import annotations
 
@@ -203,7 +203,44 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--since", metavar="TIME", help=f"only entries at or after TIME ({TIME_HELP})")
     p.add_argument("--until", metavar="TIME", help="only entries at or before TIME")
     _import_parser(sub)
+    _ingest_parser(sub)
     return parser
+
+
+def _ingest_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "ingest",
+        help="register an existing HDF5, NetCDF-4 or Parquet file as a dataset, without copying it",
+        description="Register FILE as dataset NAME of run RUN without rewriting it: one HDF5 dataset "
+        "(--dataset /entry/data/data), or a whole NetCDF-4 file, or a Parquet table. Its summary and "
+        "thumbnail are made once from a bounded part of the file; reads go to the file. labshelf never "
+        "writes to or deletes the file; a read of a file that changed since raises an error. A file kept "
+        "outside the shelf (--transfer direct or symlink) is read only by users who confirmed it: "
+        "ingesting confirms it for you, others run `labshelf trust-data SHELF FILE`.",
+    )
+    p.add_argument("path", metavar="SHELF")
+    p.add_argument("run", metavar="RUN", help="a running run's number, or 'new' for a new run (finished after)")
+    p.add_argument("name", metavar="NAME", help="the new dataset's name")
+    p.add_argument("file", metavar="FILE", help="an HDF5, NetCDF-4 or Parquet file")
+    p.add_argument("--dataset", metavar="MEMBER", help="the HDF5 dataset to register, e.g. /entry/data/data")
+    p.add_argument(
+        "--transfer", default="direct", metavar="HOW",
+        help="direct (read it where it is; default), symlink (a link in the shelf's data/), or copy (into data/)",
+    )
+    p.add_argument(
+        "--data-id", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+        help="the dataset's data ID, e.g. channel=2",
+    )
+    p = sub.add_parser(
+        "trust-data",
+        help="let a shelf read ingested files outside it, for you",
+        description="Confirm that the shelf SHELF may read the ingested file FILE (or every file under the "
+        "folder FILE) for you. A shelf's registry may name any file, so a file ingested in place outside "
+        "the shelf is read only once the user reading confirmed it; kept in ~/.config/labshelf/"
+        "trusted-data.json ($XDG_CONFIG_HOME), never in the shelf.",
+    )
+    p.add_argument("path", metavar="SHELF")
+    p.add_argument("file", metavar="FILE", help="an ingested file, or a folder of them")
 
 
 META_FIELDS = ("unit", "scale", "precision", "title", "description")
@@ -231,6 +268,11 @@ def _import_parser(sub: Any) -> None:
     a.add_argument("path", metavar="SHELF", help="the shelf to import into")
     a.add_argument("--renumber", action="store_true", help="next free run numbers (RID kept in params artiq_rid)")
     a.add_argument("--dry-run", action="store_true", help="only say what would be imported; write nothing")
+    a.add_argument(
+        "--link", action="store_true",
+        help="keep arrays of 1 MiB and more in the results files (ingested in place, read from there) instead "
+        "of copying them; the files must then stay where they are, unchanged",
+    )
 
 
 #: OSErrors that what a user typed can cause (a path missing, forbidden, of the wrong
@@ -291,7 +333,7 @@ def _check_paths(args: argparse.Namespace) -> None:
     """Refuse paths no file system takes (empty, NUL) before anything opens them."""
     expected = {
         "path": ("PATH", "a shelf folder or a postgresql:// URL"),
-        "file": ("FILE", "a Python file"),
+        "file": ("FILE", "a file"),
         "root": ("--root", "a folder"),
         "trust_context": ("--trust-context", "the path of the context file"),
     }
@@ -700,9 +742,40 @@ def _import(args: argparse.Namespace) -> int:
     if not args.source or "\0" in args.source:
         raise ShelfError(f"RESULTS_DIR {args.source!r} is not a path: give the ARTIQ results folder")
     with open_shelf(args.path, mode="r" if args.dry_run else "rw") as shelf:
-        report = artiq(shelf, args.source, renumber=args.renumber, dry_run=args.dry_run, progress=sys.stderr.isatty())
+        report = artiq(shelf, args.source, renumber=args.renumber, dry_run=args.dry_run, link=args.link,
+                       progress=sys.stderr.isatty())
     print(report)
     return 0 if report.ok else 1
+
+
+def _ingest(args: argparse.Namespace) -> None:
+    from .names import label
+    from .opening import open as open_shelf
+
+    data_id = _data_id(args.data_id)
+    with open_shelf(args.path) as shelf:
+        if args.run == "new":
+            with shelf.new_run("ingest", {"ingested": args.file}) as run:
+                ref = run.ingest(args.name, args.file, dataset=args.dataset, data_id=data_id, transfer=args.transfer)
+        else:
+            try:
+                number = int(args.run)
+            except ValueError:
+                raise ShelfError(f"RUN is a run number or 'new', not {args.run!r}") from None
+            ref = shelf.ingest(number, args.name, args.file, dataset=args.dataset, data_id=data_id,
+                               transfer=args.transfer)
+    shape = "x".join(map(str, ref.shape)) if ref.shape is not None else "-"
+    print(f"ingested {label(ref.name, dict(ref.data_id))!r} into run {ref.run}: {ref.kind} {shape} {ref.dtype or ''} "
+          f"({size_text(ref.nbytes)}), {args.transfer} from {ref.storage.ingested}")
+
+
+def _trust_data(args: argparse.Namespace) -> None:
+    from .ingest import trust_data
+
+    if not args.file or "\0" in args.file:
+        raise ShelfError(f"FILE {args.file!r} is not a path: give an ingested file or a folder")
+    confirmed = trust_data(args.path, args.file)
+    print(f"the shelf {args.path} may read {confirmed} for you (remembered in your labshelf configuration)")
 
 
 _COMMANDS = {
@@ -720,6 +793,8 @@ _COMMANDS = {
     "log": _log,
     "logbook": _logbook,
     "import": _import,
+    "ingest": _ingest,
+    "trust-data": _trust_data,
 }
 
 if __name__ == "__main__":

@@ -158,11 +158,13 @@ def ref_html(ref: DatasetRef) -> str:
     storage = ref.storage
     if storage.inline is not None:
         facts["stored"] = "inline in the registry"
+    elif storage.ingested is not None:
+        facts["stored"] = f"ingested from {storage.ingested}"
     else:
         files = list(storage.files)
         shown = ", ".join(files[:MAX_FILES]) + (f" and {len(files) - MAX_FILES} more" if len(files) > MAX_FILES else "")
         facts["stored"] = f"{len(files)} file{'s' if len(files) != 1 else ''}: {shown}"
-    if storage.options:
+    if storage.options and storage.ingested is None:
         facts["HDF5 options"] = ", ".join(f"{k}={v!r}" for k, v in storage.options.items())
     from .browse.code import get_code
 

@@ -19,6 +19,7 @@
     ├── CollectionError      (ValueError)         a chain with a cycle, a tag that conflicts, a wrong kind
     ├── InvalidParameter     (ValueError)         a read parameter a value kind does not take
     ├── ImportConflict       (ValueError)         an import whose run numbers are runs from elsewhere
+    ├── IngestError          (ValueError)         a file that cannot be ingested (missing, no dataset, a shelf's own)
     ├── RunNotFound          (KeyError)
     ├── CollectionNotFound   (KeyError)           a collection, stage or repository tag that does not exist
     ├── LogEntryNotFound     (KeyError)           a logbook entry that does not exist
@@ -26,7 +27,9 @@
     │   ├── NotPersisted                          the dataset was put with persist=False
     │   └── ComponentNotFound                     a component the dataset's kind does not have
     ├── CorruptDataset       (OSError)            a data file that cannot be read; names the file
+    │   └── IngestedFileChanged                   an ingested file changed, moved or disappeared since its ingest
     ├── UnsafePath           (PermissionError)    a link or registry row that would lead outside the shelf
+    │   └── UnconfirmedFile                       an ingested file outside the shelf this user has not confirmed
     └── ShelfBusy            (TimeoutError)       the registry stayed locked past the timeout
 
 Each class also subclasses the builtin whose meaning it has, so ``except
@@ -58,6 +61,7 @@ __all__ = [
     "CollectionError",
     "InvalidParameter",
     "ImportConflict",
+    "IngestError",
     "RunNotFound",
     "CollectionNotFound",
     "LogEntryNotFound",
@@ -65,7 +69,9 @@ __all__ = [
     "NotPersisted",
     "ComponentNotFound",
     "CorruptDataset",
+    "IngestedFileChanged",
     "UnsafePath",
+    "UnconfirmedFile",
     "ShelfBusy",
     "close_matches",
 ]
@@ -164,6 +170,11 @@ class ImportConflict(ShelfError, ValueError):
     """An import would give runs numbers that runs of the shelf from elsewhere have; nothing was written."""
 
 
+class IngestError(ShelfError, ValueError):
+    """A file ``ingest`` cannot register: missing, unreadable, of a format labshelf does not read,
+    a member that is no dataset, a file inside a shelf's ``data/``; nothing was stored."""
+
+
 class RunNotFound(ShelfError, KeyError):
     pass
 
@@ -192,10 +203,20 @@ class CorruptDataset(ShelfError, OSError):
     pass
 
 
+class IngestedFileChanged(CorruptDataset):
+    """A file kept in place by ``ingest`` is no longer the file that was ingested: changed
+    (size, modification time or checksum), replaced by a link, or gone.  Names the file."""
+
+
 class UnsafePath(ShelfError, PermissionError):
     """A path the shelf holds (a symbolic link in ``data/`` or ``tmp/``, a file a
     registry row names) that would make labshelf read, write or delete outside
     the shelf; labshelf refuses to follow it."""
+
+
+class UnconfirmedFile(UnsafePath):
+    """An ingested file outside the shelf that this user has not confirmed the shelf may read
+    (``labshelf trust-data SHELF PATH``, ``labshelf.trust_data``); names the file."""
 
 
 class ShelfBusy(ShelfError, TimeoutError):

@@ -19,7 +19,12 @@ What it checks:
   writer (``orphan``), or, when they belong to runs the registry does not
   know or are newer than its last recorded change, signs of lost registry
   rows (``lost``);
-- SQLite's own ``PRAGMA quick_check`` (``integrity_check`` on request).
+- SQLite's own ``PRAGMA quick_check`` (``integrity_check`` on request);
+- every ingested file (:mod:`labshelf.ingest`) is still the file ingested
+  (size, modification time, the checksum of its first and last MiB) and,
+  outside the shelf, confirmed by this user (an unconfirmed one is listed,
+  never opened).  Files kept in place are not read in full: they may be
+  large and are not the shelf's own.
 """
 
 from __future__ import annotations
@@ -46,6 +51,8 @@ KINDS = {
     "outside": "a path, link or file that leads outside the shelf (never followed)",
     "link": "a symbolic link or other non-file in data/ (labshelf makes plain files only)",
     "damaged": "a data file or registry value that does not read back as written",
+    "changed": "an ingested file that changed, moved or disappeared since it was ingested",
+    "unconfirmed": "an ingested file outside the shelf you have not confirmed this shelf may read (not opened)",
     "orphan": "a file no dataset refers to, left by a writer that crashed",
 }
 
@@ -93,6 +100,8 @@ class VerifyReport:
     registry_check: str
     seconds: float
     problems: tuple[Problem, ...]
+    #: Datasets that are files ingested in place (checked by their fingerprint).
+    ingested: int = 0
 
     @property
     def ok(self) -> bool:
@@ -102,7 +111,7 @@ class VerifyReport:
         found = "no problems" if self.ok else f"{len(self.problems)} problem{'s' if len(self.problems) != 1 else ''}"
         head = (
             f"verified {self.where}: {self.runs} runs, {self.datasets} datasets, {self.files} files "
-            f"({size_text(self.nbytes)}) in {self.seconds:.1f} s; registry {self.registry_check}: {found}"
+            f"({size_text(self.nbytes)}){f', {self.ingested} ingested' if self.ingested else ''} in {self.seconds:.1f} s; registry {self.registry_check}: {found}"
         )
         return "\n".join([head, *(f"  {p}" for p in self.problems)])
 
@@ -138,6 +147,7 @@ def verify(shelf: Shelf, runs: Any = None, *, integrity_check: bool = False) -> 
         registry_check=checker.registry_check,
         seconds=time.perf_counter() - started,
         problems=tuple(problems),
+        ingested=checker.ingested,
     )
 
 
@@ -182,6 +192,7 @@ class _Checker:
         self.problems: list[Problem] = []
         self.files = 0
         self.nbytes = 0
+        self.ingested = 0
         self.registry_check = ""
         self.known_runs: set[int] = set()
         self.keys: set[tuple[int, str, str]] = set()
@@ -219,7 +230,7 @@ class _Checker:
         from .registry.schema import datasets, runs
 
         columns = (datasets.c.id, datasets.c.run, datasets.c.name, datasets.c.data_id, datasets.c.kind,
-                   datasets.c.inline, datasets.c.location)
+                   datasets.c.inline, datasets.c.location, datasets.c.options)
         query = select(*columns).order_by(datasets.c.run, datasets.c.name, datasets.c.data_id)
         if self.chosen is not None:
             query = query.where(or_(false(), *(datasets.c.run.between(r.start, r.stop - 1) for r in self.chosen if r)))
@@ -242,6 +253,8 @@ class _Checker:
             formatter = None  # a plugin not installed here: its files are still checked as files
         if row.inline is not None:
             self.check_inline(row, formatter, where)
+        if row.options is not None and '"ingested"' in row.options and self.check_ingested(row, where):
+            return
         files = _listed_files(row.location)
         if files is None:
             self.add("damaged", f"{where}: its registry row lists its files as {row.location!r}, not a JSON list "
@@ -249,6 +262,42 @@ class _Checker:
             return
         for relative in files:
             self.check_file(row, relative, formatter, where)
+
+    def check_ingested(self, row: Any, where: str) -> bool:
+        """Check an ingested file as a read would; True when the row's files need no other check.
+
+        A copied file lies in ``data/``: it is then checked like any data file.
+        """
+        from .datastore.ingested import source_of
+        from .errors import CorruptDataset, IngestedFileChanged, UnconfirmedFile
+        from .ingest import located
+        from .registry.registry import ref_from_row
+
+        ref = ref_from_row(self._full_row(row.id), self.registry.db.where)
+        if ref.damage is not None:
+            return False
+        try:
+            source = source_of(ref.storage.options)
+        except CorruptDataset as exc:
+            self.add("damaged", f"{where}: {exc}", run=row.run, dataset=row.name)
+            return True
+        if source is None:
+            return False
+        self.ingested += 1
+        try:
+            located(self.shelf._repos[0], ref)
+        except UnconfirmedFile as exc:
+            self.add("unconfirmed", str(exc), run=row.run, dataset=row.name, file=source.path)
+        except IngestedFileChanged as exc:
+            if not self.changed(row):
+                self.add("changed", str(exc), run=row.run, dataset=row.name, file=source.path)
+        except CorruptDataset as exc:
+            self.add("damaged", str(exc), run=row.run, dataset=row.name, file=source.path)
+        else:
+            if source.transfer != "copy":
+                self.files += 1
+                self.nbytes += source.size
+        return source.transfer != "copy"
 
     def check_inline(self, row: Any, formatter: Any, where: str) -> None:
         from .datastore import composite

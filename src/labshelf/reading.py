@@ -12,7 +12,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .errors import ComponentNotFound, CorruptDataset, InvalidParameter, ShelfError, UnsafePath, close_matches
+from .errors import (
+    ComponentNotFound,
+    CorruptDataset,
+    IngestedFileChanged,
+    InvalidParameter,
+    ShelfError,
+    UnsafePath,
+    close_matches,
+)
+from .ingest import is_ingested, located
 from .names import data_id_key
 
 if TYPE_CHECKING:
@@ -41,11 +50,11 @@ def load(shelf: Shelf, repo: Repository, formatter: Any, ref: DatasetRef, compon
             if component is not None:
                 raise formatter.no_component([], ref, component)
             return formatter.apply_inline(read_inline(formatter, ref), params)
-        paths = data_paths(repo, ref)
+        paths, stored = _located(repo, ref)
         try:
             if component is not None:
                 return formatter.read_component(paths, ref, component, params)
-            return formatter.read(paths, ref.name, ref, params)
+            return formatter.read(paths, stored, ref, params)
         except CorruptDataset as exc:  # the datastore names the file; say which dataset it is
             raise type(exc)(f"dataset {ref.label!r} of run {ref.run}: {exc}") from exc
         except ShelfError:
@@ -59,6 +68,10 @@ def load(shelf: Shelf, repo: Repository, formatter: Any, ref: DatasetRef, compon
             if fresh is not None and fresh.version != ref.version:
                 ref = fresh
                 continue
+            if isinstance(exc, FileNotFoundError) and is_ingested(ref):
+                raise IngestedFileChanged(
+                    f"dataset {ref.label!r} of run {ref.run}: the ingested file {exc.filename} is gone"
+                ) from exc
             if isinstance(exc, FileNotFoundError):
                 raise CorruptDataset(
                     f"dataset {ref.label!r} of run {ref.run}: its data file {exc.filename} is missing"
@@ -74,10 +87,18 @@ def data_paths(repo: Repository, ref: DatasetRef) -> list[Path]:
     """The resolved paths of a dataset's data files, or CorruptDataset naming the row.
 
     Registry rows may have been edited: a file that is not under ``data/``,
-    or reached through a link out of it, is never opened.
+    or reached through a link out of it, is never opened.  An ingested file
+    is the one its row records, once checked (:func:`labshelf.ingest.located`).
     """
+    return _located(repo, ref)[0]
+
+
+def _located(repo: Repository, ref: DatasetRef) -> tuple[list[Path], str]:
+    """A dataset's data files and the name of its value inside them."""
+    if is_ingested(ref):
+        return located(repo, ref)
     try:
-        return [repo.datastore.path(f) for f in ref.storage.files]
+        return [repo.datastore.path(f) for f in ref.storage.files], ref.name
     except UnsafePath as exc:
         raise CorruptDataset(f"dataset {ref.label!r} of run {ref.run}: {exc}. Other datasets are not affected") from exc
 
@@ -129,12 +150,14 @@ def inspect(repo: Repository, ref: DatasetRef, look: Callable[[Any, list[Path]],
     from .datastore import formatters
 
     formatter = formatters.by_kind(ref.kind)
-    paths = [repo.datastore.path(f) for f in ref.storage.files]
+    paths = located(repo, ref)[0] if is_ingested(ref) else [repo.datastore.path(f) for f in ref.storage.files]
     try:
         return look(formatter, paths)
     except ShelfError:
         raise
     except FileNotFoundError as exc:
+        if is_ingested(ref):
+            raise IngestedFileChanged(f"dataset {ref.label!r} of run {ref.run}: the ingested file {exc.filename} is gone") from exc
         raise CorruptDataset(f"dataset {ref.label!r} of run {ref.run}: its data file {exc.filename} is missing") from exc
     except (OSError, KeyError, ValueError, TypeError, RuntimeError, AttributeError) as exc:
         raise CorruptDataset(

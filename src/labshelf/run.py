@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import os
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -201,6 +202,61 @@ class Run:
         if not values:
             return {}
         return self._shelf._writer.put_many(self.number, values, data_id=data_id, meta=said, hdf5_options=options)
+
+    def ingest(
+        self,
+        name: str,
+        path: str | os.PathLike[str],
+        *,
+        dataset: str | None = None,
+        data_id: Mapping[str, Any] | None = None,
+        transfer: str = "direct",
+        unit: str | None = None,
+        scale: float | None = None,
+        precision: int | None = None,
+        title: str | None = None,
+        description: str | None = None,
+    ) -> DatasetRef:
+        """Register an existing file as dataset ``name`` of this run, without rewriting it.
+
+        Parameters
+        ----------
+        name
+            The new dataset's name (a name the run has already is refused).
+        path
+            An HDF5 file (with ``dataset=``), a NetCDF-4 file (read whole
+            as an xarray Dataset) or a Parquet file (a pandas table).
+        dataset
+            The HDF5 dataset to register, e.g. ``"/entry/data/data"``:
+            numeric, bool or fixed-length bytes.  Leave it out for a whole
+            NetCDF-4 file or a Parquet file.
+        data_id
+            As for :meth:`put`.
+        transfer
+            ``"direct"`` (read the file where it is), ``"symlink"`` (a link
+            in the shelf's ``data/`` points at it) or ``"copy"`` (copied into
+            ``data/``, then an ordinary data file).
+        unit, scale, precision, title, description
+            Display metadata of the name, as for :meth:`put`.
+
+        Kind, shape, dtype, size, summary and thumbnail are computed once,
+        from a bounded part of the file.  labshelf never writes to the file
+        or deletes it: :meth:`delete` drops the dataset (and a symlink);
+        the file's size, modification time and a checksum of its first and
+        last MiB are recorded, and a read of a file that changed since
+        raises :class:`~labshelf.IngestedFileChanged`.  A file kept outside
+        the shelf is read only for users who confirmed it: ingesting
+        confirms it for you; others run ``labshelf trust-data SHELF PATH``.
+        See :mod:`labshelf.ingest`.
+        """
+        from .ingest import ingest
+
+        meta = None
+        if unit is not None or scale is not None or precision is not None or title is not None or description is not None:
+            from .registry.meta import put_fields
+
+            meta = put_fields(unit, scale, precision, title, description)
+        return ingest(self._shelf, self.number, name, path, dataset=dataset, data_id=data_id, transfer=transfer, meta=meta)
 
     def append(self, name: str, values: Any, *, data_id: Mapping[str, Any] | None = None) -> DatasetRef:
         """Grow array dataset ``name`` along its first axis (creating it if missing).

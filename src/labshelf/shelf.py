@@ -24,6 +24,7 @@ from .errors import (
     ShelfError,
 )
 from .finding import Finder
+from .ingest import is_ingested, located
 from .metadata import UNSAID
 from .names import check_text, run_number, split_target
 from .reading import data_paths, load
@@ -686,12 +687,44 @@ class Shelf:
         formatter = formatters.by_kind(ref.kind)
         params = formatter.check_parameters(parameters)
         repo = self._repository(ref)
+        if is_ingested(ref):
+            # Before the cache: a value read earlier is not handed out once its file changed
+            # (or to a user who has not confirmed the file).
+            located(repo, ref)
         key = (repo.where, ref.id, ref.version, component, repr(sorted(params.items())) if params else None)
         cached = self.cache.get(key, copy=copy)
         if cached is not MISS:
             return cached
         value = load(self, repo, formatter, ref, component, params)
         return self.cache.put(key, value, copy=copy)
+
+    def ingest(
+        self,
+        run: Any,
+        name: str,
+        path: str | os.PathLike[str],
+        *,
+        dataset: str | None = None,
+        data_id: Mapping[str, Any] | None = None,
+        transfer: str = "direct",
+    ) -> DatasetRef:
+        """Register an existing file as dataset ``name`` of the running run ``run``; see :meth:`Run.ingest`."""
+        from .ingest import ingest
+
+        return ingest(self, self._run_number(run), name, path, dataset=dataset, data_id=data_id, transfer=transfer)
+
+    def trust_data(self, path: str | os.PathLike[str]) -> Path:
+        """Let this shelf read the ingested file ``path`` (or the files under the folder ``path``), for you.
+
+        A file ingested in place lies outside the shelf; its registry row is
+        untrusted, so such a file is read only once the user reading
+        confirmed it (the user who ingested it did so by ingesting).  Kept in
+        your ``$XDG_CONFIG_HOME/labshelf/trusted-data.json``, never in the
+        shelf.  ``labshelf trust-data SHELF PATH`` on the command line.
+        """
+        from .ingest import trust_data
+
+        return trust_data(self, path)
 
     def datasets(self, run: int) -> list[DatasetRef]:
         """Every dataset of a run, in the order they were first put (RunNotFound if no such run).

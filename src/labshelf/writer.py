@@ -861,6 +861,11 @@ def _now() -> float:
 
 
 def _appendable(ref: DatasetRef) -> Formatter:
+    if "ingested" in ref.storage.options:
+        raise UnsupportedValue(
+            f"dataset {ref.label!r} of run {ref.run} is an ingested file, which labshelf never writes to; "
+            "append and mutate work on arrays the shelf stores itself. Put a new value instead"
+        )
     formatter = formatters.by_kind(ref.kind)
     if not formatter.appendable:
         raise UnsupportedValue(

@@ -52,4 +52,6 @@ def hdf5_code(relative: str, path: str, attr: str | None = None, *, listing: boo
         expression = f"list({where})"
     else:
         expression = f"{where}[()]"
-    return f"import h5py\nwith h5py.File(shelf.root / {relative!r}, 'r') as f:\n    value = {expression}"
+    # An ingested file is named by its own (absolute) path, the shelf's files relative to its root.
+    opened = repr(relative) if relative.startswith("/") else f"shelf.root / {relative!r}"
+    return f"import h5py\nwith h5py.File({opened}, 'r') as f:\n    value = {expression}"

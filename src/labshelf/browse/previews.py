@@ -135,7 +135,9 @@ def dataset_preview(shelf: Shelf, node: str, ref: DatasetRef, size: int | None) 
     fields.append(("version", str(ref.version)))
     fields.append(("updated", _local(ref.updated)))
     stored = "in the registry" if ref.storage.inline is not None else ", ".join(ref.storage.files[:5])
-    if len(ref.storage.files) > 5:
+    if ref.storage.ingested is not None:
+        stored = f"ingested from {ref.storage.ingested}"
+    elif len(ref.storage.files) > 5:
         stored += f" and {len(ref.storage.files) - 5} more"
     fields.append(("stored", stored))
     out: dict[str, Any] = {}
@@ -144,19 +146,19 @@ def dataset_preview(shelf: Shelf, node: str, ref: DatasetRef, size: int | None) 
             out["picture"] = _png_picture(ref.summary)
         elif isinstance(ref.summary, bytes) and size is not None and size <= THUMBNAIL_SIZE:
             out["picture"] = _thumbnail_picture(ref.summary, ref.shape or (), size)
-        elif ref.storage.files:
+        elif ref.storage.in_files:
             out["picture"] = _image_picture(shelf, ref, size or THUMBNAIL_SIZE)
         mean = shelf._listing.summary_value(ref.id)
         if mean is not None:
             fields.append(("mean", _number(mean, meta)))
-    elif ref.kind in ("pandas", "xarray") and ref.storage.files:
+    elif ref.kind in ("pandas", "xarray") and ref.storage.in_files:
         peek = shelf._peek(ref, limit=BOUNDED_READ)
         if peek.kind == "table":
             out["table"] = table_head(peek.values)
             fields += [("rows", f"{peek.count:,}"), ("columns", str(len(peek.names)))]
         elif peek.text is not None:
             out["text"] = _cap(peek.text)
-    elif ref.kind == "ndarray" and ref.storage.files:
+    elif ref.kind == "ndarray" and ref.storage.in_files:
         peek = shelf._peek(ref, limit=BOUNDED_READ)
         _values_preview(out, fields, peek.values, peek.total or 0, size, peek.note, meta)
     elif ref.kind in ("scalar", "ndarray"):
@@ -173,10 +175,10 @@ def dataset_preview(shelf: Shelf, node: str, ref: DatasetRef, size: int | None) 
 
 def member_preview(shelf: Shelf, node: str, ref: DatasetRef, member: str, size: int | None) -> Preview:
     """A member of a dataset: an HDF5 object of its files, a variable or column, or a component."""
-    if ref.kind in HDF5_KINDS and ref.storage.files:
+    if ref.kind in HDF5_KINDS and ref.storage.in_files:
         return _hdf5_preview(shelf, node, ref, shelf._peek(ref, member, limit=BOUNDED_READ), member, size)
     names = shelf.components(ref)
-    listed, _more = shelf._members(ref, limit=MAX_MEMBERS) if ref.storage.files else ([], False)
+    listed, _more = shelf._members(ref, limit=MAX_MEMBERS) if ref.storage.in_files else ([], False)
     if any(m.path == member for m in listed):
         # Read from the file, a bounded part; the code names the component.
         peek = shelf._peek(ref, member, limit=BOUNDED_READ)
@@ -204,9 +206,9 @@ def member_preview(shelf: Shelf, node: str, ref: DatasetRef, member: str, size: 
 
 def member_code(shelf: Shelf, ref: DatasetRef, member: str) -> str:
     """The code that loads a member of a dataset (file headers looked at, no values read)."""
-    if ref.kind in HDF5_KINDS and ref.storage.files:
+    if ref.kind in HDF5_KINDS and ref.storage.in_files:
         return _hdf5_code(ref, shelf._peek(ref, member, limit=0))
-    listed = shelf._members(ref, limit=MAX_MEMBERS)[0] if ref.storage.files else []
+    listed = shelf._members(ref, limit=MAX_MEMBERS)[0] if ref.storage.in_files else []
     for found in listed:
         if found.path == member:
             return code.get_code(f"{ref.name}.{found.component}" if found.component else ref.name, ref.run, ref.data_id)
@@ -218,7 +220,7 @@ def member_code(shelf: Shelf, ref: DatasetRef, member: str) -> str:
 
 
 def _hdf5_code(ref: DatasetRef, peek: Peek) -> str:
-    relative = ref.storage.files[peek.file or 0]
+    relative = ref.storage.file_label(peek.file or 0)
     if peek.kind == "file":
         return code.hdf5_code(relative, "/", listing=True)
     path = peek.path or "/"
@@ -245,7 +247,7 @@ def _file_member_preview(node: str, ref: DatasetRef, member: str, peek: Peek, si
 
 
 def _hdf5_preview(shelf: Shelf, node: str, ref: DatasetRef, peek: Peek, member: str, size: int | None) -> Preview:
-    relative = ref.storage.files[peek.file or 0]
+    relative = ref.storage.file_label(peek.file or 0)
     title = f"{ref.label}#{member} (run {ref.run})"
     get = _hdf5_code(ref, peek)
     fields: tuple[tuple[str, str], ...]

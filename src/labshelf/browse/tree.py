@@ -199,7 +199,7 @@ class Tree:
             return NodePage(tuple(_member_node(dataset_id, m) for m in found), more, offset)
         # Variables and columns from the file's metadata, then the other
         # components shelf.components names (attrs, index, a dataclass's parts).
-        listed = shelf._members(ref, limit=MAX_MEMBERS)[0] if ref.storage.files else []
+        listed = shelf._members(ref, limit=MAX_MEMBERS)[0] if ref.storage.in_files else []
         nodes = [_member_node(dataset_id, m) for m in listed]
         covered = {m.path for m in listed} | {m.component for m in listed if m.component}
         nodes += [

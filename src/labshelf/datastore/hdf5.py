@@ -197,13 +197,20 @@ def open_file(path: Path) -> h5py.File:
         return h5py.File(path, "r", locking=False)
     except FileNotFoundError as exc:
         raise missing_file(path) from exc
+    except OSError as exc:
+        if "locking flag" not in str(exc):
+            raise
+        # HDF5 opens a file once per process: one this process holds open with
+        # h5py's default locking already (an ingested file a notebook reads too)
+        # is opened as it was.
+        return h5py.File(path, "r")
 
 
 #: Soft links followed one after another before a file counts as damaged (a loop).
 _MAX_SOFT_LINKS = 16
 
 
-def member(parent: h5py.Group, name: str, *, whole: bool = False, ingested: bool = False) -> Any:
+def member(parent: h5py.Group, name: str, *, whole: bool = False) -> Any:
     """``parent[name]``, refusing anything that would make HDF5 read outside the file.
 
     The path is followed link by link: hard links, and soft links (which
@@ -215,11 +222,9 @@ def member(parent: h5py.Group, name: str, *, whole: bool = False, ingested: bool
     missing member.  Checking the one path read costs a few tens of
     microseconds; a big file is not walked.
 
-    ``ingested`` is the one way around the check, for files a user asked the
-    shelf to keep in place (never labshelf's own, which never refer outside).
+    Files ingested in place (:mod:`labshelf.ingest`) go through the same
+    checks: a file the user chose may not lead the read to files they did not.
     """
-    if ingested:
-        return parent[name]
     if whole:
         _check_file(parent.file)
     found = _follow(parent, name, 0)

@@ -18,6 +18,7 @@ import numpy as np
 from ..errors import InvalidParameter
 from . import hdf5
 from .formatter import Summary
+from .ingested import stored_name
 from .ndarray import NDArrayFormatter, array_mean, read_selection, shape_text
 
 if TYPE_CHECKING:
@@ -78,7 +79,7 @@ class ImageFormatter(NDArrayFormatter):
             with Image.open(io.BytesIO(ref.summary)) as picture:
                 return np.asarray(picture)
         if component == "attrs":
-            return hdf5.attributes(paths[0], ref.name)
+            return hdf5.attributes(paths[0], stored_name(ref))
         raise self.no_component(paths, ref, component)
 
     def summarise(self, value: np.ndarray) -> Summary:

@@ -97,12 +97,13 @@ class NDArrayFormatter(Formatter):
 
     def peek(self, paths: Sequence[Path], ref: DatasetRef, member: str, limit: int) -> Peek:
         """The first ``limit`` values of the array (across segments), or an HDF5 member of its files."""
+        from .ingested import stored_name
         from .members import array_peek, hdf5_peek
 
         if not paths:
             return super().peek(paths, ref, member, limit)
         if member == "":
-            return array_peek(paths, ref.name, limit)
+            return array_peek(paths, stored_name(ref), limit)
         return hdf5_peek(paths, ref, member, limit)
 
 

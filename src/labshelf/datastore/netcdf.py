@@ -27,6 +27,7 @@ import numpy as np
 from ..errors import UnsupportedValue
 from .formatter import Description, Formatter, Summary, invalid_text, is_valid_text, no_member
 from .hdf5 import member, open_file
+from .ingested import stored_name
 from .ndarray import array_mean, valid_code_points
 
 if TYPE_CHECKING:
@@ -124,7 +125,7 @@ class XarrayFormatter(Formatter):
         # From the HDF5 headers alone: dimension scales and the names listed
         # in variables' "coordinates" attributes are coordinates.
         with open_file(paths[0]) as f:
-            group = member(f, ref.name, whole=True)
+            group = member(f, stored_name(ref), whole=True)
             names = [k for k in group if isinstance(group[k], h5py.Dataset)]
             coords = _dimension_scales(group)
             for key in names:
@@ -139,11 +140,11 @@ class XarrayFormatter(Formatter):
 
         (path,) = paths
         with open_file(path) as f:
-            times = json.loads(_text(member(f, ref.name, whole=True).attrs.get(_TIME_DTYPES_ATTR)) or "{}")
+            times = json.loads(_text(member(f, stored_name(ref), whole=True).attrs.get(_TIME_DTYPES_ATTR)) or "{}")
         # Opened lazily: only the chosen variable (and its index coordinates)
         # is read from the file.
         array = None
-        with xr.open_dataset(path, engine="h5netcdf", group=ref.name, decode_times=_time_decoder(xr)) as dataset:
+        with xr.open_dataset(path, engine="h5netcdf", group=stored_name(ref), decode_times=_time_decoder(xr)) as dataset:
             if component == "attrs":
                 return {k: v for k, v in dataset.attrs.items() if k not in (_CLASS_ATTR, _TIME_DTYPES_ATTR)}
             if component.startswith("coords."):
@@ -172,7 +173,7 @@ class XarrayFormatter(Formatter):
         found = [
             Member(key, "(values)" if key == _UNNAMED else key, what, shape, dtype, nbytes,
                    component=f"coords.{key}" if what == "coord" else key)
-            for key, what, shape, dtype, nbytes in _stored_variables(paths[0], ref.name)
+            for key, what, shape, dtype, nbytes in _stored_variables(paths[0], stored_name(ref))
         ]
         return found[offset : offset + limit], len(found) > offset + limit
 
@@ -182,7 +183,7 @@ class XarrayFormatter(Formatter):
 
         if not paths:
             return super().peek(paths, ref, member, limit)
-        value = _open_lazily(paths[0], ref.name)
+        value = _open_lazily(paths[0], stored_name(ref))
         try:
             if member == "":
                 return Peek("xarray", text=repr(value))

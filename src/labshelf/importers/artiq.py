@@ -166,8 +166,10 @@ def artiq(
         Only read the files and report what would be imported (runs,
         datasets, bytes); write nothing.
     link
-        Keep large arrays in the source files instead of copying them: not
-        available yet (refused with InvalidOptions).
+        Keep numeric arrays of at least :data:`labshelf.ingest.LINK_ABOVE`
+        bytes (1 MiB) in the results files instead of copying them: they are
+        ingested in place (``run.ingest``), read from there, and must stay
+        where they are, unchanged.  Smaller values are copied as without it.
     progress
         Show a progress bar (tqdm) over the files.
 
@@ -181,16 +183,16 @@ def artiq(
     (a file is known by the checksum of its bytes, wherever it lies), and
     finishes a run an interrupted import left unfinished.
     """
-    if link:
-        raise InvalidOptions(
-            "link=True (keeping arrays in the ARTIQ files instead of copying them) is not available yet; "
-            "import without it: the datasets are copied into the shelf"
-        )
     source = Path(path)
     if not source.exists():
         raise NotAShelf(f"{source} does not exist: give the ARTIQ results folder (or one results file)")
     if not dry_run:
         shelf._check_writable()
+        if link:
+            from ..ingest import confirm_folder
+
+            # Importing this folder is choosing its files: this user's shelf may read them in place.
+            confirm_folder(shelf, source if source.is_dir() else source.parent)
     report = ImportReport(source=str(source), dry_run=dry_run)
     files = _results_files(source, report)
     ledger = Ledger(shelf)
@@ -219,7 +221,7 @@ def artiq(
     work = sorted([*((p, n) for p, n in zip(new, numbers, strict=True)), *((p, None) for p in resume)],
                   key=lambda pair: (pair[0].rid, str(pair[0].path)))
     for plan, number in _progress(work, "importing ARTIQ files", progress):
-        run_number = _import(shelf, plan, number, renumber, report)
+        run_number = _import(shelf, plan, number, renumber, report, link)
         if run_number is not None:
             report.runs.append(run_number)
             if plan.existing is not None:
@@ -508,7 +510,9 @@ def _numbers(new: list[_Plan], ledger: Ledger, renumber: bool) -> list[int]:
 # -- the import of one file ------------------------------------------------------------------------
 
 
-def _import(shelf: Shelf, plan: _Plan, number: int | None, renumber: bool, report: ImportReport) -> int | None:
+def _import(
+    shelf: Shelf, plan: _Plan, number: int | None, renumber: bool, report: ImportReport, link: bool = False
+) -> int | None:
     """Write one planned file as a run; returns its number (None if the file could not be read now)."""
     import h5py
 
@@ -539,7 +543,7 @@ def _import(shelf: Shelf, plan: _Plan, number: int | None, renumber: bool, repor
         for item in plan.items:
             if item.name in present:
                 continue
-            read = _read(f, item, where, report)
+            read = _read(f, item, where, report, (run, plan.path) if link else None)
             if read is not None:
                 batch.append(read)
                 size += read.nbytes
@@ -568,9 +572,15 @@ class _Read:
     refused: str = "labshelf cannot keep it"
 
 
-def _read(f: h5py.File, item: _Item, where: str, report: ImportReport) -> _Read | None:
+def _read(
+    f: h5py.File, item: _Item, where: str, report: ImportReport, link: tuple[Run, Path] | None = None
+) -> _Read | None:
+    """The value of ``item``, or None when it was skipped or (``link``: into this run, from this
+    file) ingested in place."""
     try:
         node = f[item.path]
+        if link is not None and _linked(link[0], node, item, link[1], report):
+            return None
         value, options = _value(node)
         meta, problems = display_meta(_attrs(node))
     except _Skip as exc:
@@ -611,6 +621,25 @@ def _put(run: Run, read: _Read, where: str, report: ImportReport) -> None:
         return
     report.datasets += 1
     report.bytes += read.nbytes
+
+
+def _linked(run: Run, node: h5py.Dataset, item: _Item, path: Path, report: ImportReport) -> bool:
+    """Ingest a large array in place (``link=True``); False when it is to be copied instead."""
+    from ..errors import IngestError
+    from ..ingest import linkable
+
+    if not linkable(node):
+        return False
+    meta, problems = display_meta(_attrs(node))
+    try:
+        ref = run.ingest(item.name, path, dataset=item.path, **meta)
+    except IngestError as exc:  # kept by copying, as without link
+        report.warnings.append(Skipped(str(path), f"copied, not linked: {_why(exc)}", item.path))
+        return False
+    report.warnings += [Skipped(str(path), problem, item.path) for problem in problems]
+    report.datasets += 1
+    report.bytes += ref.nbytes
+    return True
 
 
 def _attrs(node: h5py.Dataset) -> dict[str, Any]:

@@ -158,6 +158,25 @@ class Storage:
     files: tuple[str, ...] = ()
     options: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
 
+    @property
+    def ingested(self) -> str | None:
+        """The path of the file this dataset was ingested from (see ``labshelf.ingest``), as its row says it."""
+        record = self.options.get("ingested")
+        path = record.get("path") if isinstance(record, Mapping) else None
+        return path if isinstance(path, str) else None
+
+    @property
+    def in_files(self) -> bool:
+        """Whether the value lies in files: data files under the root, or a file ingested in place."""
+        return bool(self.files) or "ingested" in self.options
+
+    def file_label(self, index: int = 0) -> str:
+        """How screens name the ``index``-th file: relative to the root, or the ingested file's path."""
+        record = self.options.get("ingested")
+        if isinstance(record, Mapping) and record.get("transfer") != "copy" and self.ingested:
+            return self.ingested
+        return self.files[index] if index < len(self.files) else ""
+
 
 @dataclass(frozen=True, slots=True)
 class DatasetRef:

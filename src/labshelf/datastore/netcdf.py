@@ -47,6 +47,8 @@ _DATA = "__data__"
 _BARE_DIMENSION = "This is a netCDF dimension but not a netCDF variable"
 #: HDF5 opens a file once per process with one locking flag: reads use none, as
 #: ``hdf5.open_file`` does (so a file h5py holds open can be read by xarray too).
+#: (Reads also say phony_dims="access": an export file holds plain HDF5 datasets
+#: beside its NetCDF groups, and xarray warns about their dimensions otherwise.)
 _UNLOCKED = {"locking": False}
 
 
@@ -211,13 +213,15 @@ def read_group(path: Path, name: str, *, drop_attrs: Sequence[str] = ()) -> Any:
         times = json.loads(_text(group.attrs.get(_TIME_DTYPES_ATTR)) or "{}")
     decode_times = _time_decoder(xr)
     if cls == "DataArray":
-        array = xr.load_dataarray(path, engine="h5netcdf", group=name, decode_times=decode_times, driver_kwds=_UNLOCKED)
+        array = xr.load_dataarray(path, engine="h5netcdf", group=name, decode_times=decode_times, driver_kwds=_UNLOCKED,
+                                    phony_dims="access")
         if array.name == _UNNAMED:
             array.name = None
         if _DATA in times:
             array = array.astype(times.pop(_DATA))
         return array.assign_coords({k: array[k].astype(dtype) for k, dtype in times.items()})
-    dataset = xr.load_dataset(path, engine="h5netcdf", group=name, decode_times=decode_times, driver_kwds=_UNLOCKED)
+    dataset = xr.load_dataset(path, engine="h5netcdf", group=name, decode_times=decode_times, driver_kwds=_UNLOCKED,
+                                    phony_dims="access")
     # Our markers are attributes of the group, which xarray gives back as
     # the Dataset's own attrs: they are not the user's.
     for key in (_CLASS_ATTR, _TIME_DTYPES_ATTR, *drop_attrs):

@@ -123,7 +123,7 @@ class _Plan:
 
     @property
     def nbytes(self) -> int:
-        return sum(item.nbytes + sum(p.nbytes for p in item.parts) for item in self.items)
+        return sum(_nbytes(item) for item in self.items)
 
 
 class _Bad(Exception):
@@ -187,7 +187,7 @@ def labshelf_export(
     if dry_run:
         for plan, number in [*zip(new, numbers, strict=True), *((p, p.existing.number) for p in resume if p.existing)]:
             report.runs.append(number)
-            report.datasets += len(plan.items)
+            report.datasets += sum(_count(item) for item in plan.items)
             report.bytes += plan.nbytes
             report.skipped += plan.skipped
             report.warnings += plan.warnings
@@ -425,8 +425,17 @@ def _put(run: Run, f: h5py.File, item: _Item, where: str, with_meta: bool, repor
     except (InvalidName, InvalidDataId, InvalidValue, InvalidOptions, UnsupportedValue) as exc:
         report.skipped.append(Skipped(where, f"labshelf cannot keep it: {_why(exc)}", item.path))
         return
-    report.datasets += 1
-    report.bytes += item.nbytes + sum(p.nbytes for p in item.parts)
+    report.datasets += _count(item)
+    report.bytes += _nbytes(item)
+
+
+def _count(item: _Item) -> int:
+    """Datasets an item puts: itself and, for a composite, each component."""
+    return 1 + sum(_count(part) for part in item.parts)
+
+
+def _nbytes(item: _Item) -> int:
+    return item.nbytes + sum(_nbytes(part) for part in item.parts)
 
 
 def _meta(f: h5py.File, item: _Item) -> dict[str, Any]:

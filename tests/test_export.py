@@ -74,18 +74,42 @@ class Exposure:
 
 
 SCALARS: dict[str, Any] = {
-    "i": 3, "big": 2**70, "neg": -(2**63), "f": 1.5, "nan": float("nan"), "b": True, "s": "héllo wörld",
-    "snul": "a\x00b", "empty": "", "by": b"\x00\x01", "c": 1 + 2j, "none": None, "np32": np.float32(1.25),
-    "npi8": np.int8(-3), "npc": np.complex64(1 - 1j), "nps": np.str_("wide"), "npb": np.bytes_(b"ab"),
-    "npt": np.datetime64("2024-01-01T00:00", "s"), "npbool": np.bool_(False),
+    "i": 3,
+    "big": 2**70,
+    "neg": -(2**63),
+    "f": 1.5,
+    "nan": float("nan"),
+    "b": True,
+    "s": "héllo wörld",
+    "snul": "a\x00b",
+    "empty": "",
+    "by": b"\x00\x01",
+    "c": 1 + 2j,
+    "none": None,
+    "np32": np.float32(1.25),
+    "npi8": np.int8(-3),
+    "npc": np.complex64(1 - 1j),
+    "nps": np.str_("wide"),
+    "npb": np.bytes_(b"ab"),
+    "npt": np.datetime64("2024-01-01T00:00", "s"),
+    "npbool": np.bool_(False),
 }
 ARRAYS: dict[str, Any] = {
-    "f64": np.arange(10.0), "f32": np.linspace(0, 1, 7, dtype=np.float32), "i16": np.arange(-5, 5, dtype=np.int16),
-    "u64": np.array([0, 2**64 - 1], dtype=np.uint64), "bool": np.array([True, False]),
-    "c128": np.arange(4) * (1 + 1j), "c64": np.ones(3, dtype=np.complex64) * 1j, "unicode": np.array(["a", "bcdé"]),
-    "bytes": np.array([b"x", b"yz"]), "obj": np.array(["x", "y\x00z"], dtype=object),
-    "days": np.array(["2024-01-01", "2025-06-30"], dtype="M8[D]"), "delta": np.array([1, 2], dtype="m8[ms]"),
-    "big_endian": np.arange(3, dtype=">i4"), "empty": np.zeros((0, 3)), "cube": np.arange(24).reshape(2, 3, 4),
+    "f64": np.arange(10.0),
+    "f32": np.linspace(0, 1, 7, dtype=np.float32),
+    "i16": np.arange(-5, 5, dtype=np.int16),
+    "u64": np.array([0, 2**64 - 1], dtype=np.uint64),
+    "bool": np.array([True, False]),
+    "c128": np.arange(4) * (1 + 1j),
+    "c64": np.ones(3, dtype=np.complex64) * 1j,
+    "unicode": np.array(["a", "bcdé"]),
+    "bytes": np.array([b"x", b"yz"]),
+    "obj": np.array(["x", "y\x00z"], dtype=object),
+    "days": np.array(["2024-01-01", "2025-06-30"], dtype="M8[D]"),
+    "delta": np.array([1, 2], dtype="m8[ms]"),
+    "big_endian": np.arange(3, dtype=">i4"),
+    "empty": np.zeros((0, 3)),
+    "cube": np.arange(24).reshape(2, 3, 4),
 }
 
 
@@ -97,31 +121,58 @@ def fill(shelf: labshelf.Shelf) -> None:
             run.put(f"sc/{name}", value)
         for name, value in ARRAYS.items():
             run.put(f"arr/{name}", value)
-        run.put("arr/gz", rng.random((100, 100)), kind="ndarray", hdf5_options={"compression": "gzip", "shuffle": True})
+        run.put(
+            "arr/gz",
+            rng.random((100, 100)),
+            kind="ndarray",
+            hdf5_options={"compression": "gzip", "shuffle": True},
+        )
         run.put("cam", rng.integers(0, 4000, (64, 48)).astype(np.uint16), unit="counts", title="Camera")
         run.put("rgb", rng.integers(0, 255, (20, 30, 3)).astype(np.uint8))
         run.put("pmt", 1.0, data_id={"channel": 1})
         run.put("pmt", 2.0, data_id={"channel": 2})
         run.put("pmt", 0.5)
         run.put("det", np.arange(3), data_id={"label": "a/b%c", "on": True})
-        run.put("spec", xr.DataArray(np.arange(5.0), dims="e", coords={"e": np.linspace(0, 1, 5)},
-                                     attrs={"units": "eV", "flag": np.int8(1)}, name="s"))
-        run.put("ds", xr.Dataset(
-            {"a": ("t", np.arange(3)), "b": ("t", ["x", "y", "z"]), "z": ("t", np.ones(3) * 1j)},
-            coords={"t": [10, 20, 30], "when": ("t", pd.date_range("2024-01-01", periods=3))}, attrs={"note": "hi"},
-        ))
+        run.put(
+            "spec",
+            xr.DataArray(
+                np.arange(5.0),
+                dims="e",
+                coords={"e": np.linspace(0, 1, 5)},
+                attrs={"units": "eV", "flag": np.int8(1)},
+                name="s",
+            ),
+        )
+        run.put(
+            "ds",
+            xr.Dataset(
+                {"a": ("t", np.arange(3)), "b": ("t", ["x", "y", "z"]), "z": ("t", np.ones(3) * 1j)},
+                coords={"t": [10, 20, 30], "when": ("t", pd.date_range("2024-01-01", periods=3))},
+                attrs={"note": "hi"},
+            ),
+        )
         run.put("ds", xr.Dataset({"q": ("k", [1.5])}), data_id={"channel": 1})
-        run.put("table", pd.DataFrame(
-            {"x": [1, 2], "y": ["a", None], "z": pd.to_datetime(["2024-01-01", "2024-01-02"]),
-             "cat": pd.Categorical(["u", "v"])}, index=pd.Index([5, 6], name="k"),
-        ))
+        run.put(
+            "table",
+            pd.DataFrame(
+                {
+                    "x": [1, 2],
+                    "y": ["a", None],
+                    "z": pd.to_datetime(["2024-01-01", "2024-01-02"]),
+                    "cat": pd.Categorical(["u", "v"]),
+                },
+                index=pd.Index([5, 6], name="k"),
+            ),
+        )
         run.put("ser", pd.Series([1.5, 2.5], name="v"))
         run.put("expo", Exposure(np.ones((20, 20)), 2.0, "lab"))
         run.put("a", 1)
         run.put("a/b", 2)
     shelf.describe("pmt", unit="V", scale=1e-3, precision=2)
     shelf.describe("pmt", data_id={"channel": 2}, title="Chan 2", description="second")
-    shelf.annotate(1, comment="good run", tags=["ok", "scan"], quality=3, note="hi", frac=0.5, flag=True, whole=2.0)
+    shelf.annotate(
+        1, comment="good run", tags=["ok", "scan"], quality=3, note="hi", frac=0.5, flag=True, whole=2.0
+    )
     shelf.tag_columns("pmt", ["beam", "fast"])
     shelf.log("before", at=shelf.run(1).record.started - 10)
     first = shelf.run(1).record
@@ -139,12 +190,20 @@ def same(a: Any, b: Any) -> bool:
     if isinstance(a, (xr.DataArray, xr.Dataset)):
         return a.identical(b) and all(a[k].dtype == b[k].dtype for k in a.coords)
     if isinstance(a, pd.DataFrame):
-        return a.equals(b) and a.dtypes.equals(b.dtypes) and a.index.equals(b.index) and a.index.dtype == b.index.dtype
+        return (
+            a.equals(b)
+            and a.dtypes.equals(b.dtypes)
+            and a.index.equals(b.index)
+            and a.index.dtype == b.index.dtype
+        )
     if isinstance(a, pd.Series):
         return a.equals(b) and a.dtype == b.dtype and a.name == b.name
     if isinstance(a, np.ndarray):
-        return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes() if a.dtype != object else (
-            b.dtype == object and a.tolist() == b.tolist())
+        return (
+            a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+            if a.dtype != object
+            else (b.dtype == object and a.tolist() == b.tolist())
+        )
     if isinstance(a, Exposure):
         return isinstance(b, Exposure) and same(a.image, b.image) and a.gain == b.gain and a.label == b.label
     if isinstance(a, float) and a != a:
@@ -163,23 +222,43 @@ def state(shelf: labshelf.Shelf, imported: bool = False) -> dict[int, Any]:
         if imported:
             params = {k.removeprefix("exported:"): v for k, v in params.items() if k not in PROVENANCE}
         refs = {
-            r.label: (r.kind, r.dtype, r.shape, dict(r.storage.options), r.storage.inline if r.kind == "composite" else None)
+            r.label: (
+                r.kind,
+                r.dtype,
+                r.shape,
+                dict(r.storage.options),
+                r.storage.inline if r.kind == "composite" else None,
+            )
             for r in shelf.datasets(run.number)
         }
         row = table.loc[run.number]
         out[run.number] = {
-            "experiment": record.experiment, "params": params, "status": record.status, "error": record.error,
-            "started": record.started, "ended": record.ended, "refs": refs, "comment": row["comment"],
+            "experiment": record.experiment,
+            "params": params,
+            "status": record.status,
+            "error": record.error,
+            "started": record.started,
+            "ended": record.ended,
+            "refs": refs,
+            "comment": row["comment"],
             "tags": list(row["tags"]),
-            "columns": {c: row[c] for c in ("quality", "note", "frac", "flag", "whole") if c in row and pd.notna(row[c])},
+            "columns": {
+                c: row[c]
+                for c in ("quality", "note", "frac", "flag", "whole")
+                if c in row and pd.notna(row[c])
+            },
         }
     return out
 
 
 def shelf_wide(shelf: labshelf.Shelf) -> Any:
     book = shelf.logbook()
-    return (shelf.metadata(), shelf.column_tags(), list(zip(book["time"], book["text"], book["user"], strict=True)),
-            shelf._annotations.columns())
+    return (
+        shelf.metadata(),
+        shelf.column_tags(),
+        list(zip(book["time"], book["text"], book["user"], strict=True)),
+        shelf._annotations.columns(),
+    )
 
 
 def test_a_round_trip_gives_back_every_run_exactly(
@@ -249,7 +328,9 @@ def test_an_export_reads_with_plain_h5py_and_xarray(sqlite_shelf: labshelf.Shelf
         "print(json.dumps(got))\n"
     )
     # -I: isolated, so not even the working folder or PYTHONPATH can bring labshelf in.
-    done = subprocess.run([sys.executable, "-I", str(script), str(out / "run_1.h5")], capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-I", str(script), str(out / "run_1.h5")], capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr
     got = json.loads(done.stdout)
     cam = sqlite_shelf.get("cam", run=1)
@@ -281,20 +362,27 @@ def test_the_index_holds_what_belongs_to_the_shelf(sqlite_shelf: labshelf.Shelf,
     assert index["format"] == "labshelf-export" and index["version"] == 1
     assert [r["run"] for r in index["runs"]] == [1, 2]
     assert index["column_tags"] == {"pmt": ["beam", "fast"]}
-    assert {"name": "pmt", "data_id": {"channel": 2}, "title": "Chan 2", "description": "second"} in index["metadata"]
+    assert {"name": "pmt", "data_id": {"channel": 2}, "title": "Chan 2", "description": "second"} in index[
+        "metadata"
+    ]
     # Run 1 alone: entries from its start to its end ("during"); the run-2 export added none.
     assert [e["text"] for e in index["logbook"]] == ["during"]
     assert index["user_columns"]["quality"] == "int" and index["user_columns"]["whole"] == "number"
 
 
-def test_importing_again_adds_nothing_and_dry_run_writes_nothing(shelf: labshelf.Shelf, tmp_path: Path,
-                                                                  backend: str, request: pytest.FixtureRequest) -> None:
+def test_importing_again_adds_nothing_and_dry_run_writes_nothing(
+    shelf: labshelf.Shelf, tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
     fill(shelf)
     out = tmp_path / "out"
     labshelf.export(shelf, out, progress=False)
     with make_shelf(backend, tmp_path, request, name="back.shelf") as back:
         dry = labshelf_export(back, out, dry_run=True, progress=False)
-        assert dry.dry_run and dry.runs == [1, 2, 3] and dry.datasets == sum(len(shelf.datasets(n)) for n in (1, 2, 3))
+        assert (
+            dry.dry_run
+            and dry.runs == [1, 2, 3]
+            and dry.datasets == sum(len(shelf.datasets(n)) for n in (1, 2, 3))
+        )
         assert len(back) == 0 and back.metadata() == {} and back.logbook().empty
         first = labshelf_export(back, out, progress=False)
         before = (state(back), shelf_wide(back), len(back.history()), back.last_seq())
@@ -360,16 +448,23 @@ def test_bad_input_is_refused_and_nothing_is_written(sqlite_shelf: labshelf.Shel
     (out / "run_3.h5").write_bytes(b"mine")
     with pytest.raises(ShelfError, match="exist already: .*run_3.h5"):
         labshelf.export(sqlite_shelf, out, progress=False)
-    assert sorted(p.name for p in out.iterdir()) == ["run_3.h5"] and (out / "run_3.h5").read_bytes() == b"mine"
+    assert (
+        sorted(p.name for p in out.iterdir()) == ["run_3.h5"] and (out / "run_3.h5").read_bytes() == b"mine"
+    )
     (out / "index.json").write_text("not json")
     with pytest.raises(ShelfError, match="index.json exists and cannot be merged"):
         labshelf.export(sqlite_shelf, out, runs=1, progress=False)
     assert sorted(p.name for p in out.iterdir()) == ["index.json", "run_3.h5"]
     report = labshelf.export(sqlite_shelf, out, overwrite=True, progress=False)
-    assert report.runs == [1, 2, 3] and json.loads((out / "index.json").read_text())["format"] == "labshelf-export"
+    assert (
+        report.runs == [1, 2, 3]
+        and json.loads((out / "index.json").read_text())["format"] == "labshelf-export"
+    )
 
 
-def test_a_link_in_out_dir_is_replaced_never_written_through(sqlite_shelf: labshelf.Shelf, tmp_path: Path) -> None:
+def test_a_link_in_out_dir_is_replaced_never_written_through(
+    sqlite_shelf: labshelf.Shelf, tmp_path: Path
+) -> None:
     with sqlite_shelf.new_run() as run:
         run.put("x", 1)
     out = tmp_path / "out"
@@ -386,7 +481,9 @@ def test_a_link_in_out_dir_is_replaced_never_written_through(sqlite_shelf: labsh
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary file left
 
 
-def test_a_damaged_or_foreign_file_is_skipped_with_the_reason(sqlite_shelf: labshelf.Shelf, tmp_path: Path) -> None:
+def test_a_damaged_or_foreign_file_is_skipped_with_the_reason(
+    sqlite_shelf: labshelf.Shelf, tmp_path: Path
+) -> None:
     import h5py
 
     fill(sqlite_shelf)
@@ -409,8 +506,9 @@ def test_a_damaged_or_foreign_file_is_skipped_with_the_reason(sqlite_shelf: labs
         assert "arr/f64" not in back.run(1) and back.get("arr/f32", run=1).dtype == np.float32
 
 
-def test_the_command_line_exports_and_imports(sqlite_shelf: labshelf.Shelf, tmp_path: Path,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_command_line_exports_and_imports(
+    sqlite_shelf: labshelf.Shelf, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from labshelf.cli import main
 
     fill(sqlite_shelf)
@@ -432,7 +530,9 @@ def test_the_command_line_exports_and_imports(sqlite_shelf: labshelf.Shelf, tmp_
     assert main(["import", "labshelf", str(out), str(tmp_path / "back.shelf")]) == 0
     assert "imported 2 runs (1..2)" in capsys.readouterr().out
     with labshelf.open(tmp_path / "back.shelf") as back:
-        assert [r.number for r in back] == [1, 2] and same(back.get("table", run=1), sqlite_shelf.get("table", run=1))
+        assert [r.number for r in back] == [1, 2] and same(
+            back.get("table", run=1), sqlite_shelf.get("table", run=1)
+        )
 
 
 @pytest.mark.parametrize("stop", ["1", "20", "45"])

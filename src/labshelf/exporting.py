@@ -33,10 +33,11 @@ Datasets, by name, as HDF5 paths (``camera/image`` is ``/camera/image``):
   ``a/b``, or the data-ID-less one of a name with data IDs) is at
   ``<path>/@value``;
 - composites are groups holding their components by name (``/calexp/psf``);
-- each value object carries ``labshelf_name``, ``labshelf_data_id`` (JSON),
-  ``labshelf_kind``, ``labshelf_dataset_version``, ``labshelf_created`` /
-  ``labshelf_created_unix``, ``labshelf_meta`` (JSON of its display
-  metadata) and the data ID's dimensions as ``data_id.<dim>``; all but
+- each value object carries ``labshelf_name``, ``labshelf_kind``,
+  ``labshelf_dataset_version``, ``labshelf_created`` (ISO), and where they
+  say something ``labshelf_data_id`` (JSON; absent: no data ID),
+  ``labshelf_meta`` (JSON of its display metadata) and the data ID's
+  dimensions as ``data_id.<dim>``; all but
   xarray groups (whose attributes are the Dataset's own) also carry the
   display metadata as ``unit`` (and CF ``units``), ``scale``, ``precision``,
   ``title`` (and CF ``long_name``), ``description``.
@@ -71,7 +72,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._format import size_text
-from .errors import InvalidOptions, NotAShelf, RunNotFound, ShelfError, UnsafePath
+from .errors import InvalidOptions, RunNotFound, ShelfError, UnsafePath
 
 if TYPE_CHECKING:
     import h5py
@@ -106,12 +107,17 @@ TYPE = "labshelf_type"
 META = "labshelf_meta"
 OPTIONS = "labshelf_hdf5_options"
 COMPOSITE = "labshelf_composite"
+VERSION = "labshelf_dataset_version"
+CREATED = "labshelf_created"
 #: Attributes the export adds to an xarray group (taken off again on import).
-OWN_ATTRS = (NAME, DATA_ID, KIND, META, "labshelf_dataset_version", "labshelf_created", "labshelf_created_unix")
+OWN_ATTRS = (NAME, DATA_ID, KIND, META, VERSION, CREATED)
 #: Display metadata as reader-friendly attributes (besides ``labshelf_meta``): field -> attribute names.
 META_ATTRS = {
-    "unit": ("unit", "units"), "scale": ("scale",), "precision": ("precision",),
-    "title": ("title", "long_name"), "description": ("description",),
+    "unit": ("unit", "units"),
+    "scale": ("scale",),
+    "precision": ("precision",),
+    "title": ("title", "long_name"),
+    "description": ("description",),
 }
 #: Ints beyond these are kept as their digits (text).
 _INT64 = (-(2**63), 2**63 - 1)
@@ -271,7 +277,9 @@ def _out_dir(shelf: Shelf, out_dir: str | os.PathLike[str]) -> Path:
         raise InvalidOptions(f"OUT_DIR {out_dir!r} is not a folder path")
     given = Path(out_dir)
     if given.exists() and not given.is_dir():
-        raise NotADirectoryError(20, "OUT_DIR is a file, not a folder; give a folder to export into", str(given))
+        raise NotADirectoryError(
+            20, "OUT_DIR is a file, not a folder; give a folder to export into", str(given)
+        )
     out = given.resolve()
     inside = [shelf.root.resolve()]
     if "://" not in shelf.where:
@@ -303,7 +311,9 @@ def _chosen(shelf: Shelf, runs: Any) -> list[RunRecord]:
         wanted.update(numbers[low:high])
     if missing:
         hint = f"its runs go from {numbers[0]} to {numbers[-1]}" if numbers else "it has no runs"
-        raise RunNotFound(f"the shelf {shelf.where} has no run {', '.join(missing[:20])}; {hint}. Nothing was written")
+        raise RunNotFound(
+            f"the shelf {shelf.where} has no run {', '.join(missing[:20])}; {hint}. Nothing was written"
+        )
     return sorted((r for r in records if r.number in wanted), key=lambda r: r.number)
 
 
@@ -368,7 +378,9 @@ class _Context:
         values: dict[int, dict[str, dict[str, Any]]] = {}
         chosen = set(numbers)
         with shelf._registry.db.read() as txn:
-            for number, comment in txn.tuples(select(runs.c.number, runs.c.comment).where(runs.c.comment.is_not(None))):
+            for number, comment in txn.tuples(
+                select(runs.c.number, runs.c.comment).where(runs.c.comment.is_not(None))
+            ):
                 if number in chosen:
                     comments[number] = comment
             for number, found in shelf._annotations.tags(txn).items():
@@ -385,7 +397,13 @@ class _Context:
 
 
 def _export_run(
-    shelf: Shelf, record: RunRecord, context: _Context, out: Path, path: Path, overwrite: bool, report: ExportReport
+    shelf: Shelf,
+    record: RunRecord,
+    context: _Context,
+    out: Path,
+    path: Path,
+    overwrite: bool,
+    report: ExportReport,
 ) -> int:
     """Write one run's file (under a temporary name, then renamed); returns its size."""
     import h5py
@@ -414,13 +432,14 @@ def _export_run(
             written += _xarray(shelf, ref, tmp, places[ref.id], path, skipped)
         with h5py.File(tmp, "r+", locking=False) as f:
             _run_attrs(f, shelf, record, context)
+            groups: dict[str, Any] = {}
             for ref in usable:
                 if ref.kind == "xarray":
                     if places[ref.id].lstrip("/") in f:
                         _value_attrs(f[places[ref.id]], ref, context, xarray=True)
                     continue
                 try:
-                    _write_value(f, shelf, ref, places[ref.id], context)
+                    _write_value(f, shelf, ref, places[ref.id], context, groups)
                 except (ShelfError, OSError, ValueError, TypeError, KeyError) as exc:
                     skipped.append(Skipped(str(path), f"not exported: {_why(exc)}", ref.label))
                     if places[ref.id].lstrip("/") in f and ref.kind != "composite":
@@ -446,7 +465,9 @@ def _place(tmp: Path, path: Path, overwrite: bool) -> None:
     try:
         os.link(tmp, path, follow_symlinks=False)  # fails if ``path`` appeared meanwhile
     except FileExistsError:
-        raise ShelfError(f"{path} appeared while the export ran; not replaced (export with overwrite=True)") from None
+        raise ShelfError(
+            f"{path} appeared while the export ran; not replaced (export with overwrite=True)"
+        ) from None
     except OSError:  # a file system without hard links
         if os.path.lexists(path):
             raise ShelfError(f"{path} appeared while the export ran; not replaced") from None
@@ -503,16 +524,18 @@ def _run_attrs(f: h5py.File, shelf: Shelf, record: RunRecord, context: _Context)
 def _value_attrs(obj: Any, ref: DatasetRef, context: _Context, *, xarray: bool = False) -> None:
     from .metadata import for_label
 
+    # Few attributes, each said once: writing one costs about as much as a small dataset.
     attrs = obj.attrs
     attrs[NAME] = ref.name
-    attrs[DATA_ID] = json.dumps(dict(ref.data_id), ensure_ascii=False)
     attrs[KIND] = ref.kind
-    attrs["labshelf_dataset_version"] = ref.version
-    attrs["labshelf_created"] = _iso(ref.created)
-    attrs["labshelf_created_unix"] = ref.created
-    meta = for_label(context.metas, ref.name, ref.data_id)
+    attrs[VERSION] = ref.version
+    attrs[CREATED] = _iso(ref.created)
+    if ref.data_id:
+        attrs[DATA_ID] = json.dumps(dict(ref.data_id), ensure_ascii=False)
+    meta = for_label(context.metas, ref.name, ref.data_id) if context.metas else None
     fields = meta.fields() if meta is not None else {}
-    attrs[META] = json.dumps(fields, ensure_ascii=False)
+    if fields:
+        attrs[META] = json.dumps(fields, ensure_ascii=False)
     if xarray:
         return  # the group's other attributes are the Dataset's own
     for dim, value in ref.data_id.items():
@@ -540,20 +563,32 @@ def value_paths(refs: Sequence[DatasetRef]) -> dict[int, str]:
         pieces = path.split("/")
         groups.update("/".join(pieces[:i]) for i in range(2, len(pieces)))
     return {
-        ref.id: natural[ref.id] + "/" + VALUE if natural[ref.id] in groups and ref.kind != "composite" else natural[ref.id]
+        ref.id: natural[ref.id] + "/" + VALUE
+        if natural[ref.id] in groups and ref.kind != "composite"
+        else natural[ref.id]
         for ref in refs
     }
 
 
-def _write_value(f: h5py.File, shelf: Shelf, ref: DatasetRef, path: str, context: _Context) -> None:
+def _group(f: h5py.File, path: str, groups: dict[str, Any]) -> Any:
+    """The group at ``path`` (made if missing), remembered: asking HDF5 each time costs more than writing."""
+    found = groups.get(path)
+    if found is None:
+        found = groups[path] = f.require_group(path) if path else f["/"]
+    return found
+
+
+def _write_value(
+    f: h5py.File, shelf: Shelf, ref: DatasetRef, path: str, context: _Context, groups: dict[str, Any]
+) -> None:
     from .datastore import hdf5
     from .datastore.image import image_attrs
 
     parent_path, _, leaf = path.rpartition("/")
-    parent = f.require_group(parent_path) if parent_path else f["/"]
+    parent = _group(f, parent_path, groups)
     kind = ref.kind
     if kind == "composite":
-        obj = parent.require_group(leaf)
+        obj = _group(f, path, groups)
         obj.attrs[COMPOSITE] = ref.storage.inline or "{}"
         spec = json.loads(ref.storage.inline or "{}")
         obj.attrs["composite_class"] = str(spec.get("class", ""))
@@ -650,21 +685,27 @@ def compound(value: Any) -> np.ndarray | None:
     import numpy as np
     import pandas as pd
 
-    frame = value.to_frame(name=value.name if value.name is not None else "values") if isinstance(value, pd.Series) else value
+    frame = (
+        value.to_frame(name=value.name if value.name is not None else "values")
+        if isinstance(value, pd.Series)
+        else value
+    )
     columns: list[tuple[str, Any]] = []
     index = frame.index
     levels = [index.get_level_values(i) for i in range(index.nlevels)]
     for i, level in enumerate(levels):
         name = index.names[i]
-        columns.append((str(name) if name is not None else ("index" if index.nlevels == 1 else f"level_{i}"), level))
+        columns.append(
+            (str(name) if name is not None else ("index" if index.nlevels == 1 else f"level_{i}"), level)
+        )
     columns += [(str(c), frame[c]) for c in frame.columns]
     names: list[str] = []
     arrays: list[np.ndarray] = []
     for name, values in columns:
-        unique, n = name, 1
+        unique, count = name, 1
         while unique in names:
-            n += 1
-            unique = f"{name}_{n}"
+            count += 1
+            unique = f"{name}_{count}"
         names.append(unique)
         dtype = values.dtype
         if isinstance(dtype, np.dtype) and dtype.kind in "biuf" and dtype.isnative:
@@ -675,10 +716,13 @@ def compound(value: Any) -> np.ndarray | None:
             arrays.append(texts)
     if not names:
         return None
-    dtypes = [(n, a.dtype if a.dtype != object else h5py.string_dtype()) for n, a in zip(names, arrays, strict=True)]
+    dtypes = [
+        (column, a.dtype if a.dtype != object else h5py.string_dtype())
+        for column, a in zip(names, arrays, strict=True)
+    ]
     table = np.empty(len(frame), dtype=dtypes)
-    for n, a in zip(names, arrays, strict=True):
-        table[n] = a
+    for column, a in zip(names, arrays, strict=True):
+        table[column] = a
     return table
 
 
@@ -695,8 +739,13 @@ def _missing(x: Any) -> bool:
 
 
 def _write_index(
-    shelf: Shelf, out: Path, old: dict[str, Any] | None, records: list[RunRecord], report: ExportReport,
-    context: _Context, overwrite: bool,
+    shelf: Shelf,
+    out: Path,
+    old: dict[str, Any] | None,
+    records: list[RunRecord],
+    report: ExportReport,
+    context: _Context,
+    overwrite: bool,
 ) -> None:
     """index.json: the runs of the folder, metadata, column tags, user columns, logbook entries (merged)."""
     from .registry.meta import Meta
@@ -710,8 +759,13 @@ def _write_index(
                 runs_listed[item["run"]] = item
     for number, record in exported.items():
         runs_listed[number] = {
-            "run": number, "file": f"run_{number}.h5", "experiment": record.experiment, "status": record.status,
-            "start": record.started, "end": record.ended, "shelf": shelf.where,
+            "run": number,
+            "file": f"run_{number}.h5",
+            "experiment": record.experiment,
+            "status": record.status,
+            "start": record.started,
+            "end": record.ended,
+            "shelf": shelf.where,
         }
     if not records or len(records) == len(shelf._registry.runs()):
         since, until = None, None

@@ -32,7 +32,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import InvalidDataId, InvalidName, InvalidOptions, InvalidValue, NotAShelf, ShelfError, UnsupportedValue
+from ..errors import (
+    InvalidDataId,
+    InvalidName,
+    InvalidOptions,
+    InvalidValue,
+    NotAShelf,
+    ShelfError,
+    UnsupportedValue,
+)
 from ..exporting import (
     COMPOSITE,
     DATA_ID,
@@ -164,7 +172,9 @@ def labshelf_export(
     """
     source = Path(path)
     if not source.exists():
-        raise NotAShelf(f"{source} does not exist: give a folder labshelf export wrote (or one run_<n>.h5 of it)")
+        raise NotAShelf(
+            f"{source} does not exist: give a folder labshelf export wrote (or one run_<n>.h5 of it)"
+        )
     if not dry_run:
         shelf._check_writable()
     report = ImportReport(source=str(source), dry_run=dry_run)
@@ -176,16 +186,25 @@ def labshelf_export(
         try:
             plans.append(_plan(file))
         except Exception as exc:  # any failure to read one file skips that file, never the rest
-            report.skipped.append(Skipped(str(file), f"cannot be read as a labshelf export file: {_why(exc)}"))
+            report.skipped.append(
+                Skipped(str(file), f"cannot be read as a labshelf export file: {_why(exc)}")
+            )
     plans.sort(key=lambda p: (p.number, str(p.path)))
     new, resume = sort_out(plans, ledger, report)
     numbers = source_numbers(
-        new, ledger, renumber, number_of=lambda plan: plan.number, what="exported run",
+        new,
+        ledger,
+        renumber,
+        number_of=lambda plan: plan.number,
+        what="exported run",
         advice="Nothing was imported. Import with renumber=True (labshelf import labshelf --renumber) to give "
         f"the new runs the next free numbers, keeping each exported number in params[{EXPORT_RUN!r}]",
     )
     if dry_run:
-        for plan, number in [*zip(new, numbers, strict=True), *((p, p.existing.number) for p in resume if p.existing)]:
+        for plan, number in [
+            *zip(new, numbers, strict=True),
+            *((p, p.existing.number) for p in resume if p.existing),
+        ]:
             report.runs.append(number)
             report.datasets += sum(_count(item) for item in plan.items)
             report.bytes += plan.nbytes
@@ -194,7 +213,9 @@ def labshelf_export(
         report.completed = [p.existing.number for p in resume if p.existing]
         report.runs.sort()
         return report
-    work = sorted([*zip(new, numbers, strict=True), *((p, None) for p in resume)], key=lambda pair: pair[0].number)
+    work = sorted(
+        [*zip(new, numbers, strict=True), *((p, None) for p in resume)], key=lambda pair: pair[0].number
+    )
     for plan, number in progress_over(work, "importing export files", progress):
         run_number = _import(shelf, plan, number, renumber, with_meta=index is None, report=report)
         if run_number is not None:
@@ -227,7 +248,9 @@ def _run_files(source: Path, report: ImportReport) -> list[Path]:
         if entry.is_symlink():
             report.skipped.append(Skipped(entry.path, "a link (links are not followed)"))
         elif not RUN_FILE.match(entry.name):
-            report.skipped.append(Skipped(entry.path, "not named as labshelf export names run files (run_<n>.h5)"))
+            report.skipped.append(
+                Skipped(entry.path, "not named as labshelf export names run files (run_<n>.h5)")
+            )
         elif entry.is_file(follow_symlinks=False):
             out.append(Path(entry.path))
     return out
@@ -259,7 +282,11 @@ def _attr(attrs: Any, key: str, kind: type | tuple[type, ...], what: str, *, req
         value = value.decode("utf-8")
     if isinstance(value, np.generic):
         value = value.item()
-    if not isinstance(value, kind) or isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
+    if (
+        not isinstance(value, kind)
+        or isinstance(value, bool)
+        and bool not in (kind if isinstance(kind, tuple) else (kind,))
+    ):
         raise _Bad(f"its {key!r} attribute is a {type(value).__name__}, not {what}")
     return value
 
@@ -284,7 +311,9 @@ def _plan(path: Path) -> _Plan:
             raise _Bad("it is not a labshelf run file (no labshelf_export_format attribute)")
         version = _attr(attrs, "labshelf_export_version", int, "an int")
         if version > FORMAT_VERSION:
-            raise _Bad(f"it is in export format version {version}; this labshelf reads up to {FORMAT_VERSION}")
+            raise _Bad(
+                f"it is in export format version {version}; this labshelf reads up to {FORMAT_VERSION}"
+            )
         number = _attr(attrs, "run", int, "a run number")
         params = _json(_attr(attrs, "params", str, "JSON text"), dict, "params")
         status = _attr(attrs, "status", str, "a run status")
@@ -293,21 +322,34 @@ def _plan(path: Path) -> _Plan:
         started = check_time(_attr(attrs, "start_unix", (int, float), "seconds"), "start_unix")
         end = _attr(attrs, "end_unix", (int, float), "seconds", required=False)
         exported = _attr(attrs, "exported_unix", (int, float), "seconds", required=False)
-        ended = check_time(end if end is not None else exported if exported is not None else started, "end_unix")
+        ended = check_time(
+            end if end is not None else exported if exported is not None else started, "end_unix"
+        )
         tags_raw = attrs.get("tags", [])
-        tags = [t.decode("utf-8") if isinstance(t, bytes) else t for t in np.asarray(tags_raw).ravel().tolist()]
+        tags = [
+            t.decode("utf-8") if isinstance(t, bytes) else t for t in np.asarray(tags_raw).ravel().tolist()
+        ]
         if not all(isinstance(t, str) for t in tags):
             raise _Bad("its tags are not text")
         plan = _Plan(
-            path=path, number=number, sha256=sha256,
-            experiment=_attr(attrs, "experiment", str, "text"), params=params, status=status,
-            error=_attr(attrs, "error", str, "text", required=False), started=started, ended=max(ended, started),
-            comment=_attr(attrs, "comment", str, "text", required=False), tags=tags,
+            path=path,
+            number=number,
+            sha256=sha256,
+            experiment=_attr(attrs, "experiment", str, "text"),
+            params=params,
+            status=status,
+            error=_attr(attrs, "error", str, "text", required=False),
+            started=started,
+            ended=max(ended, started),
+            comment=_attr(attrs, "comment", str, "text", required=False),
+            tags=tags,
             columns=_json(_attr(attrs, "columns", str, "JSON text", required=False) or "{}", dict, "columns"),
         )
         if status == "running":
             plan.status, plan.error = "aborted", plan.error or "exported while running"
-            plan.warnings.append(Skipped(str(path), "the run was still running when exported: imported as aborted"))
+            plan.warnings.append(
+                Skipped(str(path), "the run was still running when exported: imported as aborted")
+            )
         _list(f, plan)
     return plan
 
@@ -360,7 +402,8 @@ def _item(node: Any, member: str) -> _Item:
     check_name(base)
     if parts and not all(p.isidentifier() for p in parts.split(".")):
         raise InvalidName(f"{name!r}: the components of a composite are identifiers")
-    data_id = normalize_data_id(_json(_attr(node.attrs, DATA_ID, str, "JSON text"), dict, DATA_ID), new=True)
+    said = _attr(node.attrs, DATA_ID, str, "JSON text", required=False)
+    data_id = normalize_data_id(_json(said, dict, DATA_ID), new=True) if said is not None else {}
     kind = _attr(node.attrs, KIND, str, "a value kind")
     if kind not in KINDS:
         raise _Bad(f"values of kind {kind!r} are not imported (known: {', '.join(KINDS)})")
@@ -388,7 +431,10 @@ def _import(
         else:
             params = _params(plan, renumber)
             run = start_run(
-                shelf, number=None if renumber else number, experiment=plan.experiment, params=params,
+                shelf,
+                number=None if renumber else number,
+                experiment=plan.experiment,
+                params=params,
                 started=plan.started,
             )
             present = set()
@@ -441,7 +487,9 @@ def _nbytes(item: _Item) -> int:
 def _meta(f: h5py.File, item: _Item) -> dict[str, Any]:
     from ..datastore.hdf5 import member
 
-    said = _json(_attr(member(f, item.path).attrs, META, str, "JSON text", required=False) or "{}", dict, META)
+    said = _json(
+        _attr(member(f, item.path).attrs, META, str, "JSON text", required=False) or "{}", dict, META
+    )
     return {k: v for k, v in said.items() if k in ("unit", "scale", "precision", "title", "description")}
 
 
@@ -460,9 +508,13 @@ def _value(f: h5py.File, item: _Item, where: str) -> tuple[Any, dict[str, Any] |
         module, _, qualname = cls_key.partition(":")
         # A stand-in class named like the original: the composite's row records the same class
         # (nothing is imported or run; reading assembles the class only where it is registered).
-        cls = type(qualname.rpartition(".")[2] or "composite", (), {"__module__": module, "__qualname__": qualname})
+        cls = type(
+            qualname.rpartition(".")[2] or "composite", (), {"__module__": module, "__qualname__": qualname}
+        )
         parts = {p.name.rpartition(".")[2]: _value(f, p, where)[0] for p in item.parts}
-        order = [c for c in spec.get("components", []) if c in parts] + [c for c in parts if c not in spec.get("components", [])]
+        order = [c for c in spec.get("components", []) if c in parts] + [
+            c for c in parts if c not in spec.get("components", [])
+        ]
         return Disassembled(cls, {c: parts[c] for c in order}), None
     if item.kind == "xarray":
         from ..datastore.netcdf import read_group
@@ -515,7 +567,9 @@ def _annotate(shelf: Shelf, number: int, plan: _Plan, report: ImportReport) -> N
     columns: dict[str, Any] = {}
     for name, said in plan.columns.items():
         if not isinstance(said, dict) or "value" not in said:
-            report.warnings.append(Skipped(where, f"user column {name!r}: not a {{type, value}} record, left out"))
+            report.warnings.append(
+                Skipped(where, f"user column {name!r}: not a {{type, value}} record, left out")
+            )
             continue
         value = said["value"]
         if said.get("type") == "number" and isinstance(value, int) and not isinstance(value, bool):
@@ -523,12 +577,18 @@ def _annotate(shelf: Shelf, number: int, plan: _Plan, report: ImportReport) -> N
         columns[name] = value
     try:
         shelf.annotate(
-            number, comment=plan.comment if plan.comment is not None else ..., tags=plan.tags or None, **columns
+            number,
+            comment=plan.comment if plan.comment is not None else ...,
+            tags=plan.tags or None,
+            **columns,
         )
         return
     except ShelfError:
         pass  # one bad piece: each alone, so the others still arrive
-    pieces: list[tuple[str, dict[str, Any]]] = [("comment", {"comment": plan.comment}), ("tags", {"tags": plan.tags})]
+    pieces: list[tuple[str, dict[str, Any]]] = [
+        ("comment", {"comment": plan.comment}),
+        ("tags", {"tags": plan.tags}),
+    ]
     pieces += [(f"user column {name!r}", {name: value}) for name, value in columns.items()]
     for what, piece in pieces:
         if list(piece.values()) in ([None], [[]]):
@@ -552,9 +612,14 @@ def _shelf_wide(shelf: Shelf, index: dict[str, Any], source: Path, report: Impor
         try:
             if not isinstance(record, dict) or not isinstance(record.get("name"), str):
                 raise ValueError("not a {name, ...} record")
-            fields = {k: record[k] for k in ("unit", "scale", "precision", "title", "description") if k in record}
-            shelf.describe(record["name"], data_id=record.get("data_id") or None,
-                           **{k: fields.get(k, UNSAID) for k in ("unit", "scale", "precision", "title", "description")})
+            fields = {
+                k: record[k] for k in ("unit", "scale", "precision", "title", "description") if k in record
+            }
+            shelf.describe(
+                record["name"],
+                data_id=record.get("data_id") or None,
+                **{k: fields.get(k, UNSAID) for k in ("unit", "scale", "precision", "title", "description")},
+            )
         except (ShelfError, ValueError, TypeError) as exc:
             report.warnings.append(Skipped(where, f"metadata {str(record)[:80]} left out: {_why(exc)}"))
     tags = index.get("column_tags")
@@ -581,4 +646,3 @@ def _shelf_wide(shelf: Shelf, index: dict[str, Any], source: Path, report: Impor
             known.add((at, text))
         except (ShelfError, ValueError, TypeError) as exc:
             report.warnings.append(Skipped(where, f"logbook entry {str(entry)[:80]} left out: {_why(exc)}"))
-

@@ -55,6 +55,7 @@ def test_public_surface_is_pinned() -> None:
         "variable",
         "Formatter",
         "register_composite",
+        "export",
         "errors",
         "ShelfError",
         "NotAShelf",

@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from .datastore.composite import register_composite
     from .datastore.formatter import Formatter
     from .derived import variable
+    from .exporting import export
     from .names import DataId
     from .opening import RepoSpec
     from .registry.meta import DisplayMeta
@@ -81,6 +82,7 @@ __all__ = [
     # extending: value kinds and composites
     "Formatter",
     "register_composite",
+    "export",
     # errors
     "errors",
     "ShelfError",
@@ -127,6 +129,7 @@ _LAZY = {
     "CollectionInfo": "labshelf.collections",
     "RepoSpec": "labshelf.opening",
     "register_composite": "labshelf.datastore.composite",
+    "export": "labshelf.exporting",
 }
 
 

@@ -1,5 +1,5 @@
 """The ``labshelf`` command line: create, info, ls, demo, simulate, upgrade, reprocess, context, verify,
-describe, tag-columns, log, logbook, import, ingest, trust-data."""
+describe, tag-columns, log, logbook, import, ingest, trust-data, export."""
 
 from __future__ import annotations
 
@@ -204,6 +204,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--until", metavar="TIME", help="only entries at or before TIME")
     _import_parser(sub)
     _ingest_parser(sub)
+    _export_parser(sub)
     return parser
 
 
@@ -243,6 +244,22 @@ def _ingest_parser(sub: Any) -> None:
     p.add_argument("file", metavar="FILE", help="an ingested file, or a folder of them")
 
 
+def _export_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "export",
+        help="write runs as self-describing HDF5 files (readable without labshelf)",
+        description="Write one HDF5 file per run (run_<n>.h5: run metadata as attributes, datasets by name, "
+        "xarray values as NetCDF groups, tables as compound datasets plus their Parquet bytes) and index.json "
+        "(display metadata, column tags, user columns, logbook) into OUT_DIR. `labshelf import labshelf "
+        "OUT_DIR SHELF` reads them back. Exit status 0 if every run was exported whole, 1 otherwise.",
+    )
+    p.add_argument("path", metavar="SHELF", help="the shelf to export from")
+    p.add_argument("out_dir", metavar="OUT_DIR", help="the folder to write to (made if missing; not inside the shelf)")
+    p.add_argument("--runs", metavar="RUNS", type=_runs_text, help="only these runs, e.g. 10-20,25 (default: all)")
+    p.add_argument("--format", default="hdf5", help="the file format: hdf5 (the only one so far)")
+    p.add_argument("--overwrite", action="store_true", help="replace files an earlier export wrote")
+
+
 META_FIELDS = ("unit", "scale", "precision", "title", "description")
 TIME_HELP = "ISO 8601 such as 2026-12-05T14:05 (local time unless it says +00:00) or seconds since the epoch"
 
@@ -273,6 +290,18 @@ def _import_parser(sub: Any) -> None:
         help="keep arrays of 1 MiB and more in the results files (ingested in place, read from there) instead "
         "of copying them; the files must then stay where they are, unchanged",
     )
+    e = formats.add_parser(
+        "labshelf",
+        help="a folder `labshelf export` wrote: one run per run_<n>.h5",
+        description="Import a folder `labshelf export` wrote: each run_<n>.h5 becomes run <n> again with its "
+        "datasets, comment, tags and user columns; index.json brings display metadata, column tags and the "
+        "logbook. An exported number that is a run of the shelf from elsewhere is an error listing them all, "
+        "before anything is written; --renumber gives the next free numbers instead.",
+    )
+    e.add_argument("source", metavar="OUT_DIR", help="the export folder (or one run_<n>.h5 of it)")
+    e.add_argument("path", metavar="SHELF", help="the shelf to import into")
+    e.add_argument("--renumber", action="store_true", help="next free run numbers (exported number in params export_run)")
+    e.add_argument("--dry-run", action="store_true", help="only say what would be imported; write nothing")
 
 
 #: OSErrors that what a user typed can cause (a path missing, forbidden, of the wrong
@@ -736,14 +765,35 @@ def _logbook(args: argparse.Namespace) -> None:
 
 
 def _import(args: argparse.Namespace) -> int:
-    from .importers import artiq
+    from .importers import artiq, labshelf_export
     from .opening import open as open_shelf
 
+    what = {"artiq": ("RESULTS_DIR", "the ARTIQ results folder"), "labshelf": ("OUT_DIR", "the export folder")}
     if not args.source or "\0" in args.source:
-        raise ShelfError(f"RESULTS_DIR {args.source!r} is not a path: give the ARTIQ results folder")
+        shown, folder = what[args.action]
+        raise ShelfError(f"{shown} {args.source!r} is not a path: give {folder}")
     with open_shelf(args.path, mode="r" if args.dry_run else "rw") as shelf:
-        report = artiq(shelf, args.source, renumber=args.renumber, dry_run=args.dry_run, link=args.link,
-                       progress=sys.stderr.isatty())
+        if args.action == "artiq":
+            report = artiq(shelf, args.source, renumber=args.renumber, dry_run=args.dry_run, link=args.link,
+                           progress=sys.stderr.isatty())
+        else:
+            report = labshelf_export(shelf, args.source, renumber=args.renumber, dry_run=args.dry_run,
+                                     progress=sys.stderr.isatty())
+    print(report)
+    return 0 if report.ok else 1
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .exporting import export
+    from .opening import open as open_shelf
+
+    if not args.out_dir or "\0" in args.out_dir:
+        raise ShelfError(f"OUT_DIR {args.out_dir!r} is not a path: give a folder to export into")
+    with open_shelf(args.path, mode="r") as shelf:
+        report = export(
+            shelf, args.out_dir, runs=args.runs, format=args.format, overwrite=args.overwrite,
+            progress=sys.stderr.isatty(),
+        )
     print(report)
     return 0 if report.ok else 1
 
@@ -795,6 +845,7 @@ _COMMANDS = {
     "import": _import,
     "ingest": _ingest,
     "trust-data": _trust_data,
+    "export": _export,
 }
 
 if __name__ == "__main__":

@@ -1075,7 +1075,8 @@ def _int_column(numeric: Any, texts: Any, key: str, order: Any, damage: _Damage)
     with np.errstate(invalid="ignore"):
         beyond = np.abs(numeric) >= 2**53
     inexact = np.flatnonzero(beyond | (missing & texts.astype(bool)))  # texts: None or digits
-    whole = np.where(missing, 0, numeric).astype(np.int64)
+    # Beyond 2**53 the digits are read from the text below; 0 keeps the cast in int64 range.
+    whole = np.where(missing | beyond, 0, numeric).astype(np.int64)
     if not len(inexact):
         return pd.arrays.IntegerArray(whole, missing)
     exact: list[Any] = [None if m else int(w) for m, w in zip(missing, whole, strict=True)]

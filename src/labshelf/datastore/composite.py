@@ -119,6 +119,8 @@ class CompositeFormatter(Formatter):
         return class_key(type(value)) in _HANDLERS or dataclasses.is_dataclass(value)
 
     def prepare(self, value: Any) -> Disassembled:
+        if isinstance(value, Disassembled):  # taken apart already (an import rebuilding a stored composite)
+            return value
         return Disassembled(type(value), disassemble(value))
 
     def describe(self, value: Disassembled) -> Description:

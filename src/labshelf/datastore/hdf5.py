@@ -161,30 +161,38 @@ def write_array(
     path: Path, name: str, array: np.ndarray, options: Mapping[str, Any], attrs: Mapping[str, Any] = {}
 ) -> None:
     """Write ``array`` as dataset ``name`` of a new HDF5 file at ``path``."""
-    stored, original = encode(array)
     # The file is private until the datastore renames it into place, so
     # HDF5's file locking would only cost system calls.
     with h5py.File(path, "w", locking=False) as f:
+        create_array(f, name, array, options, attrs)
+
+
+def create_array(
+    parent: h5py.Group, name: str, array: np.ndarray, options: Mapping[str, Any], attrs: Mapping[str, Any] = {}
+) -> h5py.Dataset:
+    """Create ``array`` as dataset ``name`` under ``parent``: dtypes h5py lacks encoded, checksum recorded."""
+    stored, original = encode(array)
+    try:
         try:
-            try:
-                ds = f.create_dataset(name, data=stored, **creation_options(fit_chunks(options, stored.shape)))
-            except ValueError as exc:
-                if original != "object-str" or "NULL" not in str(exc):
-                    raise
-                # HDF5's variable-length strings end at a NUL: str objects holding
-                # one are kept as their UTF-8 bytes instead (found by trying, so
-                # the common case never looks at every string once more).
-                if name in f:
-                    del f[name]
-                stored, original = _utf8_bytes(array), OBJECT_UTF8
-                ds = f.create_dataset(name, data=stored, **creation_options(fit_chunks(options, stored.shape)))
-        except (ValueError, TypeError) as exc:
-            raise InvalidOptions(f"HDF5 refused the storage options {dict(options)}: {exc}") from exc
-        if original is not None:
-            ds.attrs[DTYPE_ATTR] = original
-        for key, value in attrs.items():
-            ds.attrs[key] = value
-        checksum.record(ds, stored)
+            ds = parent.create_dataset(name, data=stored, **creation_options(fit_chunks(options, stored.shape)))
+        except ValueError as exc:
+            if original != "object-str" or "NULL" not in str(exc):
+                raise
+            # HDF5's variable-length strings end at a NUL: str objects holding
+            # one are kept as their UTF-8 bytes instead (found by trying, so
+            # the common case never looks at every string once more).
+            if name in parent:
+                del parent[name]
+            stored, original = _utf8_bytes(array), OBJECT_UTF8
+            ds = parent.create_dataset(name, data=stored, **creation_options(fit_chunks(options, stored.shape)))
+    except (ValueError, TypeError) as exc:
+        raise InvalidOptions(f"HDF5 refused the storage options {dict(options)}: {exc}") from exc
+    if original is not None:
+        ds.attrs[DTYPE_ATTR] = original
+    for key, value in attrs.items():
+        ds.attrs[key] = value
+    checksum.record(ds, stored)
+    return ds
 
 
 def open_file(path: Path) -> h5py.File:
@@ -361,20 +369,25 @@ def attributes(path: Path, name: str) -> dict[str, Any]:
 def read_array(path: Path, name: str, selection: Any = ()) -> np.ndarray:
     """Read dataset ``name`` (or a selection of it) from the HDF5 file at ``path``."""
     with open_file(path) as f:
-        ds = member(f, name)
-        original = ds.attrs[DTYPE_ATTR] if DTYPE_ATTR in ds.attrs else None
-        # Only a read of every value can be compared with the checksum.
-        whole = checksum.whole(selection, ds.shape)
-        recorded = checksum.recorded(ds.attrs, f"data file {path}") if whole else None
-        if whole and ds.dtype.kind in "iufc" and ds.size:
-            # A whole numeric array straight into a new numpy array: about
-            # 25% faster for a camera frame than h5py's general selection path.
-            data = np.empty(ds.shape, dtype=ds.dtype)
-            ds.read_direct(data)
-        else:
-            data = ds[selection]
-        if recorded is not None:
-            checksum.check(np.asarray(data), recorded, f"data file {path}")
+        return read_dataset(member(f, name), selection, f"data file {path}")
+
+
+def read_dataset(ds: h5py.Dataset, selection: Any, where: str) -> np.ndarray:
+    """The values of a dataset written by :func:`create_array` (reached through :func:`member`),
+    decoded, checked against the recorded checksum when all are read; ``where`` names it in errors."""
+    original = ds.attrs[DTYPE_ATTR] if DTYPE_ATTR in ds.attrs else None
+    # Only a read of every value can be compared with the checksum.
+    whole = checksum.whole(selection, ds.shape)
+    recorded = checksum.recorded(ds.attrs, where) if whole else None
+    if whole and ds.dtype.kind in "iufc" and ds.size:
+        # A whole numeric array straight into a new numpy array: about
+        # 25% faster for a camera frame than h5py's general selection path.
+        data = np.empty(ds.shape, dtype=ds.dtype)
+        ds.read_direct(data)
+    else:
+        data = ds[selection]
+    if recorded is not None:
+        checksum.check(np.asarray(data), recorded, where)
     if isinstance(original, bytes):
         original = original.decode()
     return decode(np.asarray(data), original)

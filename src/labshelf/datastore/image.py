@@ -90,15 +90,20 @@ class ImageFormatter(NDArrayFormatter):
         return None
 
     def write(self, path: Path, name: str, value: np.ndarray, options: Mapping[str, Any]) -> None:
-        colour = value.ndim == 3
-        attrs = {
-            "CLASS": np.bytes_("IMAGE"),
-            "IMAGE_VERSION": np.bytes_("1.2"),
-            "IMAGE_SUBCLASS": np.bytes_("IMAGE_TRUECOLOR" if colour else "IMAGE_GRAYSCALE"),
-        }
-        if colour:
-            attrs["INTERLACE_MODE"] = np.bytes_("INTERLACE_PIXEL")
-        hdf5.write_array(path, name, value, options, attrs)
+        hdf5.write_array(path, name, value, options, image_attrs(value))
+
+
+def image_attrs(value: np.ndarray) -> dict[str, Any]:
+    """The attributes of the HDF5 Image specification for a grey (2-D) or colour (HxWx3/4) image."""
+    colour = value.ndim == 3
+    attrs = {
+        "CLASS": np.bytes_("IMAGE"),
+        "IMAGE_VERSION": np.bytes_("1.2"),
+        "IMAGE_SUBCLASS": np.bytes_("IMAGE_TRUECOLOR" if colour else "IMAGE_GRAYSCALE"),
+    }
+    if colour:
+        attrs["INTERLACE_MODE"] = np.bytes_("INTERLACE_PIXEL")
+    return attrs
 
 
 def _downsample_factor(parameters: Mapping[str, Any]) -> int:

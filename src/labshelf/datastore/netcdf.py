@@ -46,6 +46,11 @@ _UNNAMED = "__xarray_dataarray_variable__"
 _DATA = "__data__"
 #: What h5netcdf writes into a dimension without a variable of its own.
 _BARE_DIMENSION = "This is a netCDF dimension but not a netCDF variable"
+#: HDF5 opens a file once per process with one locking flag: reads use none, as
+#: ``hdf5.open_file`` does (so a file h5py holds open can be read by xarray too).
+#: (Reads also say phony_dims="access": an export file holds plain HDF5 datasets
+#: beside its NetCDF groups, and xarray warns about their dimensions otherwise.)
+_UNLOCKED = {"locking": False}
 
 
 class XarrayFormatter(Formatter):
@@ -76,48 +81,13 @@ class XarrayFormatter(Formatter):
         return Summary("table", text=f"Dataset: {names}" if names else "Dataset (empty)")
 
     def write(self, path: Path, name: str, value: Any, options: Mapping[str, Any]) -> None:
-        is_array = type(value).__name__ == "DataArray"
-        kind = "DataArray" if is_array else "Dataset"
-        try:
-            _with_checksums(value).to_netcdf(path, mode="w", engine="h5netcdf", group=name, invalid_netcdf=True)
-        except (ValueError, TypeError, NotImplementedError, AttributeError) as exc:
-            # What prepare() did not foresee: xarray's and h5netcdf's own refusals.
-            raise UnsupportedValue(f"this {kind} cannot be stored as NetCDF: {exc}") from exc
-        variables = {**value.coords, _DATA: value} if is_array else dict(value.variables)
-        restore = {str(k): v.dtype.str for k, v in variables.items() if _read_back_changes(v.dtype)}
-        with h5py.File(path, "r+", locking=False) as f:
-            f[name].attrs[_CLASS_ATTR] = kind
-            if restore:
-                f[name].attrs[_TIME_DTYPES_ATTR] = json.dumps(restore)
-        _check_headers(path, name, value, restore)
+        write_group(path, name, value)
 
     def read(
         self, paths: Sequence[Path], name: str, ref: DatasetRef, parameters: Mapping[str, Any]
     ) -> Any:
-        import xarray as xr
-
         (path,) = paths
-        with open_file(path) as f:
-            group = member(f, name, whole=True)  # before xarray goes where the file leads
-            cls = _text(group.attrs.get(_CLASS_ATTR))
-            times = json.loads(_text(group.attrs.get(_TIME_DTYPES_ATTR)) or "{}")
-        decode_times = _time_decoder(xr)
-        if cls == "DataArray":
-            array = xr.load_dataarray(path, engine="h5netcdf", group=name, decode_times=decode_times)
-            if array.name == _UNNAMED:
-                array.name = None
-            if _DATA in times:
-                array = array.astype(times.pop(_DATA))
-            return array.assign_coords({k: array[k].astype(dtype) for k, dtype in times.items()})
-        dataset = xr.load_dataset(path, engine="h5netcdf", group=name, decode_times=decode_times)
-        # Our markers are attributes of the group, which xarray gives back as
-        # the Dataset's own attrs: they are not the user's.
-        dataset.attrs.pop(_CLASS_ATTR, None)
-        dataset.attrs.pop(_TIME_DTYPES_ATTR, None)
-        for k, dtype in times.items():
-            dataset[k] = dataset[k].astype(dtype)
-        return dataset
-
+        return read_group(path, name)
 
     def components(self, paths: Sequence[Path], ref: DatasetRef) -> list[str]:
         if not paths:
@@ -210,6 +180,56 @@ class XarrayFormatter(Formatter):
         finally:
             value.close()
 
+
+
+def write_group(path: Path, name: str, value: Any, *, mode: str = "w", check: bool = True) -> None:
+    """Write ``value`` as the NetCDF group ``name`` of the file at ``path`` (``mode="a"``: beside
+    what the file holds), with the markers :func:`read_group` needs to give it back exactly;
+    ``check`` reads the headers back and refuses what would not come back as it was."""
+    is_array = type(value).__name__ == "DataArray"
+    kind = "DataArray" if is_array else "Dataset"
+    try:
+        _with_checksums(value).to_netcdf(path, mode=mode, engine="h5netcdf", group=name, invalid_netcdf=True)
+    except (ValueError, TypeError, NotImplementedError, AttributeError) as exc:
+        # What prepare() did not foresee: xarray's and h5netcdf's own refusals.
+        raise UnsupportedValue(f"this {kind} cannot be stored as NetCDF: {exc}") from exc
+    variables = {**value.coords, _DATA: value} if is_array else dict(value.variables)
+    restore = {str(k): v.dtype.str for k, v in variables.items() if _read_back_changes(v.dtype)}
+    with h5py.File(path, "r+", locking=False) as f:
+        f[name].attrs[_CLASS_ATTR] = kind
+        if restore:
+            f[name].attrs[_TIME_DTYPES_ATTR] = json.dumps(restore)
+    if check:
+        _check_headers(path, name, value, restore)
+
+
+def read_group(path: Path, name: str, *, drop_attrs: Sequence[str] = ()) -> Any:
+    """The DataArray or Dataset :func:`write_group` wrote as group ``name`` (``drop_attrs``: group
+    attributes that are not the value's, such as an export's own)."""
+    import xarray as xr
+
+    with open_file(path) as f:
+        group = member(f, name, whole=True)  # before xarray goes where the file leads
+        cls = _text(group.attrs.get(_CLASS_ATTR))
+        times = json.loads(_text(group.attrs.get(_TIME_DTYPES_ATTR)) or "{}")
+    decode_times = _time_decoder(xr)
+    if cls == "DataArray":
+        array = xr.load_dataarray(path, engine="h5netcdf", group=name, decode_times=decode_times, driver_kwds=_UNLOCKED,
+                                    phony_dims="access")
+        if array.name == _UNNAMED:
+            array.name = None
+        if _DATA in times:
+            array = array.astype(times.pop(_DATA))
+        return array.assign_coords({k: array[k].astype(dtype) for k, dtype in times.items()})
+    dataset = xr.load_dataset(path, engine="h5netcdf", group=name, decode_times=decode_times, driver_kwds=_UNLOCKED,
+                                    phony_dims="access")
+    # Our markers are attributes of the group, which xarray gives back as
+    # the Dataset's own attrs: they are not the user's.
+    for key in (_CLASS_ATTR, _TIME_DTYPES_ATTR, *drop_attrs):
+        dataset.attrs.pop(key, None)
+    for k, dtype in times.items():
+        dataset[k] = dataset[k].astype(dtype)
+    return dataset
 
 
 def _read_back_changes(dtype: np.dtype) -> bool:

@@ -139,13 +139,7 @@ class PandasFormatter(Formatter):
             table = pq.read_table(path, **READ_CHECKSUMS)
         except FileNotFoundError as exc:
             raise missing_file(path) from exc
-        marker = _read_marker(table.schema)
-        frame = _restore(table.to_pandas(), marker)
-        if marker.get("class") == "Series":
-            series = frame[_SERIES_COLUMN]
-            series.name = _series_name(marker)
-            return series.set_flags(allows_duplicate_labels=False) if not frame.flags.allows_duplicate_labels else series
-        return frame
+        return value_of(table)
 
     def components(self, paths: Sequence[Path], ref: DatasetRef) -> list[str]:
         if not paths:
@@ -229,6 +223,26 @@ class PandasFormatter(Formatter):
             batch = next(parquet.iter_batches(batch_size=limit, columns=[member]), None)
             values = np.asarray(batch.column(0).to_numpy(zero_copy_only=False)) if batch is not None else np.zeros(0)
         return Peek("column", values=values, total=rows, shape=(rows,), dtype=columns[member], component=f"columns.{member}")
+
+
+def value_of(table: Any) -> Any:
+    """The DataFrame or Series a pyarrow Table read from a file :meth:`PandasFormatter.write` wrote
+    gives back, exactly (whatever holds the file's bytes: a path, or bytes kept elsewhere)."""
+    marker = _read_marker(table.schema)
+    frame = _restore(table.to_pandas(), marker)
+    if marker.get("class") == "Series":
+        series = frame[_SERIES_COLUMN]
+        series.name = _series_name(marker)
+        return series.set_flags(allows_duplicate_labels=False) if not frame.flags.allows_duplicate_labels else series
+    return frame
+
+
+def from_bytes(data: bytes) -> Any:
+    """The value of a Parquet file's bytes (see :func:`value_of`), page checksums checked."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    return value_of(pq.read_table(pa.BufferReader(data), **READ_CHECKSUMS))
 
 
 def _columns(path: Path) -> list[tuple[str, str, int, int]]:

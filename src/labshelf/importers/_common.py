@@ -29,14 +29,14 @@ import math
 import os
 import re
 import socket
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from .._format import size_text
 from ..errors import ImportConflict, InvalidValue, ShelfError
-from ..names import MAX_NAME_LENGTH, check_name, check_text
+from ..names import MAX_NAME_LENGTH, MAX_RUN, check_name, check_text
 from ..registry.records import MAX_SECONDS
 
 if TYPE_CHECKING:
@@ -196,6 +196,73 @@ def _alive_here(record: RunRecord) -> bool:
     return True
 
 
+class Planned(Protocol):
+    """What :func:`sort_out` and :func:`source_numbers` need of an importer's plan of one source."""
+
+    path: Path
+    existing: RunRecord | None
+
+    @property
+    def import_id(self) -> str: ...
+
+
+P = TypeVar("P", bound=Planned)
+
+
+def sort_out(plans: list[P], ledger: Ledger, report: ImportReport) -> tuple[list[P], list[P]]:
+    """The plans to import anew, and those an interrupted import began; count what is imported already."""
+    new: list[P] = []
+    resume: list[P] = []
+    seen: dict[str, Path] = {}
+    for plan in plans:
+        if plan.import_id in seen:
+            report.skipped.append(Skipped(str(plan.path), f"the same bytes as {seen[plan.import_id]}, imported once"))
+            continue
+        seen[plan.import_id] = plan.path
+        record = ledger.find(plan.import_id)
+        if record is None:
+            new.append(plan)
+        elif record.status != "running":
+            report.already += 1
+        elif interrupted(record):
+            plan.existing = record
+            resume.append(plan)
+        else:
+            report.skipped.append(
+                Skipped(str(plan.path), f"run {record.number} is being imported by process {record.pid} right now")
+            )
+    return new, resume
+
+
+def source_numbers(
+    new: list[P], ledger: Ledger, renumber: bool, *, number_of: Callable[[P], int], what: str, advice: str
+) -> list[int]:
+    """The run number of each new plan: the source's own (``number_of``, called ``what`` in
+    messages), or with ``renumber`` the next free ones.  A source number that is not a run
+    number, is a run of the shelf already or is in two sources is an ImportConflict listing
+    them all (then ``advice``), raised before anything is written."""
+    if renumber:
+        return ledger.next_numbers(len(new))
+    clashes: list[str] = []
+    by_number: dict[int, list[P]] = {}
+    for plan in new:
+        by_number.setdefault(number_of(plan), []).append(plan)
+    for number, same in by_number.items():
+        files = ", ".join(str(p.path) for p in same)
+        if not 1 <= number <= MAX_RUN:
+            clashes.append(f"{what} {number} ({files}) is not a run number (1 to {MAX_RUN})")
+        elif number in ledger.numbers:
+            record = ledger.numbers[number]
+            origin = record.params.get(SOURCE) if isinstance(record.params, Mapping) else None
+            came = f"imported from {origin}" if origin else "not from this file"
+            clashes.append(f"{what} {number} ({files}) is run {number} of the shelf already ({record.experiment!r}, {came})")
+        elif len(same) > 1:
+            clashes.append(f"{what} {number} is in {len(same)} different files ({files})")
+    if clashes:
+        raise conflict(clashes, advice)
+    return [number_of(plan) for plan in new]
+
+
 def conflict(clashes: list[str], advice: str) -> ImportConflict:
     """The error listing run numbers taken by runs from elsewhere (raised before anything is written)."""
     shown = "; ".join(clashes[:MAX_CLASHES_SHOWN])
@@ -243,8 +310,9 @@ def end_run(run: Run, ended: float, status: str = "finished", error: str | None 
 def reopen(shelf: Shelf, record: RunRecord, planned: Iterable[str]) -> tuple[Run, set[str]]:
     """An interrupted import's run, ready to be finished: datasets it would not write removed.
 
-    Returns the run and the names of the datasets it holds already (each
-    whole: a put is all or nothing), which need not be written again.
+    ``planned`` are labels (``name``, or ``name[channel=2]`` for a data
+    ID).  Returns the run and the labels of the datasets it holds already
+    (each whole: a put is all or nothing), which need not be written again.
     """
     from ..run import Run
 
@@ -252,8 +320,8 @@ def reopen(shelf: Shelf, record: RunRecord, planned: Iterable[str]) -> tuple[Run
     wanted = set(planned)
     present: set[str] = set()
     for ref in shelf.datasets(record.number):
-        if ref.name in wanted and not ref.data_id and ref.damage is None:
-            present.add(ref.name)
+        if ref.label in wanted and ref.damage is None:
+            present.add(ref.label)
         elif "." not in ref.name:  # a composite's parts go with it
             run.delete(ref.name, data_id=dict(ref.data_id))
     return run, present

@@ -45,7 +45,6 @@ from ..errors import (
     ShelfError,
     UnsupportedValue,
 )
-from ..names import MAX_RUN
 from . import pyon
 from ._common import (
     IMPORT_ID,
@@ -55,16 +54,16 @@ from ._common import (
     ImportReport,
     Ledger,
     Skipped,
-    conflict,
     display_meta,
     end_run,
-    interrupted,
     json_safe,
     legal_name,
     progress,
     provenance,
     reopen,
     sha256_file,
+    sort_out,
+    source_numbers,
     start_run,
     storable_text,
 )
@@ -455,56 +454,16 @@ def _nbytes(node: h5py.Dataset) -> int:
 
 
 def _sort_out(plans: list[_Plan], ledger: Ledger, report: ImportReport) -> tuple[list[_Plan], list[_Plan]]:
-    """The plans to import anew, and those an interrupted import began; count what is imported already."""
-    new: list[_Plan] = []
-    resume: list[_Plan] = []
-    seen: dict[str, Path] = {}
-    for plan in plans:
-        if plan.import_id in seen:
-            report.skipped.append(Skipped(str(plan.path), f"the same bytes as {seen[plan.import_id]}, imported once"))
-            continue
-        seen[plan.import_id] = plan.path
-        record = ledger.find(plan.import_id)
-        if record is None:
-            new.append(plan)
-        elif record.status != "running":
-            report.already += 1
-        elif interrupted(record):
-            plan.existing = record
-            resume.append(plan)
-        else:
-            report.skipped.append(
-                Skipped(str(plan.path), f"run {record.number} is being imported by process {record.pid} right now")
-            )
-    return new, resume
+    return sort_out(plans, ledger, report)
 
 
 def _numbers(new: list[_Plan], ledger: Ledger, renumber: bool) -> list[int]:
     """The run number of each new plan: its RID, or with ``renumber`` the next free ones."""
-    if renumber:
-        return ledger.next_numbers(len(new))
-    clashes: list[str] = []
-    by_rid: dict[int, list[_Plan]] = {}
-    for plan in new:
-        by_rid.setdefault(plan.rid, []).append(plan)
-    for rid, same in by_rid.items():
-        files = ", ".join(str(p.path) for p in same)
-        if not 1 <= rid <= MAX_RUN:
-            clashes.append(f"RID {rid} ({files}) is not a run number (1 to {MAX_RUN})")
-        elif rid in ledger.numbers:
-            record = ledger.numbers[rid]
-            origin = record.params.get(SOURCE) if isinstance(record.params, dict) else None
-            came = f"imported from {origin}" if origin else "not from this file"
-            clashes.append(f"RID {rid} ({files}) is run {rid} of the shelf already ({record.experiment!r}, {came})")
-        elif len(same) > 1:
-            clashes.append(f"RID {rid} is in {len(same)} different files ({files})")
-    if clashes:
-        raise conflict(
-            clashes,
-            "Nothing was imported. Import with renumber=True (labshelf import artiq --renumber) to give the new "
-            "runs the next free numbers, keeping each RID in params['artiq_rid']",
-        )
-    return [plan.rid for plan in new]
+    return source_numbers(
+        new, ledger, renumber, number_of=lambda plan: plan.rid, what="RID",
+        advice="Nothing was imported. Import with renumber=True (labshelf import artiq --renumber) to give the new "
+        "runs the next free numbers, keeping each RID in params['artiq_rid']",
+    )
 
 
 # -- the import of one file ------------------------------------------------------------------------

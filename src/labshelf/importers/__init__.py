@@ -1,7 +1,9 @@
 """Bringing existing data in: importers of other programs' files as labshelf runs.
 
 ``labshelf.importers.artiq(shelf, "results")`` imports an ARTIQ results
-folder (``labshelf import artiq RESULTS_DIR SHELF`` on the command line).
+folder (``labshelf import artiq RESULTS_DIR SHELF`` on the command line);
+``labshelf.importers.damnit(shelf, "damnit_folder")`` a DAMNIT database
+(``labshelf import damnit DAMNIT_DIR SHELF``).
 Every importer returns an :class:`ImportReport`, records each run's source
 (``params["source"]``, ``params["source_sha256"]``) and can be run again:
 it imports only what is new and finishes what an interrupted import began
@@ -12,5 +14,6 @@ from __future__ import annotations
 
 from ._common import ImportReport, Skipped
 from .artiq import artiq
+from .damnit import damnit
 
-__all__ = ["ImportReport", "Skipped", "artiq"]
+__all__ = ["ImportReport", "Skipped", "artiq", "damnit"]

@@ -24,12 +24,12 @@ import h5py
 import numpy as np
 
 START = 1_700_000_000.0
-CONTEXT = '''from damnit_ctx import Variable
+CONTEXT = """from damnit_ctx import Variable
 
 @Variable(title="Beam/XGM mean", unit="uJ")
 def xgm_mean(run, n: "meta#run_number"):
     return n * 1.5
-'''
+"""
 
 SCHEMA = """
 CREATE TABLE run_info(proposal, run, start_time, added_at);
@@ -67,7 +67,11 @@ def png_bytes(array: np.ndarray) -> bytes:
 
     data = np.asarray(array, dtype=np.float64)
     low, high = float(np.nanmin(data)), float(np.nanmax(data))
-    scaled = np.zeros(data.shape, np.uint8) if high == low else ((data - low) / (high - low) * 255).astype(np.uint8)
+    scaled = (
+        np.zeros(data.shape, np.uint8)
+        if high == low
+        else ((data - low) / (high - low) * 255).astype(np.uint8)
+    )
     out = io.BytesIO()
     Image.fromarray(scaled[:35, :35], "L").save(out, format="PNG")
     return out.getvalue()
@@ -114,15 +118,26 @@ def write_damnit(
         with connection:
             if new:
                 connection.executescript(SCHEMA)
-                connection.executemany("INSERT INTO metameta VALUES (?, ?)", [
-                    ("data_format_version", 4), ("proposal", proposal), ("db_id", db_id),
-                    ("context_python", "/usr/bin/python3"), ("concurrent_jobs", 15),
-                ])
+                connection.executemany(
+                    "INSERT INTO metameta VALUES (?, ?)",
+                    [
+                        ("data_format_version", 4),
+                        ("proposal", proposal),
+                        ("db_id", db_id),
+                        ("context_python", "/usr/bin/python3"),
+                        ("concurrent_jobs", 15),
+                    ],
+                )
             for name, spec in (variables or {}).items():
                 connection.execute(
                     "INSERT OR REPLACE INTO variables VALUES (?, ?, ?, ?, ?)",
-                    (name, spec.get("type"), spec.get("title"), spec.get("description"),
-                     json.dumps(spec["attributes"]) if spec.get("attributes") else None),
+                    (
+                        name,
+                        spec.get("type"),
+                        spec.get("title"),
+                        spec.get("description"),
+                        json.dumps(spec["attributes"]) if spec.get("attributes") else None,
+                    ),
                 )
             for name, names in (tags or {}).items():
                 for tag in names:
@@ -137,18 +152,34 @@ def write_damnit(
                     (proposal, run, begun, begun + 1),
                 )
                 for name, var in values.items():
-                    summary, summary_type = (summary_of(var.value) if var.summary is ... and var.value is not None
-                                             else (None if var.summary is ... else var.summary, None))
+                    summary, summary_type = (
+                        summary_of(var.value)
+                        if var.summary is ... and var.value is not None
+                        else (None if var.summary is ... else var.summary, None)
+                    )
                     if isinstance(summary, complex):
                         summary, summary_type = struct.pack("<dd", summary.real, summary.imag), "complex"
                     stamp = var.timestamp if var.timestamp is not None else begun + 60.0
                     connection.execute(
                         "INSERT OR REPLACE INTO run_variables VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (proposal, run, name, var.version, summary, stamp, None, var.provenance, summary_type, "",
-                         json.dumps(var.attributes) if var.attributes else None),
+                        (
+                            proposal,
+                            run,
+                            name,
+                            var.version,
+                            summary,
+                            stamp,
+                            None,
+                            var.provenance,
+                            summary_type,
+                            "",
+                            json.dumps(var.attributes) if var.attributes else None,
+                        ),
                     )
-            names = sorted({r[0] for r in connection.execute("SELECT name FROM run_variables")}
-                           | {r[0] for r in connection.execute("SELECT name FROM variables")})
+            names = sorted(
+                {r[0] for r in connection.execute("SELECT name FROM run_variables")}
+                | {r[0] for r in connection.execute("SELECT name FROM variables")}
+            )
             columns = ", ".join(f"max(CASE WHEN name='{n}' THEN value END) AS \"{n}\"" for n in names)
             connection.executescript(
                 "DROP VIEW IF EXISTS runs; DROP VIEW IF EXISTS max_diffs;"

@@ -17,7 +17,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _damnit import START, Var, png_bytes, write_damnit, write_run_file  # noqa: E402
+from _damnit import START, Var, png_bytes, write_damnit  # noqa: E402
 
 
 def importer_main(folder: str, root: str, stop: str) -> None:
@@ -71,13 +71,16 @@ spawn = spawn_fixture(__file__)
 
 IMAGE = np.random.default_rng(5).integers(0, 4000, (64, 48)).astype(np.uint16)
 ARRAY = xr.DataArray(
-    np.arange(6.0).reshape(2, 3), dims=("x", "y"),
+    np.arange(6.0).reshape(2, 3),
+    dims=("x", "y"),
     coords={"x": [10, 20], "y": [0.1, 0.2, 0.3], "label": ("x", ["a", "b"])},
-    attrs={"units": "V", "note": "from the scope", "gain": 2.5}, name="trace",
+    attrs={"units": "V", "note": "from the scope", "gain": 2.5},
+    name="trace",
 )
 DATASET = xr.Dataset(
     {"a": ("t", np.arange(4, dtype=np.int32)), "b": ("t", np.linspace(0, 1, 4))},
-    coords={"t": np.arange(4) * 0.5}, attrs={"source": "spectrometer"},
+    coords={"t": np.arange(4) * 0.5},
+    attrs={"source": "spectrometer"},
 )
 VARIABLES = {
     "xgm_mean": {"title": "Beam/XGM mean", "description": "mean pulse energy", "attributes": {"units": "uJ"}},
@@ -117,9 +120,12 @@ def make_folder(folder: Path, runs: tuple[int, ...] = (1, 2, 3), **kwargs: Any) 
     others = {run: {"xgm_mean": Var(np.float64(run))} for run in runs[1:]}
     others[runs[1]]["failed"] = Var(np.float64(0.5))  # what failed in the first run worked here
     return write_damnit(
-        folder, {runs[0]: one_run(), **others},
-        variables=VARIABLES, tags={"xgm_mean": ["beam", "xgm"], "quality": ["manual"]},
-        comments=[(START + 5.5, "shift begins"), (START + 7200.25, "beam lost")], **kwargs,
+        folder,
+        {runs[0]: one_run(), **others},
+        variables=VARIABLES,
+        tags={"xgm_mean": ["beam", "xgm"], "quality": ["manual"]},
+        comments=[(START + 5.5, "shift begins"), (START + 7200.25, "beam lost")],
+        **kwargs,
     )
 
 
@@ -140,8 +146,16 @@ def state(shelf: labshelf.Shelf) -> list[Any]:
     out: list[Any] = []
     for run in shelf:
         record = run.record
-        out.append((record.number, record.experiment, dict(record.params), record.status, record.started,
-                    record.ended))
+        out.append(
+            (
+                record.number,
+                record.experiment,
+                dict(record.params),
+                record.status,
+                record.started,
+                record.ended,
+            )
+        )
         for ref in shelf.datasets(run.number):
             value = shelf.read(ref)
             if isinstance(value, (xr.DataArray, xr.Dataset)):
@@ -151,8 +165,12 @@ def state(shelf: labshelf.Shelf) -> list[Any]:
             else:
                 digest = repr(value)
             out.append((run.number, ref.name, ref.kind, ref.shape, ref.dtype, ref.version, digest))
-    out.append(sorted((r["run"], r["variable"], r["status"], r["error"], r["source_hash"])
-                      for r in shelf.derived_status()))
+    out.append(
+        sorted(
+            (r["run"], r["variable"], r["status"], r["error"], r["source_hash"])
+            for r in shelf.derived_status()
+        )
+    )
     out.append(sorted((name, repr(meta)) for name, meta in shelf.metadata().items()))
     out.append(shelf.column_tags())
     out.append(shelf.logbook()[["time", "text"]].to_dict("records"))
@@ -179,11 +197,20 @@ def test_a_damnit_folder_becomes_runs_with_exact_values(shelf: labshelf.Shelf, t
     params = dict(run.params)
     assert params["damnit_proposal"] == 1234 and params["damnit_run"] == 1
     assert params["source"] == str((folder / "extracted_data" / "p1234_r1.h5").resolve())
-    assert params["source_sha256"] == hashlib.sha256((folder / "extracted_data" / "p1234_r1.h5").read_bytes()).hexdigest()
+    assert (
+        params["source_sha256"]
+        == hashlib.sha256((folder / "extracted_data" / "p1234_r1.h5").read_bytes()).hexdigest()
+    )
     assert params["import_id"] == "damnit:0123456789abcdef0123456789abcdef01234567:p1234:r1"
-    assert params["damnit_provenance"]["comment"] == "alice" and params["damnit_provenance"]["iq"] == "context.py"
+    assert (
+        params["damnit_provenance"]["comment"] == "alice"
+        and params["damnit_provenance"]["iq"] == "context.py"
+    )
     assert params["damnit_summary_only"] == [
-        "derived/complex_only", "derived/from_summary", "derived/text_only", "derived/thumb_only"
+        "derived/complex_only",
+        "derived/from_summary",
+        "derived/text_only",
+        "derived/thumb_only",
     ]
 
     def get(name: str) -> Any:
@@ -217,9 +244,23 @@ def test_a_damnit_folder_becomes_runs_with_exact_values(shelf: labshelf.Shelf, t
     thumbnail = camera.summary
     assert isinstance(thumbnail, bytes) and thumbnail.startswith(b"\x89PNG")
     assert thumbnail != png_bytes(IMAGE)  # labshelf's own thumbnail, not DAMNIT's
-    assert sorted(kinds) == sorted(f"derived/{n}" for n in (
-        "xgm_mean", "count", "label", "iq", "spectrum", "camera", "trace", "spectra", "from_summary",
-        "thumb_only", "complex_only", "text_only"))
+    assert sorted(kinds) == sorted(
+        f"derived/{n}"
+        for n in (
+            "xgm_mean",
+            "count",
+            "label",
+            "iq",
+            "spectrum",
+            "camera",
+            "trace",
+            "spectra",
+            "from_summary",
+            "thumb_only",
+            "complex_only",
+            "text_only",
+        )
+    )
 
     # Display metadata, column tags, the logbook.
     xgm = shelf.metadata("derived/xgm_mean")
@@ -234,18 +275,27 @@ def test_a_damnit_folder_becomes_runs_with_exact_values(shelf: labshelf.Shelf, t
     # The comment, typed user columns (one made though no run has a value), the error cell.
     table = shelf.runs.to_pandas()
     assert table.loc[1, "comment"] == "beam was unstable"
-    assert shelf._annotations.columns() == {"good": "bool", "quality": "number", "sample": "text", "shots": "int",
-                                            "unset": "int"}
+    assert shelf._annotations.columns() == {
+        "good": "bool",
+        "quality": "number",
+        "sample": "text",
+        "shots": "int",
+        "unset": "int",
+    }
     assert table.loc[1, "quality"] == 3.0 and isinstance(table.loc[1, "quality"], float)
     assert table.loc[1, "shots"] == 1000 and table.loc[1, "good"] is True or table.loc[1, "good"] == True  # noqa: E712
     assert table.loc[1, "sample"] == "Fe2O3"
-    assert table.attrs["errors"] == {1: {"derived/failed": "ZeroDivisionError: division by zero (context.py, line 12)"}}
+    assert table.attrs["errors"] == {
+        1: {"derived/failed": "ZeroDivisionError: division by zero (context.py, line 12)"}
+    }
     failed = [r for r in shelf.derived_status(1) if r["variable"] == "failed"]
     assert failed and failed[0]["status"] == "error"
     from labshelf.browse import Browser
 
     page = Browser(shelf).runs(columns=["derived/failed", "derived/xgm_mean"], offset=0, limit=10)
-    assert page.errors == {"1": {"derived/failed": "ZeroDivisionError: division by zero (context.py, line 12)"}}
+    assert page.errors == {
+        "1": {"derived/failed": "ZeroDivisionError: division by zero (context.py, line 12)"}
+    }
 
     # context.py: a copy to read, never the shelf's context file.
     copy = shelf.root / "damnit_context.py"
@@ -270,7 +320,9 @@ def test_several_proposals_need_one_chosen(shelf: labshelf.Shelf, tmp_path: Path
     assert shelf.get("derived/x", run=1) == 2.0 and shelf.run(2).params["damnit_proposal"] == 2000
 
 
-def test_not_damnit_or_damaged_databases_are_clear_errors(sqlite_shelf: labshelf.Shelf, tmp_path: Path) -> None:
+def test_not_damnit_or_damaged_databases_are_clear_errors(
+    sqlite_shelf: labshelf.Shelf, tmp_path: Path
+) -> None:
     shelf = sqlite_shelf
     with pytest.raises(NotAShelf, match="not a folder"):
         damnit(shelf, tmp_path / "nowhere", progress=False)
@@ -343,7 +395,9 @@ def test_untrusted_links_are_never_followed(shelf: labshelf.Shelf, tmp_path: Pat
 # -- numbers, idempotence, new versions, dry run ----------------------------------------------------
 
 
-def test_a_run_number_taken_is_an_error_before_anything_is_written(shelf: labshelf.Shelf, tmp_path: Path) -> None:
+def test_a_run_number_taken_is_an_error_before_anything_is_written(
+    shelf: labshelf.Shelf, tmp_path: Path
+) -> None:
     with shelf.new_run("mine", number=2):
         pass
     folder = make_folder(tmp_path / "damnit")
@@ -386,8 +440,15 @@ def test_variables_recomputed_in_damnit_become_new_versions(shelf: labshelf.Shel
     shelf.annotate(2, comment="edited on the shelf")
     # DAMNIT recomputes two variables of run 1 (one now fails) and the comment of run 3 changes.
     later = START + 50_000.0
-    write_damnit(folder, {1: {"spectrum": Var(np.linspace(0, 2, 50), timestamp=later),
-                              "count": Var(error="ValueError: no data", timestamp=later)}})
+    write_damnit(
+        folder,
+        {
+            1: {
+                "spectrum": Var(np.linspace(0, 2, 50), timestamp=later),
+                "count": Var(error="ValueError: no data", timestamp=later),
+            }
+        },
+    )
     write_damnit(folder, {3: {"comment": Var(None, summary="checked", provenance="carol", timestamp=later)}})
     dry = damnit(shelf, folder, dry_run=True, progress=False)
     assert dry.updated == [1, 3] and dry.runs == [] and dry.datasets == 1

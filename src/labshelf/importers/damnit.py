@@ -68,8 +68,8 @@ from ._common import (
     SOURCE,
     ImportReport,
     Ledger,
-    Skipped,
     SkipDataset,
+    Skipped,
     check_time,
     conflict,
     end_run,
@@ -111,7 +111,12 @@ COMMENT = "comment"
 STYLING = ("bold", "background")
 XARRAY_TYPES = ("dataarray", "dataset")
 #: Params keys this importer writes.
-PROPOSAL, RUN, PROVENANCE, SUMMARY_ONLY = "damnit_proposal", "damnit_run", "damnit_provenance", "damnit_summary_only"
+PROPOSAL, RUN, PROVENANCE, SUMMARY_ONLY = (
+    "damnit_proposal",
+    "damnit_run",
+    "damnit_provenance",
+    "damnit_summary_only",
+)
 #: What each imported variable's ``derived`` row starts its ``source_hash`` with.
 HASH_PREFIX = "damnit:"
 #: The ``derived`` row remembering what the comment and user values were imported from (the
@@ -176,9 +181,10 @@ class _Item:
 
     variable: str  # DAMNIT's name
     dataset: str  # the labshelf name, derived/<name>
-    how: str  # "full", "xarray" or "summary"
+    how: str  # "full", "summary", or "xarray" (then objtype says "dataarray" or "dataset")
     nbytes: int
     stamp: str
+    objtype: str = ""
 
     @property
     def source_hash(self) -> str:
@@ -217,7 +223,9 @@ class _Plan:
         and whether the comment or user values changed in DAMNIT since."""
         known = self.update or {}
         items = [item for item in self.items if known.get(_variable_key(item.dataset)) != item.source_hash]
-        errors = {name: error for name, error in self.errors.items() if known.get(_error_key(name)) != error[1]}
+        errors = {
+            name: error for name, error in self.errors.items() if known.get(_error_key(name)) != error[1]
+        }
         return items, errors, known.get(ANNOTATIONS) != self.annotations
 
 
@@ -339,11 +347,15 @@ def _read_database(folder: Path, proposal: int | None) -> _Database:
     if not database.is_file():
         raise NotAShelf(f"{folder} is not a DAMNIT folder: it has no {DATABASE}")
     if not _inside(folder, database):
-        raise NotAShelf(f"{database} is a link to a file outside {folder}: it is not read (the folder is untrusted)")
+        raise NotAShelf(
+            f"{database} is a link to a file outside {folder}: it is not read (the folder is untrusted)"
+        )
     try:
         connection = _connect(database)
     except sqlite3.Error as exc:
-        raise CorruptDataset(f"{database} cannot be opened read-only as an SQLite database: {why(exc)}") from None
+        raise CorruptDataset(
+            f"{database} cannot be opened read-only as an SQLite database: {why(exc)}"
+        ) from None
     try:
         return _read_tables(connection, folder, database, proposal)
     except sqlite3.DatabaseError as exc:
@@ -352,8 +364,12 @@ def _read_database(folder: Path, proposal: int | None) -> _Database:
         connection.close()
 
 
-def _read_tables(connection: sqlite3.Connection, folder: Path, database: Path, proposal: int | None) -> _Database:
-    tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")}
+def _read_tables(
+    connection: sqlite3.Connection, folder: Path, database: Path, proposal: int | None
+) -> _Database:
+    tables = {
+        row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")
+    }
     missing = [t for t in ("metameta", "run_info", "run_variables", "variables") if t not in tables]
     if missing:
         raise NotAShelf(
@@ -364,7 +380,9 @@ def _read_tables(connection: sqlite3.Connection, folder: Path, database: Path, p
     version = meta.get("data_format_version")
     if str(version) not in ("3", "4"):
         warnings.append(Skipped(str(database), f"DAMNIT database format {version!r}: read as format 4"))
-    proposals = sorted({row[0] for row in connection.execute("SELECT DISTINCT proposal FROM run_info")}, key=repr)
+    proposals = sorted(
+        {row[0] for row in connection.execute("SELECT DISTINCT proposal FROM run_info")}, key=repr
+    )
     proposal = _choose(proposals, proposal, meta.get("proposal"), database)
     db_id = meta.get("db_id")
     if not isinstance(db_id, str) or not db_id:
@@ -377,7 +395,10 @@ def _read_tables(connection: sqlite3.Connection, folder: Path, database: Path, p
         if not isinstance(name, str):
             continue
         variables[name] = _Variable(
-            name, vtype if isinstance(vtype, str) else None, _text_or_none(title), _text_or_none(description),
+            name,
+            vtype if isinstance(vtype, str) else None,
+            _text_or_none(title),
+            _text_or_none(description),
             _json_object(attributes),
         )
     tags: dict[str, list[str]] = {}
@@ -389,7 +410,9 @@ def _read_tables(connection: sqlite3.Connection, folder: Path, database: Path, p
                 tags.setdefault(variable, []).append(tag)
     comments: list[tuple[float, str]] = []
     if "time_comments" in tables:
-        for stamp, text in connection.execute("SELECT timestamp, comment FROM time_comments ORDER BY timestamp"):
+        for stamp, text in connection.execute(
+            "SELECT timestamp, comment FROM time_comments ORDER BY timestamp"
+        ):
             if isinstance(text, str) and text:
                 try:
                     comments.append((check_time(stamp, "a time_comments timestamp"), text))
@@ -402,7 +425,9 @@ def _read_tables(connection: sqlite3.Connection, folder: Path, database: Path, p
         if isinstance(run, int) and not isinstance(run, bool):
             runs.append((run, start, added))
         else:
-            warnings.append(Skipped(str(database), f"run_info row with run {run!r}: not a run number, left out"))
+            warnings.append(
+                Skipped(str(database), f"run_info row with run {run!r}: not a run number, left out")
+            )
     rows: dict[int, dict[str, _Row]] = {}
     for run, name, version, value, stamp, origin, summary_type, attributes in connection.execute(
         "SELECT run, name, version, value, timestamp, provenance, summary_type, attributes FROM run_variables "
@@ -413,8 +438,13 @@ def _read_tables(connection: sqlite3.Connection, folder: Path, database: Path, p
             continue
         number = stamp if isinstance(stamp, (int, float)) and not isinstance(stamp, bool) else None
         rows.setdefault(run, {})[name] = _Row(  # ordered by version: the newest wins
-            name, version, value, number, origin if isinstance(origin, str) else None,
-            summary_type if isinstance(summary_type, str) else None, _json_object(attributes),
+            name,
+            version,
+            value,
+            number,
+            origin if isinstance(origin, str) else None,
+            summary_type if isinstance(summary_type, str) else None,
+            _json_object(attributes),
         )
     return _Database(folder, proposal, db_id, variables, tags, comments, runs, rows, warnings)
 
@@ -476,8 +506,15 @@ def _plan(database: _Database, run: int, start: Any, added: Any) -> _Plan:
         warnings.append(Skipped(where, "no usable start_time: the earliest variable timestamp is the start"))
     ended = max([started, *(s for s in stamps if s < 2**33)])
     file = database.run_file(run)
-    plan = _Plan(run, started, ended, rows, file if file.exists() or file.is_symlink() else None,
-                 f"damnit:{database.db_id}:p{database.proposal}:r{run}", warnings=warnings)
+    plan = _Plan(
+        run,
+        started,
+        ended,
+        rows,
+        file if file.exists() or file.is_symlink() else None,
+        f"damnit:{database.db_id}:p{database.proposal}:r{run}",
+        warnings=warnings,
+    )
     users = [COMMENT, *(name for name, v in database.variables.items() if v.type is not None)]
     said = [(name, rows[name].timestamp, repr(rows[name].version)) for name in sorted(users) if name in rows]
     plan.annotations = _source_hash("annotations", json.dumps(said))
@@ -504,7 +541,9 @@ def _list(database: _Database, plan: _Plan, f: h5py.File | None) -> None:
             for key in sorted(errors):
                 text = _error_text(errors, key)
                 if text is None:
-                    plan.skipped.append(Skipped(where, "an error DAMNIT recorded that is not text", f".errors/{key}"))
+                    plan.skipped.append(
+                        Skipped(where, "an error DAMNIT recorded that is not text", f".errors/{key}")
+                    )
                     continue
                 if key in in_file:
                     plan.warnings.append(Skipped(where, "both a value and an error: the value is kept", key))
@@ -563,10 +602,12 @@ def _file_item(f: h5py.File, key: str, plan: _Plan, where: str) -> _Item | None:
         return None
     if objtype in XARRAY_TYPES:
         size = sum(hdf5_nbytes(v) for v in node.values() if isinstance(v, h5py.Dataset))
-        return _Item(key, dataset, "xarray", size, stamp)
+        return _Item(key, dataset, "xarray", size, stamp, objtype)
     data = node.get("data")
     if not isinstance(data, h5py.Dataset) or _is_link(node, "data"):
-        plan.skipped.append(Skipped(where, "a group without data (no <name>/data, not an xarray object)", key))
+        plan.skipped.append(
+            Skipped(where, "a group without data (no <name>/data, not an xarray object)", key)
+        )
         return None
     return _Item(key, dataset, "full", hdf5_nbytes(data), stamp)
 
@@ -581,7 +622,9 @@ def _dataset_name(variable: str, plan: _Plan, where: str) -> str | None:
         return None
     if name != variable:
         plan.renamed[dataset] = variable
-        plan.warnings.append(Skipped(where, f"stored as {dataset!r}: the name breaks labshelf's naming rules", variable))
+        plan.warnings.append(
+            Skipped(where, f"stored as {dataset!r}: the name breaks labshelf's naming rules", variable)
+        )
     return dataset
 
 
@@ -614,7 +657,7 @@ def _source_hash(how: str, stamp: str) -> str:
 
 
 def _variable_key(dataset: str) -> str:
-    return dataset[len(DERIVED_PREFIX):]
+    return dataset[len(DERIVED_PREFIX) :]
 
 
 def _error_key(name: str) -> str:
@@ -664,7 +707,9 @@ def _sort_out(
             resume.append(plan)
         else:
             report.skipped.append(
-                Skipped(plan.import_id, f"run {record.number} is being imported by process {record.pid} right now")
+                Skipped(
+                    plan.import_id, f"run {record.number} is being imported by process {record.pid} right now"
+                )
             )
     return new, resume, update
 
@@ -680,7 +725,9 @@ def _numbers(new: list[_Plan], ledger: Ledger, renumber: bool) -> list[int]:
             record = ledger.numbers[plan.run]
             origin = record.params.get(SOURCE) if isinstance(record.params, Mapping) else None
             came = f"imported from {origin}" if origin else "not from this DAMNIT database"
-            clashes.append(f"DAMNIT run {plan.run} is run {plan.run} of the shelf already ({record.experiment!r}, {came})")
+            clashes.append(
+                f"DAMNIT run {plan.run} is run {plan.run} of the shelf already ({record.experiment!r}, {came})"
+            )
     if clashes:
         raise conflict(
             clashes,
@@ -691,7 +738,11 @@ def _numbers(new: list[_Plan], ledger: Ledger, renumber: bool) -> list[int]:
 
 
 def _dry_run(
-    database: _Database, new: list[_Plan], numbers: list[int], resume: list[_Plan], update: list[_Plan],
+    database: _Database,
+    new: list[_Plan],
+    numbers: list[int],
+    resume: list[_Plan],
+    update: list[_Plan],
     report: ImportReport,
 ) -> ImportReport:
     for plan, number in [*zip(new, numbers, strict=True), *((p, None) for p in resume + update)]:
@@ -734,7 +785,9 @@ def _list_run(database: _Database, plan: _Plan) -> None:
 
 def _check_file(database: _Database, file: Path) -> None:
     if not _inside(database.folder, file):
-        raise ShelfError("it is a link to a file outside the DAMNIT folder (not read: the folder is untrusted)")
+        raise ShelfError(
+            "it is a link to a file outside the DAMNIT folder (not read: the folder is untrusted)"
+        )
 
 
 # -- writing ---------------------------------------------------------------------------------------
@@ -789,7 +842,9 @@ def _user_columns(shelf: Shelf, database: _Database, report: ImportReport) -> di
             report.warnings.append(Skipped(where, f"no user column can take it: {why(exc)}", name))
             continue
         if have != wanted:
-            report.warnings.append(Skipped(where, f"user column {name!r} holds {have} values already, not {wanted}", name))
+            report.warnings.append(
+                Skipped(where, f"user column {name!r} holds {have} values already, not {wanted}", name)
+            )
         columns[name] = have
     return columns
 
@@ -837,19 +892,21 @@ def _describe(shelf: Shelf, database: _Database, columns: Mapping[str, str], rep
         )
     current = shelf.column_tags()
     for name, tags in sorted(database.tags.items()):
-        column = known.get(name)
-        if column is None:
+        tagged = known.get(name)
+        if tagged is None:
             continue
-        wanted = sorted(set(current.get(column, [])) | set(tags))
-        if wanted == sorted(current.get(column, [])):
+        wanted = sorted(set(current.get(tagged, [])) | set(tags))
+        if wanted == sorted(current.get(tagged, [])):
             continue
         try:
-            shelf.tag_columns(column, wanted)
+            shelf.tag_columns(tagged, wanted)
         except ShelfError as exc:
             report.warnings.append(Skipped(where, f"its tags {tags!r} dropped: {why(exc)}", name))
 
 
-def _say(shelf: Shelf, column: str, fields: dict[str, Any], where: str, name: str, report: ImportReport) -> None:
+def _say(
+    shelf: Shelf, column: str, fields: dict[str, Any], where: str, name: str, report: ImportReport
+) -> None:
     if not fields:
         return
     said = shelf.metadata(column)
@@ -878,13 +935,20 @@ def _log(shelf: Shelf, database: _Database, report: ImportReport) -> None:
         try:
             shelf.log(text, at=stamp)
         except ShelfError as exc:
-            report.warnings.append(Skipped(str(database.folder / DATABASE), f"time comment not logged: {why(exc)}"))
+            report.warnings.append(
+                Skipped(str(database.folder / DATABASE), f"time comment not logged: {why(exc)}")
+            )
             continue
         have.add((stamp, text))
 
 
 def _import(
-    shelf: Shelf, database: _Database, plan: _Plan, number: int | None, renumber: bool, columns: Mapping[str, str],
+    shelf: Shelf,
+    database: _Database,
+    plan: _Plan,
+    number: int | None,
+    renumber: bool,
+    columns: Mapping[str, str],
     report: ImportReport,
 ) -> int | None:
     """Write one planned run (or, for an imported one, what changed); returns its number, None if skipped."""
@@ -910,8 +974,15 @@ def _import(
 
 
 def _write(
-    shelf: Shelf, database: _Database, plan: _Plan, f: h5py.File | None, number: int | None, renumber: bool,
-    columns: Mapping[str, str], where: str, report: ImportReport,
+    shelf: Shelf,
+    database: _Database,
+    plan: _Plan,
+    f: h5py.File | None,
+    number: int | None,
+    renumber: bool,
+    columns: Mapping[str, str],
+    where: str,
+    report: ImportReport,
 ) -> int | None:
     from ..run import Run
 
@@ -928,7 +999,10 @@ def _write(
         run, present = reopen(shelf, plan.existing, plan.names)
     else:
         run = start_run(
-            shelf, number=None if renumber else number, experiment=EXPERIMENT, params=_params(database, plan),
+            shelf,
+            number=None if renumber else number,
+            experiment=EXPERIMENT,
+            params=_params(database, plan),
             started=plan.started,
         )
         present = set()
@@ -957,7 +1031,9 @@ def _write(
 def _params(database: _Database, plan: _Plan) -> dict[str, Any]:
     source = plan.file if plan.file is not None else database.folder / DATABASE
     params: dict[str, Any] = {PROPOSAL: _plain(database.proposal), RUN: plan.run}
-    origins = {name: storable_text(row.provenance) for name, row in sorted(plan.rows.items()) if row.provenance}
+    origins = {
+        name: storable_text(row.provenance) for name, row in sorted(plan.rows.items()) if row.provenance
+    }
     if origins:
         params[PROVENANCE] = origins
     summary_only = sorted(item.dataset for item in plan.items if item.how == "summary")
@@ -974,12 +1050,24 @@ def _plain(value: Any) -> Any:
 
 
 def _derived_row(run: int, variable: str, source_hash: str, status: str, error: str | None) -> dict[str, Any]:
-    return {"run": run, "variable": variable, "source_hash": source_hash, "inputs": {}, "status": status,
-            "error": error}
+    return {
+        "run": run,
+        "variable": variable,
+        "source_hash": source_hash,
+        "inputs": {},
+        "status": status,
+        "error": error,
+    }
 
 
 def _put(
-    shelf: Shelf, number: int, f: h5py.File | None, plan: _Plan, item: _Item, ended: bool, where: str,
+    shelf: Shelf,
+    number: int,
+    f: h5py.File | None,
+    plan: _Plan,
+    item: _Item,
+    ended: bool,
+    where: str,
     report: ImportReport,
 ) -> bool:
     """Store one variable; whether it was stored (else skipped, with the reason in the report)."""
@@ -989,7 +1077,7 @@ def _put(
             value = _summary_value(plan.rows[item.variable])
         elif item.how == "xarray":
             assert plan.file is not None
-            value = _xarray_value(plan.file, item.variable)
+            value = _xarray_value(plan.file, item.variable, item.objtype)
         else:
             assert f is not None
             value, options = hdf5_value(f[item.variable]["data"])
@@ -1017,15 +1105,10 @@ def _size(value: Any) -> int:
     return value_bytes(value)
 
 
-def _xarray_value(file: Path, name: str) -> Any:
+def _xarray_value(file: Path, name: str, objtype: str) -> Any:
     """An xarray group of a run file, read whole, without DAMNIT's own ``_damnit_*`` attributes."""
-    import h5py
     import xarray as xr
 
-    with h5py.File(file, "r") as f:
-        objtype = f[name].attrs.get("_damnit_objtype", "")
-    if isinstance(objtype, bytes):
-        objtype = objtype.decode()
     load = xr.load_dataarray if objtype == "dataarray" else xr.load_dataset
     value = load(file, group=name, engine="h5netcdf")
     value.attrs = {k: v for k, v in value.attrs.items() if not str(k).startswith("_damnit_")}
@@ -1069,7 +1152,9 @@ def _annotate(
         try:
             values[name] = _typed(row.value, column_type)
         except (TypeError, ValueError):
-            report.warnings.append(Skipped(where, f"value {row.value!r} is not a {column_type}: left out", name))
+            report.warnings.append(
+                Skipped(where, f"value {row.value!r} is not a {column_type}: left out", name)
+            )
     comment_row = plan.rows.get(COMMENT)
     comment: Any = ...
     if comment_row is not None and isinstance(comment_row.value, str) and comment_row.value:

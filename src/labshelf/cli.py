@@ -267,7 +267,7 @@ TIME_HELP = "ISO 8601 such as 2026-12-05T14:05 (local time unless it says +00:00
 def _import_parser(sub: Any) -> None:
     p = sub.add_parser(
         "import",
-        help="bring runs in from other programs' files (ARTIQ results)",
+        help="bring runs in from other programs' files (ARTIQ results, DAMNIT databases)",
         description="Import runs written by other programs into a shelf. Importing again adds only what is "
         "new and finishes what an interrupted import began. Exit status 0 if every file was imported (or "
         "was already), 1 if some were skipped or the import was refused.",
@@ -302,6 +302,22 @@ def _import_parser(sub: Any) -> None:
     e.add_argument("path", metavar="SHELF", help="the shelf to import into")
     e.add_argument("--renumber", action="store_true", help="next free run numbers (exported number in params export_run)")
     e.add_argument("--dry-run", action="store_true", help="only say what would be imported; write nothing")
+    d = formats.add_parser(
+        "damnit",
+        help="a DAMNIT folder (runs.sqlite, extracted_data/, context.py): one run per DAMNIT run",
+        description="Import a DAMNIT folder: one run per run_info row, numbered by DAMNIT's run number; each "
+        "variable's full value from extracted_data/ as dataset derived/<name> (its summary where the run file "
+        "lacks it), errors as the cells' errors, titles/units/tags as display metadata and column tags, "
+        "time comments as the logbook, the comment and user-editable variables as annotations; context.py is "
+        "copied as damnit_context.py, never run. Cell styling is dropped (with a warning). A run number that is "
+        "already a run of the shelf from elsewhere is an error listing them all, before anything is written; "
+        "--renumber gives the next free numbers instead.",
+    )
+    d.add_argument("source", metavar="DAMNIT_DIR", help="the DAMNIT folder (holding runs.sqlite)")
+    d.add_argument("path", metavar="SHELF", help="the shelf to import into")
+    d.add_argument("--proposal", type=int, metavar="P", help="the proposal to import, where there are several")
+    d.add_argument("--renumber", action="store_true", help="next free run numbers (DAMNIT's kept in params damnit_run)")
+    d.add_argument("--dry-run", action="store_true", help="only say what would be imported; write nothing")
 
 
 #: OSErrors that what a user typed can cause (a path missing, forbidden, of the wrong
@@ -765,20 +781,27 @@ def _logbook(args: argparse.Namespace) -> None:
 
 
 def _import(args: argparse.Namespace) -> int:
-    from .importers import artiq, labshelf_export
+    from .importers import artiq, damnit, labshelf_export
     from .opening import open as open_shelf
 
-    what = {"artiq": ("RESULTS_DIR", "the ARTIQ results folder"), "labshelf": ("OUT_DIR", "the export folder")}
+    what = {
+        "artiq": ("RESULTS_DIR", "the ARTIQ results folder"),
+        "damnit": ("DAMNIT_DIR", "the DAMNIT folder"),
+        "labshelf": ("OUT_DIR", "the export folder"),
+    }
     if not args.source or "\0" in args.source:
         shown, folder = what[args.action]
         raise ShelfError(f"{shown} {args.source!r} is not a path: give {folder}")
     with open_shelf(args.path, mode="r" if args.dry_run else "rw") as shelf:
+        bar = sys.stderr.isatty()
         if args.action == "artiq":
             report = artiq(shelf, args.source, renumber=args.renumber, dry_run=args.dry_run, link=args.link,
-                           progress=sys.stderr.isatty())
+                           progress=bar)
+        elif args.action == "damnit":
+            report = damnit(shelf, args.source, proposal=args.proposal, renumber=args.renumber, dry_run=args.dry_run,
+                            progress=bar)
         else:
-            report = labshelf_export(shelf, args.source, renumber=args.renumber, dry_run=args.dry_run,
-                                     progress=sys.stderr.isatty())
+            report = labshelf_export(shelf, args.source, renumber=args.renumber, dry_run=args.dry_run, progress=bar)
     print(report)
     return 0 if report.ok else 1
 

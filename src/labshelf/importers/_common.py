@@ -40,6 +40,9 @@ from ..names import MAX_NAME_LENGTH, MAX_RUN, check_name, check_text
 from ..registry.records import MAX_SECONDS
 
 if TYPE_CHECKING:
+    import h5py
+    import numpy as np
+
     from ..registry.records import RunRecord
     from ..run import Run
     from ..shelf import Shelf
@@ -86,6 +89,9 @@ class ImportReport:
         the numbers they would get).
     completed
         Of those, runs an interrupted import had begun and this one finished.
+    updated
+        Runs imported before whose source changed since: what changed was
+        written again (new dataset versions), nothing else.
     datasets, bytes
         Datasets written (would be written) and their size in memory.
     already
@@ -101,6 +107,7 @@ class ImportReport:
     dry_run: bool = False
     runs: list[int] = field(default_factory=list)
     completed: list[int] = field(default_factory=list)
+    updated: list[int] = field(default_factory=list)
     datasets: int = 0
     bytes: int = 0
     already: int = 0
@@ -119,6 +126,8 @@ class ImportReport:
         if self.runs:
             span = f" ({self.runs[0]}..{self.runs[-1]})" if len(self.runs) > 1 else f" ({self.runs[0]})"
         completed = f", {len(self.completed)} of them interrupted before" if self.completed else ""
+        if self.updated:
+            completed += f", {len(self.updated)} runs changed at the source {'would be ' if self.dry_run else ''}updated"
         return (
             f"{verb} {len(self.runs)} runs{span}{completed}, {self.datasets} datasets, {size_text(self.bytes)}; "
             f"{self.already} imported already; {len(self.skipped)} skipped; {len(self.warnings)} warnings"
@@ -441,6 +450,139 @@ def display_meta(attrs: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
             continue
         fields[key] = value
     return fields, problems
+
+
+# -- HDF5 values, read as labshelf keeps them ---------------------------------------------------
+
+#: Arrays larger than this keep the source's compression (smaller ones are kept inline, uncompressed).
+COMPRESS_ABOVE = 16 * 1024
+#: The largest PNG decoded (pixels): sources keep icons and thumbnails; a huge one is not decoded at all.
+MAX_THUMBNAIL_PIXELS = 4096 * 4096
+
+
+class SkipDataset(Exception):
+    """A dataset left out, with the reason (the message)."""
+
+
+def why(exc: BaseException) -> str:
+    """An exception's message on one line, at most 300 characters (for a report)."""
+    text = str(exc) or type(exc).__name__
+    return " ".join(text.split())[:300]
+
+
+def refers_outside(node: h5py.Dataset) -> bool:
+    """Whether a dataset's values lie in other files (virtual, or external raw storage): never read."""
+    import h5py
+
+    plist = node.id.get_create_plist()
+    return bool(plist.get_layout() == h5py.h5d.VIRTUAL or plist.get_external_count())
+
+
+def group_refers_outside(group: h5py.Group) -> str | None:
+    """The first member of ``group`` (walked whole) that is a link or lies in other files, or None."""
+    import h5py
+
+    stack = [group]
+    while stack:
+        here = stack.pop()
+        for key in here:
+            link = here.get(key, getlink=True)
+            if isinstance(link, (h5py.SoftLink, h5py.ExternalLink)):
+                return f"{here.name}/{key}"
+            node = here.get(key)
+            if isinstance(node, h5py.Group):
+                stack.append(node)
+            elif isinstance(node, h5py.Dataset) and refers_outside(node):
+                return node.name
+    return None
+
+
+def hdf5_nbytes(node: h5py.Dataset) -> int:
+    """A dataset's size in memory (a variable-length string counts its pointer)."""
+    import numpy as np
+
+    if node.shape is None:
+        return 0
+    return int(np.prod(node.shape, dtype=np.int64)) * int(node.dtype.itemsize)
+
+
+def hdf5_value(node: h5py.Dataset) -> tuple[Any, dict[str, Any] | None]:
+    """The value of a source's HDF5 dataset as labshelf keeps it exactly, and the storage options to keep."""
+    import h5py
+    import numpy as np
+
+    if node.shape is None:
+        raise SkipDataset("an empty HDF5 dataset (no value to keep)")
+    dtype = node.dtype
+    if h5py.check_string_dtype(dtype) is not None:
+        raw = node[()]
+        if node.ndim == 0:
+            return decoded_text(raw), None
+        texts = [decoded_text(x) for x in np.asarray(raw, dtype=object).ravel()]
+        if all(isinstance(t, str) for t in texts):
+            return np.array(texts, dtype=str).reshape(node.shape) if texts else np.empty(node.shape, dtype="U1"), None
+        return np.array([t if isinstance(t, bytes) else t.encode() for t in texts], dtype=bytes).reshape(node.shape), None
+    if dtype.names is not None:
+        raise SkipDataset("a compound (table) HDF5 dataset: labshelf has no exact kind for it yet")
+    if dtype.kind == "V":
+        if node.ndim == 0:
+            return bytes(node[()].tobytes()), None
+        raise SkipDataset("an array of opaque HDF5 values: labshelf has no exact kind for it")
+    if dtype.kind == "O":
+        raise SkipDataset("variable-length or reference HDF5 values: labshelf has no exact kind for them")
+    value = node[()]
+    options = None
+    if node.ndim and node.compression in ("gzip", "lzf") and value.nbytes > COMPRESS_ABOVE:
+        options = {"compression": node.compression}
+        if node.compression == "gzip" and node.compression_opts is not None:
+            options["compression_opts"] = int(node.compression_opts)
+        if node.shuffle:
+            options["shuffle"] = True
+    return value, options
+
+
+def decoded_text(raw: Any) -> str | bytes:
+    """HDF5 text as str (bytes that are not UTF-8 stay bytes)."""
+    if isinstance(raw, bytes):
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return raw
+    return str(raw)
+
+
+
+def value_bytes(value: Any) -> int:
+    """A value's size in memory, as reports count it."""
+    import numpy as np
+
+    if isinstance(value, np.ndarray | np.generic):
+        return int(value.nbytes)
+    if isinstance(value, (str, bytes)):
+        return len(value)
+    return 8
+
+
+def png_pixels(data: bytes) -> np.ndarray:
+    """The pixels of a PNG: grey (2-D), RGB or RGBA (HxWx3/4), 8 or 16 bits; the PNG itself is lossless."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    if not data.startswith(b"\x89PNG\r\n\x1a\n"):
+        raise ValueError("it does not start with the PNG signature")
+    with Image.open(io.BytesIO(data), formats=["PNG"]) as picture:
+        width, height = picture.size
+        if width * height > MAX_THUMBNAIL_PIXELS:
+            raise ValueError(f"{width}x{height} pixels is more than a thumbnail needs")
+        if picture.mode in ("L", "RGB", "RGBA", "I;16", "I"):
+            pixels = np.asarray(picture)
+        elif picture.mode in ("LA", "PA") or "transparency" in picture.info:
+            pixels = np.asarray(picture.convert("RGBA"))
+        else:
+            pixels = np.asarray(picture.convert("RGB"))
+    return np.ascontiguousarray(pixels)
 
 
 # -- progress ------------------------------------------------------------------------------------

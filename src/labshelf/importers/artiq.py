@@ -28,7 +28,6 @@ the reason, as is a dataset labshelf cannot keep exactly; the rest goes on.
 
 from __future__ import annotations
 
-import io
 import os
 import re
 from dataclasses import dataclass, field
@@ -67,7 +66,14 @@ from ._common import (
     start_run,
     storable_text,
 )
+from ._common import SkipDataset as _Skip
 from ._common import check_time as _check_time
+from ._common import hdf5_nbytes as _nbytes
+from ._common import hdf5_value as _value
+from ._common import png_pixels as _png_pixels
+from ._common import refers_outside as _refers_outside
+from ._common import value_bytes as _value_bytes
+from ._common import why as _why
 
 if TYPE_CHECKING:
     import h5py
@@ -83,10 +89,6 @@ FILE_NAME = re.compile(r"(\d+)-(.+)\.h5\Z")
 #: Params keys the importer writes; an expid argument of one of these names is kept as ``argument:<name>``.
 RESERVED = ("artiq_file", "artiq_repo_rev", "artiq_version", "artiq_rid", "artiq_expid", SOURCE, SOURCE_SHA256,
             IMPORT_ID, RENAMED)
-#: Arrays larger than this keep the source's compression (smaller ones are kept inline, uncompressed).
-COMPRESS_ABOVE = 16 * 1024
-#: The largest thumbnail decoded (pixels): ARTIQ's are icons; a huge one is not decoded at all.
-MAX_THUMBNAIL_PIXELS = 4096 * 4096
 THUMBNAIL = "thumbnail"
 #: A file's datasets go in batches (one transaction each) of at most this many, or this many bytes read.
 BATCH_DATASETS = 1000
@@ -131,10 +133,6 @@ class _Plan:
     @property
     def nbytes(self) -> int:
         return sum(item.nbytes for item in self.items)
-
-
-class _Skip(Exception):
-    """A dataset left out, with the reason (the message)."""
 
 
 def artiq(
@@ -230,11 +228,6 @@ def artiq(
 
 def _progress(items: list[Any], desc: str, enabled: bool) -> Any:
     return progress(items, desc, enabled)
-
-
-def _why(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    return " ".join(text.split())[:300]
 
 
 # -- finding the files ---------------------------------------------------------------------
@@ -436,20 +429,6 @@ def _walk(f: h5py.File, group_path: str, prefix: tuple[str, ...], plan: _Plan, r
     plan.items.sort(key=lambda item: item.path)
 
 
-def _refers_outside(node: h5py.Dataset) -> bool:
-    """Whether a dataset's values lie in other files (virtual, or external raw storage): never read."""
-    import h5py
-
-    plist = node.id.get_create_plist()
-    return bool(plist.get_layout() == h5py.h5d.VIRTUAL or plist.get_external_count())
-
-
-def _nbytes(node: h5py.Dataset) -> int:
-    if node.shape is None:
-        return 0
-    return int(np.prod(node.shape, dtype=np.int64)) * int(node.dtype.itemsize)
-
-
 # -- what is new, numbers, clashes --------------------------------------------------------------
 
 
@@ -608,57 +587,6 @@ def _attrs(node: h5py.Dataset) -> dict[str, Any]:
     return {key: attrs[key] for key in ("unit", "scale", "precision") if key in attrs}
 
 
-def _value(node: h5py.Dataset) -> tuple[Any, dict[str, Any] | None]:
-    """The value of an ARTIQ dataset as labshelf keeps it exactly, and the storage options to keep."""
-    import h5py
-
-    if node.shape is None:
-        raise _Skip("an empty HDF5 dataset (no value to keep)")
-    dtype = node.dtype
-    if h5py.check_string_dtype(dtype) is not None:
-        raw = node[()]
-        if node.ndim == 0:
-            return _decoded(raw), None
-        texts = [_decoded(x) for x in np.asarray(raw, dtype=object).ravel()]
-        if all(isinstance(t, str) for t in texts):
-            return np.array(texts, dtype=str).reshape(node.shape) if texts else np.empty(node.shape, dtype="U1"), None
-        return np.array([t if isinstance(t, bytes) else t.encode() for t in texts], dtype=bytes).reshape(node.shape), None
-    if dtype.names is not None:
-        raise _Skip("a compound (table) HDF5 dataset: labshelf has no exact kind for it yet")
-    if dtype.kind == "V":
-        if node.ndim == 0:
-            return bytes(node[()].tobytes()), None
-        raise _Skip("an array of opaque HDF5 values: labshelf has no exact kind for it")
-    if dtype.kind == "O":
-        raise _Skip("variable-length or reference HDF5 values: labshelf has no exact kind for them")
-    value = node[()]
-    options = None
-    if node.ndim and node.compression in ("gzip", "lzf") and value.nbytes > COMPRESS_ABOVE:
-        options = {"compression": node.compression}
-        if node.compression == "gzip" and node.compression_opts is not None:
-            options["compression_opts"] = int(node.compression_opts)
-        if node.shuffle:
-            options["shuffle"] = True
-    return value, options
-
-
-def _decoded(raw: Any) -> str | bytes:
-    if isinstance(raw, bytes):
-        try:
-            return raw.decode("utf-8")
-        except UnicodeDecodeError:
-            return raw
-    return str(raw)
-
-
-def _value_bytes(value: Any) -> int:
-    if isinstance(value, np.ndarray | np.generic):
-        return int(value.nbytes)
-    if isinstance(value, (str, bytes)):
-        return len(value)
-    return 8
-
-
 def _read_thumbnail(f: h5py.File, member: str, where: str, report: ImportReport) -> _Read | None:
     """``datasets/thumbnail`` (PNG bytes) as the image dataset ``thumbnail``: the run table shows it."""
     try:
@@ -672,22 +600,3 @@ def _read_thumbnail(f: h5py.File, member: str, where: str, report: ImportReport)
         report.warnings.append(Skipped(where, "the thumbnail is smaller than 16 px: kept as an array, not shown", member))
     item = _Item(THUMBNAIL, member, int(picture.nbytes))
     return _Read(item, picture, None, {}, int(picture.nbytes), "labshelf cannot keep the thumbnail")
-
-
-def _png_pixels(data: bytes) -> np.ndarray:
-    """The pixels of a PNG: grey (2-D), RGB or RGBA (HxWx3/4), 8 or 16 bits; the PNG itself is lossless."""
-    from PIL import Image
-
-    if not data.startswith(b"\x89PNG\r\n\x1a\n"):
-        raise ValueError("it does not start with the PNG signature")
-    with Image.open(io.BytesIO(data), formats=["PNG"]) as picture:
-        width, height = picture.size
-        if width * height > MAX_THUMBNAIL_PIXELS:
-            raise ValueError(f"{width}x{height} pixels is more than a thumbnail needs")
-        if picture.mode in ("L", "RGB", "RGBA", "I;16", "I"):
-            pixels = np.asarray(picture)
-        elif picture.mode in ("LA", "PA") or "transparency" in picture.info:
-            pixels = np.asarray(picture.convert("RGBA"))
-        else:
-            pixels = np.asarray(picture.convert("RGB"))
-    return np.ascontiguousarray(pixels)
